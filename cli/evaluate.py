@@ -1,0 +1,111 @@
+"""`nmt evaluate bleu` and `nmt evaluate perplexity`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli.errors import Device, user_errors
+from nmt import evaluate as ev
+from nmt.errors import UserError
+from nmt.translate import Translator
+
+app = typer.Typer(
+    help="Score translations: BLEU, chrF, TER, significance, perplexity.", no_args_is_help=True
+)
+
+
+def _print_scores(report: dict[str, Any], metrics: list[str]) -> None:
+    for name in metrics:
+        typer.echo(f"{report[name]['text']}\n    {report[name]['signature']}")
+    if "decode" in report:
+        settings = ", ".join(f"{k}={v}" for k, v in report["decode"].items())
+        typer.echo(f"decode: {settings} ({report['translate_seconds']:.1f} s)")
+    if "compare" in report:
+        typer.echo(f"paired bootstrap resampling against {report['compare']['baseline']}:")
+        for name in metrics:
+            c = report["compare"][name]
+            typer.echo(
+                f"    {name}: {c['score']:.2f} vs {c['baseline']:.2f}, "
+                f"p = {c['p_value']:.4f}   {c['signature']}"
+            )
+
+
+@app.command()
+@user_errors
+def bleu(
+    hypothesis: Annotated[
+        Path | None, typer.Argument(help="Translations to score (or use --model and --source).")
+    ] = None,
+    reference: Annotated[
+        Path, typer.Option("--reference", "-r", help="Reference translations.")
+    ] = ...,  # type: ignore[assignment]
+    model: Annotated[
+        Path | None, typer.Option("--model", "-m", help="Translate with this model.")
+    ] = None,
+    source: Annotated[Path | None, typer.Option("--source", "-s", help="Text for --model.")] = None,
+    metrics: Annotated[
+        str, typer.Option(help="Comma-separated: bleu, chrf, ter.")
+    ] = "bleu,chrf,ter",
+    compare: Annotated[
+        Path | None, typer.Option(help="Other system's output: paired bootstrap test against it.")
+    ] = None,
+    beam: Annotated[int | None, typer.Option(help="Beam size with --model.")] = None,
+    greedy: Annotated[bool, typer.Option(help="Greedy search with --model.")] = False,
+    output: Annotated[
+        Path | None, typer.Option(help="With --model: save the translations.")
+    ] = None,
+    device: Annotated[Device, typer.Option(help="Where to run the model.")] = Device.auto,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Score a file of translations, or translate --source with --model and score that."""
+    names = [m.strip().lower() for m in metrics.split(",") if m.strip()]
+    for name in names:
+        if name not in ev.METRICS:
+            raise UserError(
+                f"--metrics: unknown metric {name!r}; choose from {', '.join(ev.METRICS)}"
+            )
+    if (hypothesis is None) == (model is None) or (model is not None) != (source is not None):
+        raise UserError("give either HYPOTHESIS, or --model and --source (not both)")
+    if model is not None:
+        translator = Translator.load(model, device.value)
+        report = ev.score_model(
+            translator, source, reference, names, beam_size=1 if greedy else beam
+        )
+        hyps = report.pop("hypotheses")
+        if output is not None:
+            output.write_text("".join(f"{h}\n" for h in hyps), encoding="utf-8")
+        if compare is not None:
+            other, _ = ev.read_aligned(compare, reference)
+            refs, _ = ev.read_aligned(reference, source)
+            report["compare"] = {"baseline": str(compare), **ev.compare(hyps, other, refs, names)}
+    else:
+        report = ev.score_files(hypothesis, reference, names, compare)
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False))
+    else:
+        _print_scores(report, names)
+
+
+@app.command()
+@user_errors
+def perplexity(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Model directory.")],
+    source: Annotated[Path, typer.Option("--source", "-s", help="Source sentences.")],
+    reference: Annotated[Path, typer.Option("--reference", "-r", help="Their translations.")],
+    device: Annotated[Device, typer.Option(help="Where to run the model.")] = Device.auto,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Per-token cross-entropy and perplexity of the references under the model."""
+    report = ev.perplexity(Translator.load(model, device.value), source, reference)
+    if as_json:
+        typer.echo(json.dumps(report))
+    else:
+        typer.echo(
+            f"cross-entropy {report['cross_entropy']:.4f} nats/token, perplexity "
+            f"{report['perplexity']:.3f} ({report['tokens']} tokens, {report['sentences']} "
+            "sentences)"
+        )

@@ -1,0 +1,63 @@
+"""`nmt train RECIPE`."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.errors import Device, user_errors
+from nmt.config import load_recipe
+from nmt.train import Evaluation, Event, Message, Progress
+from nmt.train import train as run_training
+
+
+def _report(event: Event) -> None:
+    if isinstance(event, Message):
+        typer.echo(event.text)
+    elif isinstance(event, Progress):
+        typer.echo(
+            f"epoch {event.epoch:3d}  step {event.step:7d}  loss {event.loss:7.4f}  "
+            f"lr {event.learning_rate:.2e}  {event.tokens_per_second / 1000:6.1f}k tok/s"
+        )
+    elif isinstance(event, Evaluation):
+        mark = "  (best)" if event.improved else ""
+        typer.echo(
+            f"eval   step {event.step:7d}  valid loss {event.valid_loss:.4f}  "
+            f"ppl {event.valid_ppl:.2f}  BLEU {event.valid_bleu:.2f}{mark}"
+        )
+
+
+@user_errors
+def train(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file, e.g. recipes/quickstart.yaml.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a recipe key: --set train.max_epochs=3 (repeatable)."),
+    ] = None,
+    output_dir: Annotated[
+        Path | None, typer.Option(help="Model directory to write (default: the recipe's).")
+    ] = None,
+    device: Annotated[Device, typer.Option(help="Where to train.")] = Device.auto,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the training saved in the model directory.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing model directory.")] = False,
+) -> None:
+    """Train a model from a recipe and write its model directory."""
+    cfg = load_recipe(recipe, set_ or [])
+    if output_dir is not None:
+        cfg = dataclasses.replace(cfg, output_dir=str(output_dir))
+    results = run_training(cfg, device.value, resume, overwrite, _report)
+    if "bleu" in results:
+        typer.echo(
+            f"test: BLEU {results['bleu']:.2f}  chrF {results['chrf']:.2f}  "
+            f"(beam {results['beam_size']}; {results['signature']['bleu']})"
+        )
+    typer.echo(
+        f"trained {results['steps']} steps in {results['train_seconds']:.0f} s "
+        f"({results['train_tokens_per_second'] / 1000:.1f}k target tokens/s); "
+        f"model in {cfg.output_dir}"
+    )

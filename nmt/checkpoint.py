@@ -1,0 +1,139 @@
+"""Model-directory I/O: weights in safetensors, atomic writes, the resumable last state.
+
+    runs/x/
+      recipe.yaml            the resolved recipe, exactly as trained
+      model.safetensors      best weights (loading them runs no code)
+      spm.model | ...        tokenizers (see nmt.tokenizer.file_names)
+      checkpoints/last/      model.safetensors + optimizer.pt + trainer.json, to resume
+      metrics.jsonl          one JSON object per evaluation
+      results.json           test-set scores with sacrebleu signatures
+
+Every file is written under a temporary name and renamed into place, so a crash leaves
+either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_model, save_model
+
+from nmt.errors import UserError
+
+FORMAT = "1"  # bump when a model directory written before can no longer be read
+RECIPE, WEIGHTS, METRICS, RESULTS = (
+    "recipe.yaml",
+    "model.safetensors",
+    "metrics.jsonl",
+    "results.json",
+)
+LAST = Path("checkpoints") / "last"
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def append_jsonl(path: Path, obj: Any) -> None:
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def save_weights(path: Path, model: torch.nn.Module) -> None:
+    """safetensors file, tied weights stored once, with the format version inside."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_model(model, str(tmp), metadata={"nmt_format": FORMAT})
+    os.replace(tmp, path)
+
+
+def load_weights(path: Path, model: torch.nn.Module, device: torch.device | str = "cpu") -> None:
+    if not path.is_file():
+        raise UserError(f"{path}: missing; is {path.parent} a model directory from nmt train?")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            version = (f.metadata() or {}).get("nmt_format")
+    except SafetensorError as e:
+        raise UserError(f"{path}: not a readable safetensors file ({e})") from None
+    if version != FORMAT:
+        raise UserError(
+            f"{path}: written by another version of nmt (format {version}, this one reads "
+            f"{FORMAT}); translate with that version or train the model again"
+        )
+    missing, unexpected = load_model(model, str(path), strict=False, device=str(device))
+    if missing or unexpected:
+        raise UserError(
+            f"{path}: the weights do not fit the model its recipe.yaml describes "
+            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); was "
+            "recipe.yaml edited after training?"
+        )
+
+
+def save_last(
+    run_dir: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    trainer_state: dict[str, Any],
+) -> None:
+    """Everything needed to continue training exactly where it stopped."""
+    last = run_dir / LAST
+    tmp = last.with_name("last.tmp")
+    old = last.with_name("last.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_model(model, str(tmp / WEIGHTS), metadata={"nmt_format": FORMAT})
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save(
+        {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng},
+        tmp / "optimizer.pt",
+    )
+    (tmp / "trainer.json").write_text(json.dumps(trainer_state, indent=2) + "\n")
+    if last.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(last, old)
+    os.replace(tmp, last)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_last(
+    run_dir: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Restore model, optimizer, scheduler and random state; return the trainer state."""
+    last = run_dir / LAST
+    if (
+        not (last / "trainer.json").is_file()
+        and (last.with_name("last.old") / "trainer.json").is_file()
+    ):
+        last = last.with_name("last.old")  # a crash between the two renames of save_last
+    if not (last / "trainer.json").is_file():
+        raise UserError(f"{run_dir}: no checkpoints/last to resume from; train without --resume")
+    load_weights(last / WEIGHTS, model, device)
+    saved = torch.load(last / "optimizer.pt", map_location=device, weights_only=True)
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["rng"]["torch"].cpu())
+    if "cuda" in saved["rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in saved["rng"]["cuda"]])
+    return json.loads((last / "trainer.json").read_text())

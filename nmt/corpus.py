@@ -1,0 +1,225 @@
+"""Parallel corpora: pairs of strings from every kind of source a recipe can name.
+
+`read_corpus(source, src_lang, tgt_lang, key)` returns a `Corpus` of stripped, non-empty
+pairs; empty pairs are skipped and counted. Every mistake a user can make with a corpus
+(missing file, misaligned line counts, bytes that are not UTF-8, a TSV line with the
+wrong number of columns, an unreachable hub dataset) raises `UserError` with one line
+naming the file and the fix. Length and ratio filters act on token counts, so they live
+here as a pure function of lengths and run after tokenization (`length_filter`).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nmt import toy
+from nmt.config import (
+    DatasetDirSource,
+    FilesSource,
+    HubSource,
+    JsonlSource,
+    Source,
+    ToySource,
+    TsvSource,
+)
+from nmt.errors import UserError
+
+
+@dataclass
+class Corpus:
+    source: list[str]
+    target: list[str]
+    origin: str  # where the pairs came from, for log lines
+    skipped_empty: int = 0  # pairs dropped because one side was empty
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+
+def read_corpus(source: Source, src_lang: str, tgt_lang: str, key: str = "data") -> Corpus:
+    """Read all pairs of `source`; `key` (e.g. "data.train") names it in messages."""
+    if isinstance(source, FilesSource):
+        src_path = Path(source.pattern.replace("{lang}", src_lang))
+        tgt_path = Path(source.pattern.replace("{lang}", tgt_lang))
+        src, tgt = read_lines(src_path, key), read_lines(tgt_path, key)
+        if len(src) != len(tgt):
+            raise UserError(
+                f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: the two "
+                "sides of a parallel corpus must be line-aligned (line i translates line i)"
+            )
+        return _clean(src, tgt, f"{src_path} + {tgt_path}")
+    if isinstance(source, TsvSource):
+        return _read_tsv(Path(source.tsv), key)
+    if isinstance(source, JsonlSource):
+        path = Path(source.jsonl)
+        rows = ((n, _parse_json(line, path, n)) for n, line in _numbered_lines(path, key) if line)
+        return _from_rows(rows, src_lang, tgt_lang, f"{path}:")
+    if isinstance(source, HubSource):
+        return _read_hub(source, src_lang, tgt_lang, key)
+    if isinstance(source, DatasetDirSource):
+        return _read_dataset_dir(source, src_lang, tgt_lang, key)
+    if isinstance(source, ToySource):
+        if source.toy not in toy.TASKS:
+            raise UserError(
+                f"{key}: unknown toy corpus {source.toy!r}; known: {', '.join(toy.TASKS)}"
+            )
+        if source.split not in toy.SPLITS:
+            raise UserError(f"{key}: toy split must be one of {', '.join(toy.SPLITS)}")
+        pairs = toy.TASKS[source.toy](source.split, source.size)
+        return _clean([p[0] for p in pairs], [p[1] for p in pairs], f"toy:{source.toy}")
+    raise TypeError(f"not a corpus source: {source!r}")
+
+
+def read_lines(path: Path, key: str = "input") -> list[str]:
+    """All lines of a UTF-8 text file (gzip read transparently), stripped."""
+    return [line for _, line in _numbered_lines(path, key)]
+
+
+def length_filter(
+    src_lengths: Sequence[int], tgt_lengths: Sequence[int], max_length: int, max_ratio: float
+) -> tuple[list[int], int, int]:
+    """Indices of pairs to keep, and how many were too long and how many too unequal."""
+    keep, too_long, bad_ratio = [], 0, 0
+    for i, (s, t) in enumerate(zip(src_lengths, tgt_lengths, strict=True)):
+        if s > max_length or t > max_length:
+            too_long += 1
+        elif max(s, t) > max_ratio * max(1, min(s, t)):
+            bad_ratio += 1
+        else:
+            keep.append(i)
+    return keep, too_long, bad_ratio
+
+
+def _numbered_lines(path: Path, key: str) -> Iterator[tuple[int, str]]:
+    if not path.is_file():
+        hint = "; check the path in the recipe (relative paths start where nmt runs)"
+        raise UserError(f"{path}: no such file (named by {key}){hint}")
+    with path.open("rb") as probe:
+        gzipped = probe.read(2) == b"\x1f\x8b"
+    opener = gzip.open if gzipped else open
+    with opener(path, "rb") as f:
+        for n, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise UserError(
+                    f"{path}:{n}: not valid UTF-8 (byte {e.start}); convert the file, "
+                    f"e.g. iconv -f latin1 -t utf-8"
+                ) from None
+            yield n, text.strip()
+
+
+def _clean(src: list[str], tgt: list[str], origin: str) -> Corpus:
+    keep = [i for i, (s, t) in enumerate(zip(src, tgt, strict=True)) if s and t]
+    skipped = len(src) - len(keep)
+    if skipped:
+        src, tgt = [src[i] for i in keep], [tgt[i] for i in keep]
+    return Corpus(src, tgt, origin, skipped)
+
+
+def _read_tsv(path: Path, key: str) -> Corpus:
+    src, tgt = [], []
+    for n, line in _numbered_lines(path, key):
+        if not line:
+            src.append("")
+            tgt.append("")
+            continue
+        columns = line.split("\t")
+        if len(columns) != 2:
+            raise UserError(
+                f"{path}:{n}: expected 2 tab-separated columns (source, target), found "
+                f"{len(columns)}; remove stray tabs or give the sides as two files"
+            )
+        src.append(columns[0].strip())
+        tgt.append(columns[1].strip())
+    return _clean(src, tgt, str(path))
+
+
+def _parse_json(line: str, path: Path, n: int) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise UserError(
+            f"{path}:{n}: not a JSON object ({e.msg}); write one object per line"
+        ) from None
+
+
+def _from_rows(
+    rows: Iterator[tuple[int, Any]], src_lang: str, tgt_lang: str, origin: str
+) -> Corpus:
+    """Numbered rows, flat {src: .., tgt: ..} or nested {"translation": {src: .., tgt: ..}}.
+
+    `origin` ends in ":" for files (rows are line numbers) or names a dataset (row indices).
+    """
+    src, tgt = [], []
+    where = origin if origin.endswith(":") else f"{origin}: row "
+    for n, row in rows:
+        pair = row.get("translation", row) if isinstance(row, dict) else None
+        if not isinstance(pair, dict) or src_lang not in pair or tgt_lang not in pair:
+            found = ", ".join(map(str, pair)) if isinstance(pair, dict) else type(row).__name__
+            raise UserError(
+                f"{where}{n}: no {src_lang!r} and {tgt_lang!r} fields (found: "
+                f"{found}); rows look like {{{src_lang!r}: ..., {tgt_lang!r}: ...}} or "
+                f"{{'translation': {{...}}}}; check data.source_lang and data.target_lang"
+            )
+        src.append(str(pair[src_lang] or "").strip())
+        tgt.append(str(pair[tgt_lang] or "").strip())
+    return _clean(src, tgt, origin.rstrip(":"))
+
+
+def _dataset_rows(dataset: Any, src_lang: str, tgt_lang: str) -> Iterator[tuple[int, dict]]:
+    """Numbered rows of a `datasets.Dataset`, reading only the columns that matter."""
+    columns = dataset.column_names
+    if src_lang in columns and tgt_lang in columns:
+        dataset = dataset.select_columns([src_lang, tgt_lang])
+    elif "translation" in columns:
+        dataset = dataset.select_columns(["translation"])
+    return enumerate(dataset, start=1)
+
+
+def _read_hub(source: HubSource, src_lang: str, tgt_lang: str, key: str) -> Corpus:
+    import datasets  # slow to import; only hub and dataset_dir sources need it
+
+    name = source.hub + (f" ({source.config})" if source.config else "")
+    try:
+        dataset = datasets.load_dataset(source.hub, source.config, split=source.split)
+    except Exception as e:  # network, auth, missing dataset or split: all end the same way
+        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        raise UserError(
+            f"{key}: could not load hub dataset {name}, split {source.split!r}: {reason}. "
+            "Without network access, point the recipe at local files instead "
+            "(e.g. data.train: corpus/train.{lang}.gz or {dataset_dir: DIR, split: S})"
+        ) from None
+    return _from_rows(_dataset_rows(dataset, src_lang, tgt_lang), src_lang, tgt_lang, f"hub:{name}")
+
+
+def _read_dataset_dir(source: DatasetDirSource, src_lang: str, tgt_lang: str, key: str) -> Corpus:
+    import datasets
+
+    path = Path(source.dataset_dir)
+    if not path.is_dir():
+        raise UserError(
+            f"{path}: no such directory (named by {key}); give the directory "
+            "that Dataset.save_to_disk wrote"
+        )
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except Exception as e:
+        raise UserError(
+            f"{path}: not a saved `datasets` directory ({e}); write one with "
+            "Dataset.save_to_disk or use {jsonl: FILE}"
+        ) from None
+    if isinstance(loaded, datasets.DatasetDict):
+        splits = list(loaded)
+        split = source.split or (splits[0] if len(splits) == 1 else None)
+        if split not in loaded:
+            raise UserError(f"{path}: choose a split with {key}.split: one of {', '.join(splits)}")
+        loaded = loaded[split]
+    elif source.split is not None:
+        raise UserError(f"{path} holds a single dataset without splits; remove {key}.split")
+    return _from_rows(_dataset_rows(loaded, src_lang, tgt_lang), src_lang, tgt_lang, str(path))

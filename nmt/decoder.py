@@ -1,0 +1,226 @@
+"""The decoder: a stacked RNN that writes the target one token at a time.
+
+Three wirings, chosen by the attention name:
+
+* `none` (Sutskever et al. 2014; Cho et al. 2014): the RNN starts from the encoder's
+  final state and reads only the previous token; its state is the output.
+* `bahdanau` (Bahdanau et al. 2015): the previous state s_{i-1} queries the source, the
+  context c_i joins the previous token's embedding as RNN input, and the output is the
+  "deep output" tanh(W_o [s_i; c_i; E y_{i-1}]).
+* `luong_*` (Luong et al. 2015): the RNN steps first, the new state s_i queries the
+  source, and the output is the attentional vector h̃_i = tanh(W_c [c_i; s_i]). With input
+  feeding, h̃_{i-1} joins the next step's input.
+
+Search drives `step(prev_tokens, state)`; the state is an explicit, reorderable
+dataclass, so beam search never sees RNN internals. Training calls `forward` on the whole
+target. When no step depends on the previous step's output (Luong without input feeding,
+or no attention, under pure teacher forcing) `forward` takes the fast path: one cuDNN
+RNN call over all positions and one batched attention product for all steps. It uses the
+same modules as the step path and gives the same numbers (a test checks this).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nmt.attention import ATTENTION
+from nmt.encoder import RNNS, EncoderOutput
+from nmt.tokenizer import BOS, PAD
+
+
+@dataclass
+class DecoderState:
+    hidden: torch.Tensor  # (L, B, H)
+    cell: torch.Tensor | None  # (L, B, H), LSTM only
+    input_feed: torch.Tensor | None  # (B, H) previous attentional vector, Luong + feeding
+    memory: torch.Tensor | None  # (B, S, D) encoder outputs; None without attention
+    keys: torch.Tensor | None  # (B, S, K) projected once per batch by the attention
+    mask: torch.Tensor | None  # (B, S) True at real source tokens
+
+    def reorder(self, index: torch.Tensor) -> DecoderState:
+        """Keep / repeat / permute batch rows: row b of the result is row index[b]."""
+
+        def pick(t: torch.Tensor | None, dim: int = 0) -> torch.Tensor | None:
+            return None if t is None else t.index_select(dim, index)
+
+        return DecoderState(
+            pick(self.hidden, 1),
+            pick(self.cell, 1),
+            pick(self.input_feed),
+            pick(self.memory),
+            pick(self.keys),
+            pick(self.mask),
+        )
+
+
+class Decoder(nn.Module):
+    def __init__(
+        self,
+        vocab_size: int,
+        embedding_size: int,
+        hidden_size: int,
+        num_layers: int,
+        memory_size: int,
+        encoder_layers: int,
+        cell: str = "lstm",
+        attention: str = "luong_general",
+        input_feeding: bool = True,
+        bridge: bool = True,
+        dropout: float = 0.0,
+        tie_embeddings: bool = False,
+    ):
+        super().__init__()
+        self.style = "none" if attention == "none" else attention.split("_")[0]
+        self.input_feeding = input_feeding and self.style == "luong"
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.encoder_layers = encoder_layers
+        self.is_lstm = cell == "lstm"
+
+        self.embed = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD)
+        self.dropout = nn.Dropout(dropout)
+        self.attention = (
+            None if self.style == "none" else ATTENTION[attention](hidden_size, memory_size)
+        )
+        rnn_input = embedding_size
+        rnn_input += memory_size if self.style == "bahdanau" else 0
+        rnn_input += hidden_size if self.input_feeding else 0
+        self.rnn = RNNS[cell](
+            rnn_input,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        if self.style == "luong":
+            self.combine = nn.Linear(memory_size + hidden_size, hidden_size, bias=False)  # W_c
+        elif self.style == "bahdanau":
+            self.combine = nn.Linear(hidden_size + memory_size + embedding_size, hidden_size)
+        # Bridge: decoder layer l starts from encoder layer l (or the top one when the
+        # stacks differ in depth) through linear + tanh; separate maps for h and c.
+        n_maps = num_layers if bridge else 0
+        self.bridge_h = nn.ModuleList(nn.Linear(memory_size, hidden_size) for _ in range(n_maps))
+        self.bridge_c = nn.ModuleList(
+            nn.Linear(memory_size, hidden_size) for _ in range(n_maps if self.is_lstm else 0)
+        )
+        self.output = nn.Linear(hidden_size, vocab_size, bias=False)
+        if tie_embeddings:
+            self.output.weight = self.embed.weight
+
+    # ------------------------------------------------------------------ state
+
+    def init_state(self, encoded: EncoderOutput) -> DecoderState:
+        batch = encoded.memory.size(0)
+        hidden = self._bridge(self.bridge_h, encoded.hidden, encoded.memory)
+        cell = self._bridge(self.bridge_c, encoded.cell, encoded.memory) if self.is_lstm else None
+        if self.attention is None:
+            return DecoderState(hidden, cell, None, None, None, None)
+        feed = encoded.memory.new_zeros(batch, self.hidden_size) if self.input_feeding else None
+        keys = self.attention.project_keys(encoded.memory)
+        return DecoderState(hidden, cell, feed, encoded.memory, keys, encoded.mask)
+
+    def _bridge(
+        self, maps: nn.ModuleList, final: torch.Tensor | None, memory: torch.Tensor
+    ) -> torch.Tensor:
+        """Initial (L, B, H) decoder state from the encoder's final (L_enc, B, D) one."""
+        if len(maps) == 0 or final is None:
+            return memory.new_zeros(self.num_layers, memory.size(0), self.hidden_size)
+        same_depth = self.encoder_layers == self.num_layers
+        layers = [torch.tanh(m(final[i if same_depth else -1])) for i, m in enumerate(maps)]
+        return torch.stack(layers)  # (L, B, H)
+
+    # ------------------------------------------------------------------ one step
+
+    def step(
+        self, prev_tokens: torch.Tensor, state: DecoderState
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+        """prev_tokens (B,) → log-probabilities (B, V), the next state, attention (B, S)."""
+        emb = self.dropout(self.embed(prev_tokens))
+        out, state, weights = self._advance(emb, state)
+        logits = self.output(out).float()
+        logits[:, [PAD, BOS]] = float("-inf")  # never produced: not even candidates
+        return F.log_softmax(logits, dim=-1), state, weights
+
+    def _advance(
+        self, emb: torch.Tensor, state: DecoderState
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor | None]:
+        """One RNN step from the embedded previous token emb (B, E).
+
+        Returns the output (B, H) after dropout, ready for the projection and, with input
+        feeding, fed back as it is (as OpenNMT-py does).
+        """
+        inputs = [emb]
+        if self.style == "bahdanau":
+            context, weights = self._attend(state.hidden[-1], state)  # query s_{i-1}
+            inputs.append(context)
+        elif self.input_feeding:
+            inputs.append(state.input_feed)
+        x = torch.cat(inputs, dim=-1).unsqueeze(1)  # (B, 1, in)
+        rnn_out, (hidden, cell) = self._run_rnn(x, state)
+        s = rnn_out.squeeze(1)  # (B, H)
+        if self.style == "luong":
+            context, weights = self._attend(s, state)  # query s_i
+            out = torch.tanh(self.combine(torch.cat([context, s], dim=-1)))
+        elif self.style == "bahdanau":
+            out = torch.tanh(self.combine(torch.cat([s, context, emb], dim=-1)))
+        else:
+            out, weights = s, None
+        out = self.dropout(out)
+        feed = out if self.input_feeding else None
+        return out, replace(state, hidden=hidden, cell=cell, input_feed=feed), weights
+
+    def _attend(
+        self, query: torch.Tensor, state: DecoderState
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.attention(query, state.keys, state.memory, state.mask)
+
+    def _run_rnn(
+        self, x: torch.Tensor, state: DecoderState
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor | None]]:
+        if self.is_lstm:
+            out, (h, c) = self.rnn(x, (state.hidden, state.cell))
+            return out, (h, c)
+        out, h = self.rnn(x, state.hidden)
+        return out, (h, None)
+
+    # ------------------------------------------------------------------ training
+
+    def forward(
+        self,
+        tgt_in: torch.Tensor,
+        state: DecoderState,
+        teacher_forcing: float = 1.0,
+        step_by_step: bool = False,
+    ) -> torch.Tensor:
+        """Logits (B, T, V) for every target position, reading tgt_in (B, T) = <s> y.
+
+        teacher_forcing < 1 is scheduled sampling (Bengio et al. 2015): at each position,
+        with probability 1 - teacher_forcing, the model reads its own greedy prediction
+        instead of the gold previous token.
+        """
+        emb = self.dropout(self.embed(tgt_in))  # (B, T, E)
+        parallel = self.style == "none" or (self.style == "luong" and not self.input_feeding)
+        if parallel and teacher_forcing >= 1.0 and not step_by_step:
+            rnn_out, _ = self._run_rnn(emb, state)  # (B, T, H): one cuDNN call
+            if self.style == "luong":
+                context, _ = self._attend(rnn_out, state)  # (B, T, D): one batched product
+                rnn_out = torch.tanh(self.combine(torch.cat([context, rnn_out], dim=-1)))
+            return self.output(self.dropout(rnn_out))
+        outputs, logits = [], []
+        for t in range(tgt_in.size(1)):
+            emb_t = emb[:, t]
+            if teacher_forcing < 1.0 and t > 0:
+                use_model = torch.rand(emb_t.size(0), 1, device=emb.device) >= teacher_forcing
+                predicted = self.dropout(self.embed(logits[-1].argmax(-1)))
+                emb_t = torch.where(use_model, predicted, emb_t)
+            out, state, _ = self._advance(emb_t, state)
+            outputs.append(out)
+            if teacher_forcing < 1.0:  # the next step needs this step's prediction
+                logits.append(self.output(out))
+        if logits:
+            return torch.stack(logits, dim=1)
+        return self.output(torch.stack(outputs, dim=1))  # one projection for all steps

@@ -1,0 +1,181 @@
+"""Scores users can trust: sacreBLEU's BLEU, chrF and TER, each with its signature.
+
+Scores are computed on detokenized text against the raw reference, as sacreBLEU intends,
+so they compare across toolkits. `compare` runs sacreBLEU's paired bootstrap resampling
+(Koehn 2004) to say whether one system's lead over another is more than luck, and
+`perplexity` measures how well a model predicts a reference translation.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from sacrebleu.metrics import BLEU, CHRF, TER
+from sacrebleu.metrics.base import Metric
+from sacrebleu.significance import PairedTest
+
+from nmt.batching import batch_indices, collate
+from nmt.corpus import read_lines
+from nmt.errors import UserError
+from nmt.model import token_nll
+from nmt.translate import Translator
+
+METRICS: dict[str, type[Metric]] = {"bleu": BLEU, "chrf": CHRF, "ter": TER}
+
+
+def _metric(name: str, target_lang: str | None) -> Metric:
+    if name not in METRICS:
+        raise UserError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
+    # BLEU's tokenizer depends on the target language (zh, ja, ko need their own).
+    return BLEU(trg_lang=target_lang or "") if name == "bleu" else METRICS[name]()
+
+
+def score(
+    hypotheses: Sequence[str],
+    references: Sequence[str],
+    metrics: Sequence[str] = ("bleu", "chrf", "ter"),
+    target_lang: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """{metric: {score, signature, text}} for one system against one reference."""
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    out = {}
+    for name in metrics:
+        metric = _metric(name, target_lang)
+        result = metric.corpus_score(list(hypotheses), [list(references)])
+        out[name] = {
+            "score": round(result.score, 2),
+            "signature": str(metric.get_signature()),
+            "text": str(result),
+        }
+    return out
+
+
+def compare(
+    hypotheses: Sequence[str],
+    baseline: Sequence[str],
+    references: Sequence[str],
+    metrics: Sequence[str] = ("bleu",),
+    samples: int = 1000,
+) -> dict[str, dict[str, Any]]:
+    """Paired bootstrap resampling: {metric: {score, baseline, p_value, signature}}.
+
+    p_value is the chance of seeing the hypotheses' lead (or more) if both systems were
+    equally good; sacreBLEU fixes its seed (SACREBLEU_SEED) so reruns agree.
+    """
+    named = {name: _metric(name, None) for name in metrics}
+    test = PairedTest(
+        [("baseline", list(baseline)), ("system", list(hypotheses))],
+        {name: metric for name, metric in named.items()},
+        [list(references)],
+        test_type="bs",
+        n_samples=samples,
+    )
+    signatures, results = test()
+    out = {}
+    for name, key in zip(metrics, list(results)[1:], strict=True):
+        base, system = results[key]
+        out[name] = {
+            "score": round(system.score, 2),
+            "baseline": round(base.score, 2),
+            "p_value": system.p_value,
+            "signature": str(signatures[key]),
+        }
+    return out
+
+
+def read_aligned(first: Path, second: Path) -> tuple[list[str], list[str]]:
+    """Two files that must have one line for each other's line."""
+    a, b = read_lines(first), read_lines(second)
+    if len(a) != len(b):
+        raise UserError(
+            f"{first} has {len(a)} lines but {second} has {len(b)}: each line of one must "
+            "answer the same line of the other"
+        )
+    if not a:
+        raise UserError(f"{first} is empty: nothing to score")
+    return a, b
+
+
+def score_files(
+    hypothesis: Path,
+    reference: Path,
+    metrics: Sequence[str] = ("bleu", "chrf", "ter"),
+    baseline: Path | None = None,
+) -> dict[str, Any]:
+    """What `nmt evaluate bleu HYP --reference REF [--compare OTHER]` reports."""
+    hyps, refs = read_aligned(hypothesis, reference)
+    report: dict[str, Any] = {"sentences": len(hyps), **score(hyps, refs, metrics)}
+    if baseline is not None:
+        other, _ = read_aligned(baseline, reference)
+        report["compare"] = {"baseline": str(baseline), **compare(hyps, other, refs, metrics)}
+    return report
+
+
+def score_model(
+    translator: Translator,
+    source: Path,
+    reference: Path,
+    metrics: Sequence[str] = ("bleu", "chrf", "ter"),
+    **decode: Any,
+) -> dict[str, Any]:
+    """Translate `source` with the decode settings (recipe's, overridden) and score it."""
+    sources, refs = read_aligned(source, reference)
+    settings = translator.decode_config(**decode)
+    start = time.perf_counter()
+    hyps = translator.translate(sources, **decode)
+    seconds = time.perf_counter() - start
+    lang = translator.recipe.data.target_lang
+    return {
+        "sentences": len(hyps),
+        **score(hyps, refs, metrics, target_lang=lang),
+        "decode": decode_summary(settings),
+        "translate_seconds": round(seconds, 3),
+        "hypotheses": hyps,
+    }
+
+
+def decode_summary(settings: Any) -> dict[str, Any]:
+    """The decode settings that change a score, to print beside it."""
+    keys = (
+        "beam_size",
+        "length_normalization",
+        "length_penalty",
+        "min_length",
+        "max_length_ratio",
+        "max_length_offset",
+    )
+    return {k: getattr(settings, k) for k in keys}
+
+
+@torch.no_grad()
+def perplexity(translator: Translator, source: Path, reference: Path) -> dict[str, Any]:
+    """Per-token cross-entropy (nats) and perplexity of the reference given the source."""
+    sources, refs = read_aligned(source, reference)
+    pairs = [(s, r) for s, r in zip(sources, refs, strict=True) if s and r]
+    if not pairs:
+        raise UserError(f"{source}: no line pairs with text on both sides")
+    src_ids = translator.encode([s for s, _ in pairs])
+    tgt_ids = translator.tgt_tokenizer.encode([r for _, r in pairs])
+    model = translator.model.eval()
+    total, tokens = 0.0, 0
+    lengths = [len(x) for x in src_ids], [len(y) for y in tgt_ids]
+    for rows in batch_indices(*lengths, translator.recipe.decode.batch_tokens):
+        batch = collate(src_ids, tgt_ids, rows)
+        tokens += batch.target_tokens
+        batch = batch.to(translator.device)
+        logits = model(batch.src, batch.src_lengths, batch.tgt_in)
+        total += float(token_nll(logits, batch.tgt_out))
+    nll = total / tokens
+    return {
+        "sentences": len(pairs),
+        "skipped_empty": len(sources) - len(pairs),
+        "tokens": tokens,
+        "cross_entropy": round(nll, 4),
+        "perplexity": round(math.exp(nll), 3),
+    }

@@ -1,0 +1,33 @@
+"""Attention heatmaps: which source pieces each target piece looked at.
+
+Needs matplotlib (`pip install 'nmt[plot]'`); nothing else in nmt imports it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nmt.errors import UserError
+from nmt.translate import Translation
+
+
+def plot_attention(translation: Translation, path: Path) -> None:
+    """Write one PNG: target pieces (and </s>) down, source pieces across."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only, no screen needed
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UserError("--plot needs matplotlib: pip install 'nmt[plot]'") from None
+    rows = [*translation.target_pieces, "</s>"]
+    cols = translation.source_pieces
+    fig, ax = plt.subplots(figsize=(1 + 0.45 * len(cols), 1 + 0.4 * len(rows)))
+    ax.imshow(translation.attention or [[0.0]], cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(cols)), cols, rotation=90)
+    ax.set_yticks(range(len(rows)), rows)
+    ax.set_xlabel("source")
+    ax.set_ylabel("target")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,154 @@
+"""Tokenizers: text ↔ integer ids, SentencePiece subwords or whole words.
+
+Both kinds share the special ids below and one interface (`encode`, `decode`, `pieces`,
+`vocab_size`), so nothing downstream knows which is in use. They are trained from the
+training split when `nmt train` starts and stored in the model directory:
+
+    joint vocabulary:   spm.model                      | vocab.txt
+    one per side:       src.spm.model + tgt.spm.model  | src.vocab.txt + tgt.vocab.txt
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import sentencepiece as spm
+
+from nmt.config import TokenizerConfig
+from nmt.errors import UserError
+
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
+
+
+class SentencePieceTokenizer:
+    """Subwords from a SentencePiece model (Kudo & Richardson 2018), unigram or BPE."""
+
+    file_name = "spm.model"
+
+    def __init__(self, model_proto: bytes):
+        self.model_proto = model_proto
+        self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        self.vocab_size = self.sp.get_piece_size()
+
+    @classmethod
+    def train(cls, texts: Iterable[str], cfg: TokenizerConfig) -> SentencePieceTokenizer:
+        proto = io.BytesIO()
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=iter(texts),
+                model_writer=proto,
+                vocab_size=cfg.vocab_size,
+                model_type=cfg.model_type,
+                character_coverage=cfg.character_coverage,
+                pad_id=PAD,
+                unk_id=UNK,
+                bos_id=BOS,
+                eos_id=EOS,
+                hard_vocab_limit=False,  # a small corpus gets a smaller vocabulary, not an error
+                input_sentence_size=2_000_000,
+                shuffle_input_sentence=True,
+                num_threads=os.cpu_count() or 1,
+                minloglevel=2,
+            )
+        except RuntimeError as e:
+            raise UserError(f"SentencePiece could not train on the training split: {e}") from None
+        return cls(proto.getvalue())
+
+    @classmethod
+    def load(cls, path: Path) -> SentencePieceTokenizer:
+        return cls(path.read_bytes())
+
+    def to_bytes(self) -> bytes:
+        return self.model_proto
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.sp.encode(list(texts))
+
+    def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
+        return self.sp.decode([list(x) for x in ids])
+
+    def pieces(self, ids: Sequence[int]) -> list[str]:
+        return [self.sp.id_to_piece(int(i)) for i in ids]
+
+
+class WordTokenizer:
+    """Whitespace-separated words; the `vocab_size` most frequent, `<unk>` for the rest.
+
+    The integer encoding of Sutskever et al. 2014 and Luong et al. 2015, who fed tokenized
+    text: give this tokenizer pre-tokenized corpora, since it splits on whitespace only.
+    """
+
+    file_name = "vocab.txt"
+
+    def __init__(self, words: Sequence[str]):
+        if tuple(words[: len(SPECIALS)]) != SPECIALS:
+            raise ValueError("a word vocabulary starts with the special symbols")
+        self.words = list(words)
+        self.index = {w: i for i, w in enumerate(self.words)}
+        self.vocab_size = len(self.words)
+
+    @classmethod
+    def train(cls, texts: Iterable[str], cfg: TokenizerConfig) -> WordTokenizer:
+        counts = Counter(word for text in texts for word in text.split())
+        for special in SPECIALS:
+            counts.pop(special, None)
+        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        return cls([*SPECIALS, *(w for w, _ in ranked[: cfg.vocab_size - len(SPECIALS)])])
+
+    @classmethod
+    def load(cls, path: Path) -> WordTokenizer:
+        return cls(path.read_text(encoding="utf-8").splitlines())
+
+    def to_bytes(self) -> bytes:
+        return "".join(f"{w}\n" for w in self.words).encode("utf-8")
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return [[self.index.get(w, UNK) for w in text.split()] for text in texts]
+
+    def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
+        return [" ".join(self.pieces(x)) for x in ids]
+
+    def pieces(self, ids: Sequence[int]) -> list[str]:
+        return [self.words[int(i)] for i in ids if int(i) not in (PAD, BOS, EOS)]
+
+
+Tokenizer = SentencePieceTokenizer | WordTokenizer
+KINDS: dict[str, type[SentencePieceTokenizer] | type[WordTokenizer]] = {
+    "sentencepiece": SentencePieceTokenizer,
+    "word": WordTokenizer,
+}
+
+
+def file_names(cfg: TokenizerConfig) -> tuple[str, str]:
+    """Names of the source and target tokenizer files in a model directory."""
+    name = KINDS[cfg.type].file_name
+    return (name, name) if cfg.joint else (f"src.{name}", f"tgt.{name}")
+
+
+def train_tokenizers(
+    cfg: TokenizerConfig, source: Sequence[str], target: Sequence[str]
+) -> tuple[Tokenizer, Tokenizer]:
+    """Train on the training split: one joint tokenizer or one per side."""
+    kind = KINDS[cfg.type]
+    if cfg.joint:
+        joint = kind.train([*source, *target], cfg)
+        return joint, joint
+    return kind.train(source, cfg), kind.train(target, cfg)
+
+
+def load_tokenizers(cfg: TokenizerConfig, model_dir: Path) -> tuple[Tokenizer, Tokenizer]:
+    kind = KINDS[cfg.type]
+    src_name, tgt_name = file_names(cfg)
+    for name in {src_name, tgt_name}:
+        if not (model_dir / name).is_file():
+            raise UserError(
+                f"{model_dir / name}: missing; {model_dir} is not a complete model "
+                "directory (train one with nmt train)"
+            )
+    src = kind.load(model_dir / src_name)
+    return src, (src if tgt_name == src_name else kind.load(model_dir / tgt_name))

@@ -1,0 +1,412 @@
+"""Training: a recipe in, a model directory out.
+
+Read top to bottom, `train` does: read the corpora → train the tokenizers → encode and
+filter → build the model → loop over token-budget batches (teacher-forced forward, masked
+cross-entropy, backward, clip, step) → every `eval_every` steps (or each epoch) measure
+valid loss, perplexity and greedy BLEU, keep the best weights, save a resumable
+checkpoint, stop early when BLEU stalls → translate the test split with the recipe's
+decode settings and write results.json. It reports through one callback and never
+prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nmt import checkpoint
+from nmt.batching import batch_indices, collate
+from nmt.config import Recipe, load_recipe, recipe_to_yaml
+from nmt.corpus import Corpus, length_filter, read_corpus
+from nmt.errors import UserError
+from nmt.evaluate import decode_summary, score
+from nmt.model import Seq2Seq, build_model, pick_device, token_nll
+from nmt.tokenizer import Tokenizer, file_names, load_tokenizers, train_tokenizers
+from nmt.translate import decode_ids
+
+
+@dataclass
+class Message:
+    text: str
+
+
+@dataclass
+class Progress:
+    step: int
+    epoch: int
+    loss: float  # per target token, label smoothing included, since the last report
+    tokens_per_second: float
+    learning_rate: float
+
+
+@dataclass
+class Evaluation:
+    step: int
+    epoch: int
+    valid_loss: float
+    valid_ppl: float
+    valid_bleu: float
+    best_bleu: float
+    improved: bool
+
+
+Event = Message | Progress | Evaluation
+
+
+@dataclass
+class Split:
+    """One encoded split: token ids per side and the raw target text to score against."""
+
+    src_ids: list[list[int]]
+    tgt_ids: list[list[int]]
+    references: list[str]
+
+
+@dataclass
+class TrainerState:
+    """Where training stands; saved in checkpoints/last/trainer.json for --resume."""
+
+    step: int = 0
+    epoch: int = 0  # completed epochs
+    position: int = 0  # batches done in the current epoch
+    best_bleu: float = -1.0
+    best_step: int = 0
+    bad_evals: int = 0  # evaluations since valid BLEU last improved
+    last_eval_step: int = -1
+    train_seconds: float = 0.0  # time in training steps only, evaluation excluded
+    train_tokens: int = 0
+
+
+def train(
+    recipe: Recipe,
+    device: str = "auto",
+    resume: bool = False,
+    overwrite: bool = False,
+    on_event: Callable[[Event], None] = lambda event: None,
+) -> dict[str, Any]:
+    """Train the recipe's model into `recipe.output_dir`; return what results.json says."""
+    run_dir = _prepare_run_dir(recipe, resume, overwrite)
+    dev = pick_device(device)
+    cfg = recipe.train
+    torch.manual_seed(recipe.seed)
+    if dev.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 matrix products on Ampere+
+    if cfg.precision == "bf16" and dev.type != "cuda":
+        on_event(Message("train.precision bf16 applies on CUDA only; training in fp32"))
+    autocast = (
+        torch.autocast("cuda", dtype=torch.bfloat16)
+        if cfg.precision == "bf16" and dev.type == "cuda"
+        else contextlib.nullcontext()
+    )
+
+    # Data: corpora, tokenizers, ids.
+    corpora = {name: _read(recipe, name, on_event) for name in ("train", "valid", "test")}
+    if resume:
+        src_tok, tgt_tok = load_tokenizers(recipe.tokenizer, run_dir)
+    else:
+        src_tok, tgt_tok = train_tokenizers(
+            recipe.tokenizer, corpora["train"].source, corpora["train"].target
+        )
+        for tok, name in zip((src_tok, tgt_tok), file_names(recipe.tokenizer), strict=True):
+            checkpoint.write_bytes(run_dir / name, tok.to_bytes())
+        checkpoint.write_text(run_dir / checkpoint.RECIPE, recipe_to_yaml(recipe))
+    on_event(Message(f"vocabulary: {src_tok.vocab_size} source, {tgt_tok.vocab_size} target"))
+    train_split = _encode_train(recipe, corpora["train"], src_tok, tgt_tok, on_event)
+    valid = _encode(corpora["valid"], src_tok, tgt_tok)
+
+    # Model and optimizer.
+    model = build_model(recipe.model, src_tok.vocab_size, tgt_tok.vocab_size).to(dev)
+    params = sum(p.numel() for p in model.parameters())
+    on_event(Message(f"model: {params / 1e6:.2f}M parameters on {dev}"))
+    optimizer_class = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
+    optimizer = optimizer_class(model.parameters(), lr=cfg.learning_rate)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=cfg.lr_decay, patience=cfg.lr_patience
+    )
+    state = TrainerState()
+    if resume:
+        state = TrainerState(**checkpoint.load_last(run_dir, model, optimizer, scheduler, dev))
+        on_event(Message(f"resumed at step {state.step}, epoch {state.epoch}"))
+
+    def evaluate_and_save() -> None:
+        """Valid loss, perplexity and greedy BLEU; keep the best weights; checkpoint."""
+        state.last_eval_step = state.step
+        entry: dict[str, Any] = {"step": state.step, "epoch": state.epoch}
+        if valid is not None:
+            with autocast:
+                loss, bleu = _validate(model, valid, recipe, tgt_tok, dev)
+            improved = bleu > state.best_bleu
+            state.bad_evals = 0 if improved else state.bad_evals + 1
+            if improved:
+                state.best_bleu, state.best_step = bleu, state.step
+            if cfg.lr_schedule == "plateau":
+                scheduler.step(bleu)
+            entry.update(
+                valid_loss=round(loss, 4), valid_ppl=round(math.exp(loss), 3), valid_bleu=bleu
+            )
+            on_event(
+                Evaluation(
+                    state.step, state.epoch, loss, math.exp(loss), bleu, state.best_bleu, improved
+                )
+            )
+        else:
+            improved = True  # no valid split: the latest weights are the ones to keep
+        if improved:
+            checkpoint.save_weights(run_dir / checkpoint.WEIGHTS, model)
+        entry.update(
+            learning_rate=optimizer.param_groups[0]["lr"],
+            train_tokens_per_second=round(state.train_tokens / max(state.train_seconds, 1e-9)),
+        )
+        checkpoint.append_jsonl(run_dir / checkpoint.METRICS, entry)
+        checkpoint.save_last(run_dir, model, optimizer, scheduler, dataclasses.asdict(state))
+
+    # The loop.
+    started = time.perf_counter()
+    window_loss = torch.zeros((), device=dev)
+    window_tokens, window_start = 0, time.perf_counter()
+    stop = None
+    while stop is None:
+        if cfg.max_epochs is not None and state.epoch >= cfg.max_epochs:
+            stop = f"{cfg.max_epochs} epochs"
+            break
+        rng = np.random.default_rng([recipe.seed, state.epoch])
+        lengths = [len(x) for x in train_split.src_ids], [len(y) for y in train_split.tgt_ids]
+        batches = batch_indices(*lengths, cfg.batch_tokens, rng)
+        for rows in batches[state.position :]:
+            model.train()
+            batch = collate(train_split.src_ids, train_split.tgt_ids, rows)
+            tokens = batch.target_tokens
+            batch = batch.to(dev)
+            with autocast:
+                logits = model(batch.src, batch.src_lengths, batch.tgt_in, cfg.teacher_forcing)
+                loss_sum = token_nll(logits, batch.tgt_out, cfg.label_smoothing)
+            (loss_sum / tokens).backward()
+            if cfg.clip_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            state.step += 1
+            state.position += 1
+            window_loss += loss_sum.detach()
+            window_tokens += tokens
+
+            epoch_end = state.position == len(batches)
+            due_eval = (cfg.eval_every and state.step % cfg.eval_every == 0) or (
+                not cfg.eval_every and epoch_end
+            )
+            if state.step % cfg.log_every == 0 or due_eval:
+                loss = float(window_loss) / window_tokens  # waits for the GPU
+                seconds = time.perf_counter() - window_start
+                state.train_seconds += seconds
+                state.train_tokens += window_tokens
+                if state.step % cfg.log_every == 0:
+                    on_event(
+                        Progress(
+                            state.step,
+                            state.epoch + 1,
+                            loss,
+                            window_tokens / seconds,
+                            optimizer.param_groups[0]["lr"],
+                        )
+                    )
+                window_loss.zero_()
+                window_tokens = 0
+            if epoch_end:
+                state.epoch, state.position = state.epoch + 1, 0
+            if due_eval:
+                evaluate_and_save()
+                if cfg.patience and state.bad_evals >= cfg.patience:
+                    stop = f"no better valid BLEU in {cfg.patience} evaluations"
+            if cfg.max_steps is not None and state.step >= cfg.max_steps:
+                stop = f"{cfg.max_steps} steps"
+            if (
+                cfg.max_minutes is not None
+                and time.perf_counter() - started >= 60 * cfg.max_minutes
+            ):
+                stop = f"{cfg.max_minutes} minutes"
+            if due_eval or window_tokens == 0:
+                window_start = time.perf_counter()
+            if stop:
+                break
+    if window_tokens:
+        state.train_seconds += time.perf_counter() - window_start
+        state.train_tokens += window_tokens
+    if state.last_eval_step != state.step:
+        evaluate_and_save()
+    on_event(
+        Message(
+            f"stopped after {stop}: step {state.step}, best valid BLEU "
+            f"{state.best_bleu:.2f} at step {state.best_step}"
+        )
+    )
+
+    results = _test(
+        recipe, run_dir, model, corpora["test"], src_tok, tgt_tok, dev, state, len(batches)
+    )
+    checkpoint.write_json(run_dir / checkpoint.RESULTS, results)
+    return results
+
+
+def _prepare_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> Path:
+    """The output directory, checked so that nothing the user has is lost unasked."""
+    run_dir = Path(recipe.output_dir or "runs/model")
+    saved_recipe = run_dir / checkpoint.RECIPE
+    if resume:
+        if not saved_recipe.is_file():
+            raise UserError(
+                f"{run_dir}: nothing to resume (no {checkpoint.RECIPE}); train without --resume"
+            )
+        saved = load_recipe(saved_recipe)
+        changed = [
+            k
+            for k in ("data", "tokenizer", "model", "seed")
+            if getattr(saved, k) != getattr(recipe, k)
+        ]
+        if changed:
+            raise UserError(
+                f"{run_dir} was trained with other {', '.join(changed)} settings than this "
+                "recipe; resume with the recipe it was trained with (only train.* and "
+                "decode.* may change)"
+            )
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise UserError(
+                f"{run_dir} already exists and is not empty; pass --resume to continue its "
+                "training, --overwrite to replace it, or --output-dir to train elsewhere"
+            )
+        if not saved_recipe.is_file():
+            raise UserError(
+                f"{run_dir} is not a model directory of nmt; --overwrite only "
+                "replaces those: choose another --output-dir"
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _read(recipe: Recipe, name: str, on_event: Callable[[Event], None]) -> Corpus | None:
+    source = getattr(recipe.data, name)
+    if source is None:
+        return None
+    key = f"data.{name}"
+    corpus = read_corpus(source, recipe.data.source_lang, recipe.data.target_lang, key)
+    if len(corpus) == 0:
+        raise UserError(f"{key}: {corpus.origin} holds no sentence pairs with text on both sides")
+    skipped = f", {corpus.skipped_empty} empty pairs skipped" if corpus.skipped_empty else ""
+    on_event(Message(f"{key}: {len(corpus)} pairs from {corpus.origin}{skipped}"))
+    return corpus
+
+
+def _encode(corpus: Corpus | None, src_tok: Tokenizer, tgt_tok: Tokenizer) -> Split | None:
+    if corpus is None:
+        return None
+    return Split(src_tok.encode(corpus.source), tgt_tok.encode(corpus.target), corpus.target)
+
+
+def _encode_train(
+    recipe: Recipe,
+    corpus: Corpus,
+    src_tok: Tokenizer,
+    tgt_tok: Tokenizer,
+    on_event: Callable[[Event], None],
+) -> Split:
+    split = _encode(corpus, src_tok, tgt_tok)
+    assert split is not None
+    keep, too_long, bad_ratio = length_filter(
+        [len(x) for x in split.src_ids],
+        [len(y) for y in split.tgt_ids],
+        recipe.data.max_length,
+        recipe.data.max_ratio,
+    )
+    if too_long or bad_ratio:
+        on_event(
+            Message(
+                f"data.train: dropped {too_long} pairs longer than data.max_length="
+                f"{recipe.data.max_length} tokens and {bad_ratio} with a length ratio above "
+                f"data.max_ratio={recipe.data.max_ratio}"
+            )
+        )
+    if not keep:
+        raise UserError(
+            f"data.train: no pairs left after the length filters; raise data.max_length "
+            f"({recipe.data.max_length}) or data.max_ratio ({recipe.data.max_ratio})"
+        )
+    return Split(
+        [split.src_ids[i] for i in keep],
+        [split.tgt_ids[i] for i in keep],
+        [split.references[i] for i in keep],
+    )
+
+
+@torch.no_grad()
+def _validate(
+    model: Seq2Seq, valid: Split, recipe: Recipe, tgt_tok: Tokenizer, device: torch.device
+) -> tuple[float, float]:
+    """Per-token valid loss (no label smoothing) and greedy BLEU."""
+    model.eval()
+    total, tokens = 0.0, 0
+    lengths = [len(x) for x in valid.src_ids], [len(y) for y in valid.tgt_ids]
+    for rows in batch_indices(*lengths, recipe.train.batch_tokens):
+        batch = collate(valid.src_ids, valid.tgt_ids, rows)
+        tokens += batch.target_tokens
+        batch = batch.to(device)
+        logits = model(batch.src, batch.src_lengths, batch.tgt_in)
+        total += float(token_nll(logits, batch.tgt_out))
+    greedy = dataclasses.replace(recipe.decode, beam_size=1)
+    found = decode_ids(model, valid.src_ids, greedy, device)
+    hyps = tgt_tok.decode([h[0].tokens if h else [] for h in found])
+    bleu = score(hyps, valid.references, ["bleu"], recipe.data.target_lang)["bleu"]["score"]
+    return total / max(tokens, 1), bleu
+
+
+def _test(
+    recipe: Recipe,
+    run_dir: Path,
+    model: Seq2Seq,
+    test: Corpus | None,
+    src_tok: Tokenizer,
+    tgt_tok: Tokenizer,
+    device: torch.device,
+    state: TrainerState,
+    epoch_batches: int,
+) -> dict[str, Any]:
+    """Training summary, and test scores with the best weights if there is a test split."""
+    results: dict[str, Any] = {
+        "steps": state.step,
+        "epochs": round(state.epoch + state.position / max(epoch_batches, 1), 2),
+        "train_seconds": round(state.train_seconds, 1),
+        "train_tokens_per_second": round(state.train_tokens / max(state.train_seconds, 1e-9)),
+        "best_step": state.best_step,
+        "valid_bleu": state.best_bleu if state.best_bleu >= 0 else None,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+    }
+    if test is None:
+        return results
+    checkpoint.load_weights(run_dir / checkpoint.WEIGHTS, model, device)
+    src_ids = [ids[: recipe.data.max_length] for ids in src_tok.encode(test.source)]
+    start = time.perf_counter()
+    found = decode_ids(model, src_ids, recipe.decode, device)
+    hyps = tgt_tok.decode([h[0].tokens if h else [] for h in found])
+    seconds = time.perf_counter() - start
+    scores = score(hyps, test.target, ["bleu", "chrf"], recipe.data.target_lang)
+    checkpoint.write_text(run_dir / "test.hyp", "".join(f"{h}\n" for h in hyps))
+    return {
+        "bleu": scores["bleu"]["score"],
+        "chrf": scores["chrf"]["score"],
+        "signature": {name: s["signature"] for name, s in scores.items()},
+        "beam_size": recipe.decode.beam_size,
+        "decode": decode_summary(recipe.decode),
+        "test_sentences": len(hyps),
+        "test_translate_seconds": round(seconds, 2),
+        **results,
+    }

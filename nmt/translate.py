@@ -1,0 +1,156 @@
+"""Model directory + lines of text → lines of translation, in order.
+
+    from nmt import Translator
+    translator = Translator.load("runs/quickstart")
+    translator.translate(["three red dogs sleep"], beam_size=5)
+
+Lines are tokenized, sorted by length into batches of about `decode.batch_tokens` source
+tokens, searched, and put back in input order; an empty line gives an empty line, and a
+line longer than the model's `data.max_length` tokens is cut to it (and counted in
+`Translator.truncated`). The trainer decodes its valid and test sets with the same
+`decode_ids`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nmt import checkpoint
+from nmt.batching import batch_indices, collate
+from nmt.config import DecodeConfig, Recipe, load_recipe
+from nmt.errors import UserError
+from nmt.model import Seq2Seq, build_model, pick_device
+from nmt.search import Hypothesis, beam_search, greedy_search, max_output_lengths
+from nmt.tokenizer import Tokenizer, load_tokenizers
+
+
+@torch.no_grad()
+def decode_ids(
+    model: Seq2Seq,
+    src_ids: Sequence[Sequence[int]],
+    decode: DecodeConfig,
+    device: torch.device,
+    nbest: int = 1,
+    return_attention: bool = False,
+) -> list[list[Hypothesis]]:
+    """Search every source (a list of ids); an empty source gets no hypotheses."""
+    model.eval()
+    results: list[list[Hypothesis]] = [[] for _ in src_ids]
+    todo = [i for i, ids in enumerate(src_ids) if len(ids) > 0]
+    lengths = [len(src_ids[i]) for i in todo]
+    for chunk in batch_indices(lengths, None, decode.batch_tokens):
+        rows = [todo[j] for j in chunk]
+        batch = collate(src_ids, None, rows).to(device)
+        state = model.encode(batch.src, batch.src_lengths)
+        max_lengths = max_output_lengths(
+            batch.src_lengths.to(device), decode.max_length_ratio, decode.max_length_offset
+        )
+        options: dict[str, Any] = dict(
+            min_length=decode.min_length,
+            normalization=decode.length_normalization,
+            alpha=decode.length_penalty,
+            return_attention=return_attention,
+        )
+        if decode.beam_size == 1:
+            hyps = greedy_search(model.step, state, max_lengths, **options)
+        else:
+            hyps = beam_search(
+                model.step, state, max_lengths, decode.beam_size, nbest=nbest, **options
+            )
+        for row, found in zip(rows, hyps, strict=True):
+            results[row] = found
+    return results
+
+
+@dataclass
+class Translation:
+    text: str
+    score: float  # length-normalized log-probability
+    source_pieces: list[str]
+    target_pieces: list[str]  # without </s>
+    attention: list[list[float]] | None = None  # (target pieces + </s>) × source pieces
+
+
+class Translator:
+    """A trained model, its tokenizers and its decode settings, ready to translate."""
+
+    def __init__(
+        self,
+        model: Seq2Seq,
+        recipe: Recipe,
+        src_tokenizer: Tokenizer,
+        tgt_tokenizer: Tokenizer,
+        device: torch.device,
+    ):
+        self.model = model.to(device).eval()
+        self.recipe = recipe
+        self.src_tokenizer = src_tokenizer
+        self.tgt_tokenizer = tgt_tokenizer
+        self.device = device
+        self.truncated = 0  # source lines cut to data.max_length tokens so far
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str = "auto") -> Translator:
+        model_dir = Path(model_dir)
+        if not (model_dir / checkpoint.RECIPE).is_file():
+            raise UserError(
+                f"{model_dir}: not a model directory (no {checkpoint.RECIPE}); give the "
+                "directory that nmt train wrote, e.g. runs/quickstart"
+            )
+        recipe = load_recipe(model_dir / checkpoint.RECIPE)
+        src_tok, tgt_tok = load_tokenizers(recipe.tokenizer, model_dir)
+        model = build_model(recipe.model, src_tok.vocab_size, tgt_tok.vocab_size)
+        target = pick_device(device)
+        checkpoint.load_weights(model_dir / checkpoint.WEIGHTS, model, target)
+        return cls(model, recipe, src_tok, tgt_tok, target)
+
+    def decode_config(self, **overrides: Any) -> DecodeConfig:
+        """The recipe's decode settings with the given ones (those not None) replaced."""
+        chosen = {k: v for k, v in overrides.items() if v is not None}
+        return dataclasses.replace(self.recipe.decode, **chosen)
+
+    def encode(self, lines: Sequence[str]) -> list[list[int]]:
+        """Token ids per line; longer lines are cut to the model's maximum and counted."""
+        limit = self.recipe.data.max_length
+        ids = self.src_tokenizer.encode([line.strip() for line in lines])
+        self.truncated += sum(len(x) > limit for x in ids)
+        return [x[:limit] for x in ids]
+
+    def translate(self, lines: Sequence[str], **decode: Any) -> list[str]:
+        """One translation per line. Keyword arguments override `decode.*` settings."""
+        return [found[0].text if found else "" for found in self.search(lines, **decode)]
+
+    def search(
+        self, lines: Sequence[str], nbest: int = 1, attention: bool = False, **decode: Any
+    ) -> list[list[Translation]]:
+        """The `nbest` best translations of each line, with scores and, if asked, attention."""
+        settings = self.decode_config(**decode)
+        if attention and self.recipe.model.attention == "none":
+            raise UserError("this model has no attention to show (its model.attention is none)")
+        if nbest > settings.beam_size:
+            raise UserError(f"--nbest {nbest} needs a beam at least that wide (--beam {nbest})")
+        src_ids = self.encode(lines)
+        found = decode_ids(self.model, src_ids, settings, self.device, nbest, attention)
+        out = []
+        for ids, hyps in zip(src_ids, found, strict=True):
+            texts = self.tgt_tokenizer.decode([h.tokens for h in hyps]) if hyps else []
+            src_pieces = self.src_tokenizer.pieces(ids)
+            out.append(
+                [
+                    Translation(
+                        text,
+                        h.score,
+                        src_pieces,
+                        self.tgt_tokenizer.pieces(h.tokens),
+                        None if h.attention is None else h.attention.tolist(),
+                    )
+                    for text, h in zip(texts, hyps, strict=True)
+                ]
+            )
+        return out
