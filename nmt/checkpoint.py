@@ -22,8 +22,9 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, save_file
 
+from nmt.config import Recipe, load_recipe
 from nmt.errors import UserError
 
 FORMAT = "1"  # bump when a model directory written before can no longer be read
@@ -55,11 +56,26 @@ def append_jsonl(path: Path, obj: Any) -> None:
         f.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
+def _tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters (a tied one once, under its first name) and buffers, as CPU copies.
+
+    Copies, because cuDNN packs an RNN's weights into one buffer and safetensors refuses
+    tensors that share storage.
+    """
+    named = dict(model.named_parameters())
+    named.update(model.named_buffers())
+    return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in named.items()}
+
+
+def _save_tensors(path: Path, model: torch.nn.Module) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(_tensors(model), str(tmp), metadata={"nmt_format": FORMAT})
+    os.replace(tmp, path)
+
+
 def save_weights(path: Path, model: torch.nn.Module) -> None:
     """safetensors file, tied weights stored once, with the format version inside."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_model(model, str(tmp), metadata={"nmt_format": FORMAT})
-    os.replace(tmp, path)
+    _save_tensors(path, model)
 
 
 def load_weights(path: Path, model: torch.nn.Module, device: torch.device | str = "cpu") -> None:
@@ -68,6 +84,7 @@ def load_weights(path: Path, model: torch.nn.Module, device: torch.device | str 
     try:
         with safe_open(str(path), framework="pt") as f:
             version = (f.metadata() or {}).get("nmt_format")
+        tensors = load_file(str(path), device=str(device))
     except SafetensorError as e:
         raise UserError(f"{path}: not a readable safetensors file ({e})") from None
     if version != FORMAT:
@@ -75,13 +92,53 @@ def load_weights(path: Path, model: torch.nn.Module, device: torch.device | str 
             f"{path}: written by another version of nmt (format {version}, this one reads "
             f"{FORMAT}); translate with that version or train the model again"
         )
-    missing, unexpected = load_model(model, str(path), strict=False, device=str(device))
-    if missing or unexpected:
+    expected = _tensors(model).keys()
+    missing, unexpected = expected - tensors.keys(), tensors.keys() - expected
+    shapes_differ = [
+        k for k, v in model.state_dict().items() if k in tensors and tensors[k].shape != v.shape
+    ]
+    if missing or unexpected or shapes_differ:
         raise UserError(
             f"{path}: the weights do not fit the model its recipe.yaml describes "
-            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); was "
-            "recipe.yaml edited after training?"
+            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}, other "
+            f"shapes {shapes_differ[:3]}); was recipe.yaml edited after training?"
         )
+    model.load_state_dict(tensors, strict=False)
+
+
+def prepare_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> Path:
+    """The output directory, checked so that nothing the user has is lost unasked."""
+    run_dir = Path(recipe.output_dir or "runs/model")
+    saved_recipe = run_dir / RECIPE
+    if resume:
+        if not saved_recipe.is_file():
+            raise UserError(f"{run_dir}: nothing to resume (no {RECIPE}); train without --resume")
+        saved = load_recipe(saved_recipe)
+        changed = [
+            k
+            for k in ("data", "tokenizer", "model", "seed")
+            if getattr(saved, k) != getattr(recipe, k)
+        ]
+        if changed:
+            raise UserError(
+                f"{run_dir} was trained with other {', '.join(changed)} settings than this "
+                "recipe; resume with the recipe it was trained with (only train.* and "
+                "decode.* may change)"
+            )
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise UserError(
+                f"{run_dir} already exists and is not empty; pass --resume to continue its "
+                "training, --overwrite to replace it, or --output-dir to train elsewhere"
+            )
+        if not saved_recipe.is_file():
+            raise UserError(
+                f"{run_dir} is not a model directory of nmt; --overwrite only "
+                "replaces those: choose another --output-dir"
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
 
 
 def save_last(
@@ -97,7 +154,7 @@ def save_last(
     old = last.with_name("last.old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_model(model, str(tmp / WEIGHTS), metadata={"nmt_format": FORMAT})
+    _save_tensors(tmp / WEIGHTS, model)
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
