@@ -22,6 +22,7 @@ with `data.use`, so that one `--set data.use=local` switches every split at once
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import types
@@ -32,71 +33,15 @@ from typing import Any, Literal, Union
 
 import yaml
 
+from nmt.corpus import (
+    SOURCE_KINDS,
+    FilesSource,
+    Source,
+)
 from nmt.errors import UserError
 
 Cell = Literal["lstm", "gru", "rnn"]
 Attention = Literal["none", "bahdanau", "luong_dot", "luong_general", "luong_concat"]
-
-
-# ---------------------------------------------------------------------------- sources
-
-
-@dataclass(frozen=True)
-class FilesSource:
-    """Two line-aligned plain-text files; `{lang}` in the pattern becomes the language."""
-
-    pattern: str
-
-
-@dataclass(frozen=True)
-class TsvSource:
-    """One file, `source<TAB>target` per line."""
-
-    tsv: str
-
-
-@dataclass(frozen=True)
-class JsonlSource:
-    """One JSON object per line: `{"de": ..., "en": ...}` or `{"translation": {...}}`."""
-
-    jsonl: str
-
-
-@dataclass(frozen=True)
-class HubSource:
-    """A dataset on the Hugging Face hub, loaded with `datasets.load_dataset`."""
-
-    hub: str
-    split: str
-    config: str | None = None
-
-
-@dataclass(frozen=True)
-class DatasetDirSource:
-    """A directory written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`."""
-
-    dataset_dir: str
-    split: str | None = None
-
-
-@dataclass(frozen=True)
-class ToySource:
-    """nmt's own rule-generated corpus (see `nmt.toy`); `size` caps the number of pairs."""
-
-    toy: str
-    split: str
-    size: int | None = None
-
-
-Source = FilesSource | TsvSource | JsonlSource | HubSource | DatasetDirSource | ToySource
-# The key that identifies each mapping form of a source.
-SOURCE_KINDS: dict[str, type] = {
-    "tsv": TsvSource,
-    "jsonl": JsonlSource,
-    "hub": HubSource,
-    "dataset_dir": DatasetDirSource,
-    "toy": ToySource,
-}
 
 
 # ---------------------------------------------------------------------------- sections
@@ -319,6 +264,10 @@ def _check(tp: Any, value: Any, where: str, key: str) -> Any:
         if not isinstance(value, dict):
             raise UserError(f"{where}: '{key}' must be a mapping, got {value!r}")
         return value
+    if tp is float and isinstance(value, str):
+        # PyYAML follows YAML 1.1, which reads 1e-3 (no dot) as a string.
+        with contextlib.suppress(ValueError):
+            value = float(value)
     ok = {
         bool: isinstance(value, bool),
         int: isinstance(value, int) and not isinstance(value, bool),

@@ -18,16 +18,67 @@ from pathlib import Path
 from typing import Any
 
 from nmt import toy
-from nmt.config import (
-    DatasetDirSource,
-    FilesSource,
-    HubSource,
-    JsonlSource,
-    Source,
-    ToySource,
-    TsvSource,
-)
 from nmt.errors import UserError
+
+# Sources: what a recipe's data.train / valid / test can name (parsed in nmt.config).
+
+
+@dataclass(frozen=True)
+class FilesSource:
+    """Two line-aligned plain-text files; `{lang}` in the pattern becomes the language."""
+
+    pattern: str
+
+
+@dataclass(frozen=True)
+class TsvSource:
+    """One file, `source<TAB>target` per line."""
+
+    tsv: str
+
+
+@dataclass(frozen=True)
+class JsonlSource:
+    """One JSON object per line: `{"de": ..., "en": ...}` or `{"translation": {...}}`."""
+
+    jsonl: str
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """A dataset on the Hugging Face hub, loaded with `datasets.load_dataset`."""
+
+    hub: str
+    split: str
+    config: str | None = None
+
+
+@dataclass(frozen=True)
+class DatasetDirSource:
+    """A directory written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`."""
+
+    dataset_dir: str
+    split: str | None = None
+
+
+@dataclass(frozen=True)
+class ToySource:
+    """nmt's own rule-generated corpus (see `nmt.toy`); `size` caps the number of pairs."""
+
+    toy: str
+    split: str
+    size: int | None = None
+
+
+Source = FilesSource | TsvSource | JsonlSource | HubSource | DatasetDirSource | ToySource
+# The key that identifies each mapping form of a source.
+SOURCE_KINDS: dict[str, type] = {
+    "tsv": TsvSource,
+    "jsonl": JsonlSource,
+    "hub": HubSource,
+    "dataset_dir": DatasetDirSource,
+    "toy": ToySource,
+}
 
 
 @dataclass
@@ -57,7 +108,8 @@ def read_corpus(source: Source, src_lang: str, tgt_lang: str, key: str = "data")
         return _read_tsv(Path(source.tsv), key)
     if isinstance(source, JsonlSource):
         path = Path(source.jsonl)
-        rows = ((n, _parse_json(line, path, n)) for n, line in _numbered_lines(path, key) if line)
+        lines = _numbered_lines(path, key)
+        rows = ((n, _parse_json(line, path, n)) for n, line in lines if line.strip())
         return _from_rows(rows, src_lang, tgt_lang, f"{path}:")
     if isinstance(source, HubSource):
         return _read_hub(source, src_lang, tgt_lang, key)
@@ -77,7 +129,7 @@ def read_corpus(source: Source, src_lang: str, tgt_lang: str, key: str = "data")
 
 def read_lines(path: Path, key: str = "input") -> list[str]:
     """All lines of a UTF-8 text file (gzip read transparently), stripped."""
-    return [line for _, line in _numbered_lines(path, key)]
+    return [line.strip() for _, line in _numbered_lines(path, key)]
 
 
 def length_filter(
@@ -111,7 +163,7 @@ def _numbered_lines(path: Path, key: str) -> Iterator[tuple[int, str]]:
                     f"{path}:{n}: not valid UTF-8 (byte {e.start}); convert the file, "
                     f"e.g. iconv -f latin1 -t utf-8"
                 ) from None
-            yield n, text.strip()
+            yield n, text.rstrip("\r\n")
 
 
 def _clean(src: list[str], tgt: list[str], origin: str) -> Corpus:
@@ -125,7 +177,7 @@ def _clean(src: list[str], tgt: list[str], origin: str) -> Corpus:
 def _read_tsv(path: Path, key: str) -> Corpus:
     src, tgt = [], []
     for n, line in _numbered_lines(path, key):
-        if not line:
+        if not line.strip():
             src.append("")
             tgt.append("")
             continue

@@ -22,7 +22,7 @@ from sacrebleu.significance import PairedTest
 from nmt.batching import batch_indices, collate
 from nmt.corpus import read_lines
 from nmt.errors import UserError
-from nmt.model import token_nll
+from nmt.model import Seq2Seq, token_nll
 from nmt.translate import Translator
 
 METRICS: dict[str, type[Metric]] = {"bleu": BLEU, "chrf": CHRF, "ter": TER}
@@ -154,24 +154,39 @@ def decode_summary(settings: Any) -> dict[str, Any]:
 
 
 @torch.no_grad()
+def mean_nll(
+    model: Seq2Seq,
+    src_ids: Sequence[Sequence[int]],
+    tgt_ids: Sequence[Sequence[int]],
+    batch_tokens: int,
+    device: torch.device,
+) -> tuple[float, int]:
+    """Teacher-forced cross-entropy per target token (nats, </s> counted) and the count."""
+    model.eval()
+    total, tokens = 0.0, 0
+    lengths = [len(x) for x in src_ids], [len(y) for y in tgt_ids]
+    for rows in batch_indices(*lengths, batch_tokens):
+        batch = collate(src_ids, tgt_ids, rows)
+        tokens += batch.target_tokens
+        batch = batch.to(device)
+        logits = model(batch.src, batch.src_lengths, batch.tgt_in)
+        total += float(token_nll(logits, batch.tgt_out))
+    return total / max(tokens, 1), tokens
+
+
 def perplexity(translator: Translator, source: Path, reference: Path) -> dict[str, Any]:
     """Per-token cross-entropy (nats) and perplexity of the reference given the source."""
     sources, refs = read_aligned(source, reference)
     pairs = [(s, r) for s, r in zip(sources, refs, strict=True) if s and r]
     if not pairs:
         raise UserError(f"{source}: no line pairs with text on both sides")
-    src_ids = translator.encode([s for s, _ in pairs])
-    tgt_ids = translator.tgt_tokenizer.encode([r for _, r in pairs])
-    model = translator.model.eval()
-    total, tokens = 0.0, 0
-    lengths = [len(x) for x in src_ids], [len(y) for y in tgt_ids]
-    for rows in batch_indices(*lengths, translator.recipe.decode.batch_tokens):
-        batch = collate(src_ids, tgt_ids, rows)
-        tokens += batch.target_tokens
-        batch = batch.to(translator.device)
-        logits = model(batch.src, batch.src_lengths, batch.tgt_in)
-        total += float(token_nll(logits, batch.tgt_out))
-    nll = total / tokens
+    nll, tokens = mean_nll(
+        translator.model,
+        translator.encode([s for s, _ in pairs]),
+        translator.tgt_tokenizer.encode([r for _, r in pairs]),
+        translator.recipe.decode.batch_tokens,
+        translator.device,
+    )
     return {
         "sentences": len(pairs),
         "skipped_empty": len(sources) - len(pairs),

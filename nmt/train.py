@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,11 +24,11 @@ import numpy as np
 import torch
 
 from nmt import checkpoint
-from nmt.batching import batch_indices, collate
-from nmt.config import Recipe, load_recipe, recipe_to_yaml
+from nmt.batching import Batch, batch_indices, collate
+from nmt.config import Recipe, TrainConfig, recipe_to_yaml
 from nmt.corpus import Corpus, length_filter, read_corpus
 from nmt.errors import UserError
-from nmt.evaluate import decode_summary, score
+from nmt.evaluate import decode_summary, mean_nll, score
 from nmt.model import Seq2Seq, build_model, pick_device, token_nll
 from nmt.tokenizer import Tokenizer, file_names, load_tokenizers, train_tokenizers
 from nmt.translate import decode_ids
@@ -80,6 +79,7 @@ class TrainerState:
     epoch: int = 0  # completed epochs
     position: int = 0  # batches done in the current epoch
     best_bleu: float = -1.0
+    best_loss: float = math.inf
     best_step: int = 0
     bad_evals: int = 0  # evaluations since valid BLEU last improved
     last_eval_step: int = -1
@@ -95,7 +95,7 @@ def train(
     on_event: Callable[[Event], None] = lambda event: None,
 ) -> dict[str, Any]:
     """Train the recipe's model into `recipe.output_dir`; return what results.json says."""
-    run_dir = _prepare_run_dir(recipe, resume, overwrite)
+    run_dir = checkpoint.prepare_run_dir(recipe, resume, overwrite)
     dev = pick_device(device)
     cfg = recipe.train
     torch.manual_seed(recipe.seed)
@@ -103,11 +103,7 @@ def train(
         torch.set_float32_matmul_precision("high")  # TF32 matrix products on Ampere+
     if cfg.precision == "bf16" and dev.type != "cuda":
         on_event(Message("train.precision bf16 applies on CUDA only; training in fp32"))
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if cfg.precision == "bf16" and dev.type == "cuda"
-        else contextlib.nullcontext()
-    )
+    autocast = make_autocast(cfg.precision, dev)
 
     # Data: corpora, tokenizers, ids.
     corpora = {name: _read(recipe, name, on_event) for name in ("train", "valid", "test")}
@@ -145,10 +141,11 @@ def train(
         if valid is not None:
             with autocast:
                 loss, bleu = _validate(model, valid, recipe, tgt_tok, dev)
-            improved = bleu > state.best_bleu
+            # Better BLEU wins; at equal BLEU (say 0 early on), lower loss does.
+            improved = (bleu, -loss) > (state.best_bleu, -state.best_loss)
             state.bad_evals = 0 if improved else state.bad_evals + 1
             if improved:
-                state.best_bleu, state.best_step = bleu, state.step
+                state.best_bleu, state.best_loss, state.best_step = bleu, loss, state.step
             if cfg.lr_schedule == "plateau":
                 scheduler.step(bleu)
             entry.update(
@@ -183,21 +180,12 @@ def train(
         lengths = [len(x) for x in train_split.src_ids], [len(y) for y in train_split.tgt_ids]
         batches = batch_indices(*lengths, cfg.batch_tokens, rng)
         for rows in batches[state.position :]:
-            model.train()
             batch = collate(train_split.src_ids, train_split.tgt_ids, rows)
             tokens = batch.target_tokens
-            batch = batch.to(dev)
-            with autocast:
-                logits = model(batch.src, batch.src_lengths, batch.tgt_in, cfg.teacher_forcing)
-                loss_sum = token_nll(logits, batch.tgt_out, cfg.label_smoothing)
-            (loss_sum / tokens).backward()
-            if cfg.clip_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            loss_sum = train_step(model, batch.to(dev), tokens, optimizer, cfg, autocast)
             state.step += 1
             state.position += 1
-            window_loss += loss_sum.detach()
+            window_loss += loss_sum
             window_tokens += tokens
 
             epoch_end = state.position == len(batches)
@@ -257,41 +245,36 @@ def train(
     return results
 
 
-def _prepare_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> Path:
-    """The output directory, checked so that nothing the user has is lost unasked."""
-    run_dir = Path(recipe.output_dir or "runs/model")
-    saved_recipe = run_dir / checkpoint.RECIPE
-    if resume:
-        if not saved_recipe.is_file():
-            raise UserError(
-                f"{run_dir}: nothing to resume (no {checkpoint.RECIPE}); train without --resume"
-            )
-        saved = load_recipe(saved_recipe)
-        changed = [
-            k
-            for k in ("data", "tokenizer", "model", "seed")
-            if getattr(saved, k) != getattr(recipe, k)
-        ]
-        if changed:
-            raise UserError(
-                f"{run_dir} was trained with other {', '.join(changed)} settings than this "
-                "recipe; resume with the recipe it was trained with (only train.* and "
-                "decode.* may change)"
-            )
-    elif run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise UserError(
-                f"{run_dir} already exists and is not empty; pass --resume to continue its "
-                "training, --overwrite to replace it, or --output-dir to train elsewhere"
-            )
-        if not saved_recipe.is_file():
-            raise UserError(
-                f"{run_dir} is not a model directory of nmt; --overwrite only "
-                "replaces those: choose another --output-dir"
-            )
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+def train_step(
+    model: Seq2Seq,
+    batch: Batch,
+    tokens: int,
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    autocast: contextlib.AbstractContextManager,
+) -> torch.Tensor:
+    """One update: teacher-forced forward, masked cross-entropy, backward, clip, step.
+
+    The loss is averaged over the batch's `tokens` real target tokens; returns its sum
+    (still on the device, so the caller decides when to wait for it).
+    """
+    model.train()
+    with autocast:
+        logits = model(batch.src, batch.src_lengths, batch.tgt_in, cfg.teacher_forcing)
+        loss_sum = token_nll(logits, batch.tgt_out, cfg.label_smoothing)
+    (loss_sum / tokens).backward()
+    if cfg.clip_norm > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum.detach()
+
+
+def make_autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA when asked; otherwise a context that changes nothing."""
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def _read(recipe: Recipe, name: str, on_event: Callable[[Event], None]) -> Corpus | None:
@@ -348,25 +331,16 @@ def _encode_train(
     )
 
 
-@torch.no_grad()
 def _validate(
     model: Seq2Seq, valid: Split, recipe: Recipe, tgt_tok: Tokenizer, device: torch.device
 ) -> tuple[float, float]:
     """Per-token valid loss (no label smoothing) and greedy BLEU."""
-    model.eval()
-    total, tokens = 0.0, 0
-    lengths = [len(x) for x in valid.src_ids], [len(y) for y in valid.tgt_ids]
-    for rows in batch_indices(*lengths, recipe.train.batch_tokens):
-        batch = collate(valid.src_ids, valid.tgt_ids, rows)
-        tokens += batch.target_tokens
-        batch = batch.to(device)
-        logits = model(batch.src, batch.src_lengths, batch.tgt_in)
-        total += float(token_nll(logits, batch.tgt_out))
+    loss, _ = mean_nll(model, valid.src_ids, valid.tgt_ids, recipe.train.batch_tokens, device)
     greedy = dataclasses.replace(recipe.decode, beam_size=1)
     found = decode_ids(model, valid.src_ids, greedy, device)
     hyps = tgt_tok.decode([h[0].tokens if h else [] for h in found])
     bleu = score(hyps, valid.references, ["bleu"], recipe.data.target_lang)["bleu"]["score"]
-    return total / max(tokens, 1), bleu
+    return loss, bleu
 
 
 def _test(
