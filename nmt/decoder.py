@@ -57,6 +57,19 @@ class DecoderState:
         )
 
 
+# Functional one-step cells matching nn.LSTM / nn.GRU / nn.RNN (tanh) weight layouts.
+CELLS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
+_WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def _never_special(logits: torch.Tensor) -> torch.Tensor:
+    """Logits with <pad> and <s> at -inf: the decoder never produces them."""
+    logits = logits.clone()
+    logits[..., PAD] = float("-inf")  # two fills: no index tensor to copy to the GPU
+    logits[..., BOS] = float("-inf")
+    return logits
+
+
 class Decoder(nn.Module):
     def __init__(
         self,
@@ -79,6 +92,7 @@ class Decoder(nn.Module):
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.encoder_layers = encoder_layers
+        self.cell = cell
         self.is_lstm = cell == "lstm"
 
         self.embed = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD)
@@ -141,9 +155,7 @@ class Decoder(nn.Module):
         """prev_tokens (B,) → log-probabilities (B, V), the next state, attention (B, S)."""
         emb = self.dropout(self.embed(prev_tokens))
         out, state, weights = self._advance(emb, state)
-        logits = self.output(out).float()
-        logits[:, [PAD, BOS]] = float("-inf")  # never produced: not even candidates
-        return F.log_softmax(logits, dim=-1), state, weights
+        return F.log_softmax(_never_special(self.output(out).float()), dim=-1), state, weights
 
     def _advance(
         self, emb: torch.Tensor, state: DecoderState
@@ -159,9 +171,7 @@ class Decoder(nn.Module):
             inputs.append(context)
         elif self.input_feeding:
             inputs.append(state.input_feed)
-        x = torch.cat(inputs, dim=-1).unsqueeze(1)  # (B, 1, in)
-        rnn_out, (hidden, cell) = self._run_rnn(x, state)
-        s = rnn_out.squeeze(1)  # (B, H)
+        s, hidden, cell = self._rnn_step(torch.cat(inputs, dim=-1), state)  # s: (B, H)
         if self.style == "luong":
             context, weights = self._attend(s, state)  # query s_i
             out = torch.tanh(self.combine(torch.cat([context, s], dim=-1)))
@@ -178,9 +188,33 @@ class Decoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return self.attention(query, state.keys, state.memory, state.mask)
 
+    def _rnn_step(
+        self, x: torch.Tensor, state: DecoderState
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One time step of the stacked RNN, layer by layer, on `self.rnn`'s own weights.
+
+        A fused cell per layer costs far fewer launches than a cuDNN call for a sequence
+        of length 1; dropout between layers as nn.LSTM applies it. x (B, in) → top-layer
+        output (B, H) and the new (L, B, H) states.
+        """
+        cell_fn = CELLS[self.cell]
+        hiddens, cells = [], []
+        for layer in range(self.num_layers):
+            weights = [getattr(self.rnn, f"{w}_l{layer}") for w in _WEIGHT_NAMES]
+            if self.is_lstm:
+                h, c = cell_fn(x, (state.hidden[layer], state.cell[layer]), *weights)
+                cells.append(c)
+            else:
+                h = cell_fn(x, state.hidden[layer], *weights)
+            hiddens.append(h)
+            last = layer == self.num_layers - 1
+            x = h if last else F.dropout(h, self.rnn.dropout, self.training)
+        return x, torch.stack(hiddens), torch.stack(cells) if cells else None
+
     def _run_rnn(
         self, x: torch.Tensor, state: DecoderState
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor | None]]:
+        """All time steps at once: x (B, T, in) → outputs (B, T, H), one cuDNN call."""
         if self.is_lstm:
             out, (h, c) = self.rnn(x, (state.hidden, state.cell))
             return out, (h, c)
@@ -215,7 +249,7 @@ class Decoder(nn.Module):
             emb_t = emb[:, t]
             if teacher_forcing < 1.0 and t > 0:
                 use_model = torch.rand(emb_t.size(0), 1, device=emb.device) >= teacher_forcing
-                predicted = self.dropout(self.embed(logits[-1].argmax(-1)))
+                predicted = self.dropout(self.embed(_never_special(logits[-1]).argmax(-1)))
                 emb_t = torch.where(use_model, predicted, emb_t)
             out, state, _ = self._advance(emb_t, state)
             outputs.append(out)
