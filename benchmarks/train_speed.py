@@ -1,0 +1,108 @@
+"""Training throughput of a recipe's model on its own training batches, as JSON.
+
+    python benchmarks/train_speed.py recipes/multi30k_de_en.yaml --set data.use=local \
+        --steps 200 --precision fp32 --precision bf16
+
+Runs `nmt.train.train_step` (the trainer's own update) on real batches after a warm-up,
+synchronizing the GPU around the timed region. Reports real target tokens per second
+and peak GPU memory for each precision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+
+import numpy as np
+import torch
+
+from nmt.batching import batch_indices, collate
+from nmt.config import load_recipe
+from nmt.corpus import length_filter, read_corpus
+from nmt.model import build_model, pick_device
+from nmt.tokenizer import train_tokenizers
+from nmt.train import make_autocast, train_step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("recipe")
+    parser.add_argument("--set", action="append", default=[], dest="overrides")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--precision", action="append", choices=["fp32", "bf16"])
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    device = pick_device(args.device)
+    if device.type == "cuda":
+        torch.set_float32_matmul_precision("high")
+    data = recipe.data
+    corpus = read_corpus(data.train, data.source_lang, data.target_lang, "data.train")
+    src_tok, tgt_tok = train_tokenizers(recipe.tokenizer, corpus.source, corpus.target)
+    src, tgt = src_tok.encode(corpus.source), tgt_tok.encode(corpus.target)
+    keep, _, _ = length_filter(
+        [len(x) for x in src], [len(y) for y in tgt], data.max_length, data.max_ratio
+    )
+    src, tgt = [src[i] for i in keep], [tgt[i] for i in keep]
+    batches = batch_indices(
+        [len(x) for x in src],
+        [len(y) for y in tgt],
+        recipe.train.batch_tokens,
+        np.random.default_rng(recipe.seed),
+    )
+    results = {}
+    for precision in args.precision or [recipe.train.precision]:
+        torch.manual_seed(recipe.seed)
+        model = build_model(recipe.model, src_tok.vocab_size, tgt_tok.vocab_size).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=recipe.train.learning_rate)
+        cfg = dataclasses.replace(recipe.train, precision=precision)
+        autocast = make_autocast(precision, device)
+
+        def run(
+            n: int, offset: int, model=model, optimizer=optimizer, cfg=cfg, autocast=autocast
+        ) -> int:
+            tokens = 0
+            for i in range(n):
+                batch = collate(src, tgt, batches[(offset + i) % len(batches)])
+                tokens += batch.target_tokens
+                train_step(model, batch.to(device), batch.target_tokens, optimizer, cfg, autocast)
+            return tokens
+
+        run(args.warmup, 0)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        tokens = run(args.steps, args.warmup)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        results[precision] = {
+            "target_tokens_per_second": round(tokens / seconds),
+            "steps": args.steps,
+            "seconds": round(seconds, 2),
+            "mean_target_tokens_per_batch": round(tokens / args.steps),
+            "peak_gpu_memory_mb": round(torch.cuda.max_memory_allocated() / 2**20)
+            if device.type == "cuda"
+            else None,
+        }
+    print(
+        json.dumps(
+            {
+                "recipe": args.recipe,
+                "overrides": args.overrides,
+                "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+                "torch": torch.__version__,
+                "results": results,
+            },
+            indent=1,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Tokenizers (nmt.tokenizer): SentencePiece subwords and whole words behind one interface.
+
+Checked here: the special symbols hold ids 0..3 in both kinds; SentencePiece (unigram and
+BPE) trains on a tiny corpus, round-trips text, tolerates a vocabulary size the corpus
+cannot fill, and maps unseen characters to <unk>; joint training gives one tokenizer for
+both sides, per-side training two; tokenizers saved under `file_names` load back with
+identical encodings; the word tokenizer ranks by frequency, ties alphabetically, and
+decodes by joining words; a missing tokenizer file is a `UserError` naming it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from nmt import toy
+from nmt.config import TokenizerConfig
+from nmt.errors import UserError
+from nmt.tokenizer import (
+    BOS,
+    EOS,
+    PAD,
+    SPECIALS,
+    UNK,
+    SentencePieceTokenizer,
+    WordTokenizer,
+    file_names,
+    load_tokenizers,
+    train_tokenizers,
+)
+
+PAIRS = toy.numbers("valid", 200)
+ENGLISH = [en for en, _ in PAIRS]
+GERMAN = [de for _, de in PAIRS]
+
+
+def spm_config(**kw) -> TokenizerConfig:
+    return TokenizerConfig(**{"type": "sentencepiece", "vocab_size": 80, **kw})
+
+
+@pytest.fixture(scope="module", params=["unigram", "bpe"])
+def spm_joint(request) -> SentencePieceTokenizer:
+    cfg = spm_config(model_type=request.param)
+    src, tgt = train_tokenizers(cfg, ENGLISH, GERMAN)
+    return src
+
+
+def test_specials_are_the_first_ids():
+    assert (PAD, UNK, BOS, EOS) == (0, 1, 2, 3)
+    assert SPECIALS == ("<pad>", "<unk>", "<s>", "</s>")
+
+
+def test_sentencepiece_specials(spm_joint):
+    assert [spm_joint.sp.id_to_piece(i) for i in range(4)] == list(SPECIALS)
+    assert spm_joint.sp.pad_id() == PAD and spm_joint.sp.unk_id() == UNK
+    assert spm_joint.sp.bos_id() == BOS and spm_joint.sp.eos_id() == EOS
+
+
+def test_sentencepiece_round_trip(spm_joint):
+    texts = ENGLISH[:50] + GERMAN[:50]
+    ids = spm_joint.encode(texts)
+    assert all(isinstance(i, int) for row in ids for i in row)
+    assert all(4 <= i < spm_joint.vocab_size for row in ids for i in row)
+    assert spm_joint.decode(ids) == texts
+
+
+def test_sentencepiece_vocab_size_is_the_asked_size(spm_joint):
+    assert spm_joint.vocab_size == 80
+
+
+def test_sentencepiece_subwords_are_shorter_than_characters(spm_joint):
+    text = "dreihundertzweiundvierzig"
+    assert len(spm_joint.encode([text])[0]) < len(text)
+
+
+def test_sentencepiece_unseen_character_is_unk(spm_joint):
+    assert UNK in spm_joint.encode(["ж"])[0]
+
+
+def test_sentencepiece_pieces(spm_joint):
+    ids = spm_joint.encode(["one red dog sleeps"])[0]
+    assert "".join(spm_joint.pieces(ids)).replace("▁", " ").strip() == "one red dog sleeps"
+
+
+@pytest.mark.parametrize("model_type", ["unigram", "bpe"])
+def test_soft_vocab_limit(model_type):
+    """More pieces than a tiny corpus supports gives a smaller vocabulary, not an error."""
+    texts = ["ab ab ba", "ba ab"]
+    tok = SentencePieceTokenizer.train(texts, spm_config(vocab_size=5000, model_type=model_type))
+    assert 4 < tok.vocab_size < 5000
+    assert tok.decode(tok.encode(texts)) == texts
+
+
+def test_joint_gives_one_tokenizer_for_both_sides():
+    src, tgt = train_tokenizers(spm_config(joint=True), ENGLISH, GERMAN)
+    assert src is tgt
+
+
+def test_per_side_gives_two_tokenizers():
+    src, tgt = train_tokenizers(spm_config(joint=False, vocab_size=60), ENGLISH, GERMAN)
+    assert src is not tgt
+    assert src.to_bytes() != tgt.to_bytes()
+    # each side's vocabulary is learnt from its own language only
+    assert any("ß" in piece for piece in tgt.pieces(range(tgt.vocab_size)))
+    assert not any("ß" in piece for piece in src.pieces(range(src.vocab_size)))
+    assert tgt.encode(["dreißig"])[0] != src.encode(["dreißig"])[0]
+    assert UNK in src.encode(["dreißig"])[0] and UNK not in tgt.encode(["dreißig"])[0]
+
+
+def test_file_names():
+    assert file_names(TokenizerConfig(type="sentencepiece", joint=True)) == (
+        "spm.model",
+        "spm.model",
+    )
+    assert file_names(TokenizerConfig(type="sentencepiece", joint=False)) == (
+        "src.spm.model",
+        "tgt.spm.model",
+    )
+    assert file_names(TokenizerConfig(type="word", joint=True)) == ("vocab.txt", "vocab.txt")
+    assert file_names(TokenizerConfig(type="word", joint=False)) == (
+        "src.vocab.txt",
+        "tgt.vocab.txt",
+    )
+
+
+def save(tokenizers, cfg, model_dir):
+    for name, tok in zip(file_names(cfg), tokenizers, strict=True):
+        (model_dir / name).write_bytes(tok.to_bytes())
+
+
+@pytest.mark.parametrize("kind", ["sentencepiece", "word"])
+@pytest.mark.parametrize("joint", [True, False])
+def test_save_and_load_give_identical_encodings(tmp_path, kind, joint):
+    cfg = TokenizerConfig(type=kind, vocab_size=70, joint=joint)
+    src, tgt = train_tokenizers(cfg, ENGLISH, GERMAN)
+    save((src, tgt), cfg, tmp_path)
+    src2, tgt2 = load_tokenizers(cfg, tmp_path)
+    assert type(src2) is type(src) and type(tgt2) is type(tgt)
+    assert (src2 is tgt2) == joint
+    texts = ENGLISH[:20] + GERMAN[:20] + ["unseen wörter ж"]
+    assert src2.encode(texts) == src.encode(texts)
+    assert tgt2.encode(texts) == tgt.encode(texts)
+    assert src2.vocab_size == src.vocab_size and tgt2.vocab_size == tgt.vocab_size
+
+
+@pytest.mark.parametrize("kind", ["sentencepiece", "word"])
+def test_missing_tokenizer_file_is_named(tmp_path, kind):
+    cfg = TokenizerConfig(type=kind, vocab_size=50, joint=False)
+    src, tgt = train_tokenizers(cfg, ENGLISH, GERMAN)
+    src_name, tgt_name = file_names(cfg)
+    (tmp_path / src_name).write_bytes(src.to_bytes())
+    with pytest.raises(UserError) as e:
+        load_tokenizers(cfg, tmp_path)
+    assert str(tmp_path / tgt_name) in str(e.value)
+
+
+def test_empty_model_dir(tmp_path):
+    with pytest.raises(UserError, match="spm.model"):
+        load_tokenizers(TokenizerConfig(), tmp_path)
+
+
+# ---------------------------------------------------------------------------- words
+
+WORDS = ["the dog sees the cat", "the cat sees a dog", "a bird"]
+
+
+def test_word_vocabulary_by_frequency_then_alphabet():
+    tok = WordTokenizer.train(WORDS, TokenizerConfig(type="word", vocab_size=9))
+    # the: 3; cat, dog, a, sees: 2 (alphabetical: a, cat, dog, sees); bird: 1 (cut)
+    assert tok.words == [*SPECIALS, "the", "a", "cat", "dog", "sees"]
+    assert tok.vocab_size == 9
+
+
+def test_word_vocabulary_smaller_than_asked():
+    tok = WordTokenizer.train(WORDS, TokenizerConfig(type="word", vocab_size=1000))
+    assert tok.vocab_size == len(SPECIALS) + 6
+
+
+def test_word_specials_in_text_are_not_words():
+    tok = WordTokenizer.train(["<s> x </s> <unk> <pad>"], TokenizerConfig(type="word"))
+    assert tok.words == [*SPECIALS, "x"]
+
+
+def test_word_encode_uses_unk_for_the_rest():
+    tok = WordTokenizer.train(WORDS, TokenizerConfig(type="word", vocab_size=6))
+    assert tok.words[4:] == ["the", "a"]
+    assert tok.encode(["the bird sees a", ""]) == [[4, UNK, UNK, 5], []]
+
+
+def test_word_decode_joins_words_and_drops_pad_bos_eos():
+    tok = WordTokenizer.train(WORDS, TokenizerConfig(type="word", vocab_size=9))
+    ids = tok.encode(["the cat sees a dog"])[0]
+    assert tok.decode([ids]) == ["the cat sees a dog"]
+    assert tok.decode([[BOS, *ids, EOS, PAD, PAD]]) == ["the cat sees a dog"]
+    assert tok.decode([[4, UNK]]) == ["the <unk>"]
+    assert tok.pieces([BOS, 4, EOS]) == ["the"]
+
+
+def test_word_save_load_round_trip(tmp_path):
+    tok = WordTokenizer.train(["Grüße aus Köln", "aus"], TokenizerConfig(type="word"))
+    (tmp_path / "vocab.txt").write_bytes(tok.to_bytes())
+    again = WordTokenizer.load(tmp_path / "vocab.txt")
+    assert again.words == tok.words
+    assert again.encode(["aus Köln x"]) == tok.encode(["aus Köln x"])
+
+
+def test_word_vocabulary_must_start_with_specials():
+    with pytest.raises(ValueError):
+        WordTokenizer(["the", "cat"])
