@@ -65,6 +65,7 @@ class TokenizerConfig:
     type: Literal["sentencepiece", "word"] = "sentencepiece"
     vocab_size: int = 8000
     joint: bool = True  # one vocabulary for both languages, or one per side
+    target_vocab_size: int | None = None  # per side only; default: vocab_size
     model_type: Literal["unigram", "bpe"] = "unigram"  # SentencePiece algorithm
     character_coverage: float = 1.0  # SentencePiece: share of characters kept
 
@@ -81,7 +82,7 @@ class ModelConfig:
     reverse_input: bool = False  # Sutskever et al. 2014: read each source sentence backwards
     attention: Attention = "luong_general"
     input_feeding: bool = True  # Luong variants: feed the previous attentional vector back
-    bridge: Literal["linear", "zeros"] = "linear"
+    bridge: Literal["linear", "zeros", "copy"] = "linear"  # copy: encoder final states as-is
     dropout: float = 0.3
     tie_embeddings: bool = False  # target embedding = output projection
     init_range: float = 0.1  # uniform(-r, r) for every weight, as Sutskever/Luong; 0: PyTorch's
@@ -102,11 +103,12 @@ class TrainConfig:
     max_epochs: int | None = 10
     max_steps: int | None = None
     max_minutes: float | None = None
-    optimizer: Literal["adam", "sgd"] = "adam"
+    optimizer: Literal["adam", "sgd", "adadelta"] = "adam"
     learning_rate: float = 1e-3
-    lr_schedule: Literal["constant", "plateau"] = "constant"
-    lr_decay: float = 0.5  # plateau: multiply the rate by this when valid BLEU stalls
+    lr_schedule: Literal["constant", "plateau", "epoch_decay"] = "constant"
+    lr_decay: float = 0.5  # multiply the rate by this when valid BLEU stalls / each epoch
     lr_patience: int = 2  # plateau: evaluations without improvement before decaying
+    lr_decay_start: int = 5  # epoch_decay: decay at the end of every epoch after this many
     clip_norm: float = 5.0  # 0 disables gradient clipping
     label_smoothing: float = 0.0
     teacher_forcing: float = 1.0  # probability of feeding the gold previous token
@@ -335,7 +337,15 @@ def _validate(r: Recipe, where: str) -> None:
         r.data.max_length > 0 and r.data.max_ratio >= 1,
         "data.max_length must be > 0 and data.max_ratio >= 1",
     )
-    need(r.tokenizer.vocab_size > 4, "tokenizer.vocab_size must be above 4 (4 special symbols)")
+    tok = r.tokenizer
+    need(
+        tok.vocab_size > 4 and (tok.target_vocab_size or 5) > 4,
+        "tokenizer.vocab_size (and target_vocab_size) must be above 4 (4 special symbols)",
+    )
+    need(
+        tok.target_vocab_size is None or not tok.joint,
+        "tokenizer.target_vocab_size needs tokenizer.joint: false (one vocabulary per side)",
+    )
     need(0 < r.tokenizer.character_coverage <= 1, "tokenizer.character_coverage is in (0, 1]")
     for name in ("embedding_size", "hidden_size", "encoder_layers", "decoder_layers"):
         need(getattr(m, name) > 0, f"model.{name} must be positive")
@@ -361,6 +371,14 @@ def _validate(r: Recipe, where: str) -> None:
         "use bridge: linear",
     )
     need(t.batch_tokens > 0, "train.batch_tokens must be positive")
+    need(
+        m.bridge != "copy"
+        or (
+            m.encoder_layers == m.decoder_layers and m.encoder_size * m.directions == m.hidden_size
+        ),
+        "bridge copy hands each encoder layer's final state to the same decoder layer: it "
+        "needs equal layer counts and encoder output size == model.hidden_size",
+    )
     need(t.learning_rate > 0, "train.learning_rate must be positive")
     need(0 < t.teacher_forcing <= 1, "train.teacher_forcing is a probability in (0, 1]")
     need(0 <= t.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
@@ -373,12 +391,24 @@ def _validate(r: Recipe, where: str) -> None:
         t.max_epochs is not None or t.max_steps is not None or t.max_minutes is not None,
         "set at least one of train.max_epochs, train.max_steps, train.max_minutes",
     )
-    need(d.beam_size >= 1, "decode.beam_size must be >= 1")
-    need(
-        d.max_length_ratio > 0 and d.max_length_offset >= 0 and d.min_length >= 0,
-        "decode.max_length_ratio must be > 0, max_length_offset and min_length >= 0",
-    )
-    need(d.batch_tokens > 0, "decode.batch_tokens must be positive")
+    check_decode(d, where)
+
+
+def check_decode(d: DecodeConfig, where: str) -> None:
+    """Decode settings, from a recipe or overridden at translation time (`where` says)."""
+    problems = [
+        (d.beam_size >= 1, "beam_size must be >= 1"),
+        (d.length_penalty >= 0, "length_penalty (GNMT alpha) must be >= 0"),
+        (d.max_length_ratio > 0, "max_length_ratio must be > 0"),
+        (
+            d.max_length_offset >= 0 and d.min_length >= 0,
+            "max_length_offset and min_length must be >= 0",
+        ),
+        (d.batch_tokens > 0, "batch_tokens must be positive"),
+    ]
+    for ok, message in problems:
+        if not ok:
+            raise UserError(f"{where}: decode.{message}")
 
 
 def _deep_copy(value: Any) -> Any:

@@ -82,7 +82,7 @@ class Decoder(nn.Module):
         cell: str = "lstm",
         attention: str = "luong_general",
         input_feeding: bool = True,
-        bridge: bool = True,
+        bridge: str = "linear",
         dropout: float = 0.0,
         tie_embeddings: bool = False,
     ):
@@ -115,8 +115,10 @@ class Decoder(nn.Module):
         elif self.style == "bahdanau":
             self.combine = nn.Linear(hidden_size + memory_size + embedding_size, hidden_size)
         # Bridge: decoder layer l starts from encoder layer l (or the top one when the
-        # stacks differ in depth) through linear + tanh; separate maps for h and c.
-        n_maps = num_layers if bridge else 0
+        # stacks differ in depth) through linear + tanh, separate maps for h and c; "copy"
+        # hands the states over unchanged (Sutskever et al.), "zeros" starts from zero.
+        self.bridge = bridge
+        n_maps = num_layers if bridge == "linear" else 0
         self.bridge_h = nn.ModuleList(nn.Linear(memory_size, hidden_size) for _ in range(n_maps))
         self.bridge_c = nn.ModuleList(
             nn.Linear(memory_size, hidden_size) for _ in range(n_maps if self.is_lstm else 0)
@@ -141,6 +143,8 @@ class Decoder(nn.Module):
         self, maps: nn.ModuleList, final: torch.Tensor | None, memory: torch.Tensor
     ) -> torch.Tensor:
         """Initial (L, B, H) decoder state from the encoder's final (L_enc, B, D) one."""
+        if self.bridge == "copy" and final is not None:
+            return final  # sizes and depths match: the recipe checks it
         if len(maps) == 0 or final is None:
             return memory.new_zeros(self.num_layers, memory.size(0), self.hidden_size)
         same_depth = self.encoder_layers == self.num_layers

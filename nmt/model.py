@@ -67,7 +67,7 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> S
         cell=cfg.cell,
         attention=cfg.attention,
         input_feeding=cfg.input_feeding,
-        bridge=cfg.bridge == "linear",
+        bridge=cfg.bridge,
         dropout=cfg.dropout,
         tie_embeddings=cfg.tie_embeddings,
     )

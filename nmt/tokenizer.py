@@ -10,6 +10,7 @@ training split when `nmt train` starts and stored in the model directory:
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from collections import Counter
@@ -138,7 +139,8 @@ def train_tokenizers(
     if cfg.joint:
         joint = kind.train([*source, *target], cfg)
         return joint, joint
-    return kind.train(source, cfg), kind.train(target, cfg)
+    target_cfg = dataclasses.replace(cfg, vocab_size=cfg.target_vocab_size or cfg.vocab_size)
+    return kind.train(source, cfg), kind.train(target, target_cfg)
 
 
 def load_tokenizers(cfg: TokenizerConfig, model_dir: Path) -> tuple[Tokenizer, Tokenizer]:

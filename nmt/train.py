@@ -33,6 +33,13 @@ from nmt.model import Seq2Seq, build_model, pick_device, token_nll
 from nmt.tokenizer import Tokenizer, file_names, load_tokenizers, train_tokenizers
 from nmt.translate import decode_ids
 
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "sgd": torch.optim.SGD,
+    # Bahdanau et al. 2015: Adadelta with rho 0.95, eps 1e-6 (learning_rate 1.0).
+    "adadelta": lambda params, lr: torch.optim.Adadelta(params, lr=lr, rho=0.95, eps=1e-6),
+}
+
 
 @dataclass
 class Message:
@@ -124,8 +131,7 @@ def train(
     model = build_model(recipe.model, src_tok.vocab_size, tgt_tok.vocab_size).to(dev)
     params = sum(p.numel() for p in model.parameters())
     on_event(Message(f"model: {params / 1e6:.2f}M parameters on {dev}"))
-    optimizer_class = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD
-    optimizer = optimizer_class(model.parameters(), lr=cfg.learning_rate)
+    optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.learning_rate)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=cfg.lr_decay, patience=cfg.lr_patience
     )
@@ -211,6 +217,9 @@ def train(
                 window_tokens = 0
             if epoch_end:
                 state.epoch, state.position = state.epoch + 1, 0
+                if cfg.lr_schedule == "epoch_decay" and state.epoch >= cfg.lr_decay_start:
+                    for group in optimizer.param_groups:  # Sutskever / Luong: halve each epoch
+                        group["lr"] *= cfg.lr_decay
             if due_eval:
                 evaluate_and_save()
                 if cfg.patience and state.bad_evals >= cfg.patience:
