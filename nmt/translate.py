@@ -23,7 +23,7 @@ import torch
 
 from nmt import checkpoint
 from nmt.batching import batch_indices, collate
-from nmt.config import DecodeConfig, Recipe, load_recipe
+from nmt.config import DecodeConfig, Recipe, check_decode, load_recipe
 from nmt.errors import UserError
 from nmt.model import Seq2Seq, build_model, pick_device
 from nmt.search import Hypothesis, beam_search, greedy_search, max_output_lengths
@@ -113,7 +113,9 @@ class Translator:
     def decode_config(self, **overrides: Any) -> DecodeConfig:
         """The recipe's decode settings with the given ones (those not None) replaced."""
         chosen = {k: v for k, v in overrides.items() if v is not None}
-        return dataclasses.replace(self.recipe.decode, **chosen)
+        settings = dataclasses.replace(self.recipe.decode, **chosen)
+        check_decode(settings, "decode options")
+        return settings
 
     def encode(self, lines: Sequence[str]) -> list[list[int]]:
         """Token ids per line; longer lines are cut to the model's maximum and counted."""
