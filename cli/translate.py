@@ -79,8 +79,9 @@ def translate(
             for found in results:
                 if nbest == 1:
                     out.write((found[0].text if found else "") + "\n")
-                else:
-                    out.writelines(f"{index}\t{t.score:.4f}\t{t.text}\n" for t in found)
+                else:  # an empty line's one translation is empty, and certain
+                    rows = [(t.score, t.text) for t in found] or [(0.0, "")]
+                    out.writelines(f"{index}\t{score:.4f}\t{text}\n" for score, text in rows)
                 best = found[0] if found else None
                 if attn_file is not None:
                     attn_file.write(

@@ -110,6 +110,8 @@ def prepare_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> Path:
     """The output directory, checked so that nothing the user has is lost unasked."""
     run_dir = Path(recipe.output_dir or "runs/model")
     saved_recipe = run_dir / RECIPE
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir} is a file, not a directory: give --output-dir a directory")
     if resume:
         if not saved_recipe.is_file():
             raise UserError(f"{run_dir}: nothing to resume (no {RECIPE}); train without --resume")

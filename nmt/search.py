@@ -138,8 +138,8 @@ def beam_search(
     end in </s>, so beam_size always continue); those ending in </s> among the top
     beam_size are finished, the best beam_size others carry on.
     """
-    if nbest > beam_size:
-        raise ValueError(f"nbest ({nbest}) cannot exceed beam_size ({beam_size})")
+    if not 1 <= nbest <= beam_size:
+        raise ValueError(f"nbest ({nbest}) must be between 1 and beam_size ({beam_size})")
     k = beam_size
     batch = max_lengths.size(0)
     device = max_lengths.device

@@ -174,17 +174,29 @@ def train(
         checkpoint.save_last(run_dir, model, optimizer, scheduler, dataclasses.asdict(state))
 
     # The loop.
+    lengths = [len(x) for x in train_split.src_ids], [len(y) for y in train_split.tgt_ids]
+
+    def epoch_batches() -> list[list[int]]:
+        """The current epoch's batches; they depend only on (seed, epoch), so a resumed run
+        sees the same ones."""
+        rng = np.random.default_rng([recipe.seed, state.epoch])
+        return batch_indices(*lengths, cfg.batch_tokens, rng)
+
+    def limit_reached() -> str | None:
+        if cfg.max_steps is not None and state.step >= cfg.max_steps:
+            return f"{cfg.max_steps} steps"
+        if cfg.max_epochs is not None and state.epoch >= cfg.max_epochs:
+            return f"{cfg.max_epochs} epochs"
+        if cfg.max_minutes is not None and time.perf_counter() - started >= 60 * cfg.max_minutes:
+            return f"{cfg.max_minutes} minutes"
+        return None
+
     started = time.perf_counter()
     window_loss = torch.zeros((), device=dev)
     window_tokens, window_start = 0, time.perf_counter()
-    stop = None
+    batches = epoch_batches()
+    stop = limit_reached()  # a resumed run may already be done
     while stop is None:
-        if cfg.max_epochs is not None and state.epoch >= cfg.max_epochs:
-            stop = f"{cfg.max_epochs} epochs"
-            break
-        rng = np.random.default_rng([recipe.seed, state.epoch])
-        lengths = [len(x) for x in train_split.src_ids], [len(y) for y in train_split.tgt_ids]
-        batches = batch_indices(*lengths, cfg.batch_tokens, rng)
         for rows in batches[state.position :]:
             batch = collate(train_split.src_ids, train_split.tgt_ids, rows)
             tokens = batch.target_tokens
@@ -224,17 +236,13 @@ def train(
                 evaluate_and_save()
                 if cfg.patience and state.bad_evals >= cfg.patience:
                     stop = f"no better valid BLEU in {cfg.patience} evaluations"
-            if cfg.max_steps is not None and state.step >= cfg.max_steps:
-                stop = f"{cfg.max_steps} steps"
-            if (
-                cfg.max_minutes is not None
-                and time.perf_counter() - started >= 60 * cfg.max_minutes
-            ):
-                stop = f"{cfg.max_minutes} minutes"
+            stop = stop or limit_reached()
             if due_eval or window_tokens == 0:
                 window_start = time.perf_counter()
             if stop:
                 break
+        if state.position == 0:
+            batches = epoch_batches()
     if window_tokens:
         state.train_seconds += time.perf_counter() - window_start
         state.train_tokens += window_tokens

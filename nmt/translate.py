@@ -64,6 +64,9 @@ def decode_ids(
                 model.step, state, max_lengths, decode.beam_size, nbest=nbest, **options
             )
         for row, found in zip(rows, hyps, strict=True):
+            for h in found:  # the batch pads sources: keep this sentence's own columns
+                if h.attention is not None:
+                    h.attention = h.attention[:, : len(src_ids[row])]
             results[row] = found
     return results
 
@@ -135,6 +138,8 @@ class Translator:
         settings = self.decode_config(**decode)
         if attention and self.recipe.model.attention == "none":
             raise UserError("this model has no attention to show (its model.attention is none)")
+        if nbest < 1:
+            raise UserError(f"--nbest {nbest}: give 1 or more translations per line")
         if nbest > settings.beam_size:
             raise UserError(f"--nbest {nbest} needs a beam at least that wide (--beam {nbest})")
         src_ids = self.encode(lines)
