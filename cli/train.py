@@ -52,9 +52,10 @@ def train(
         cfg = dataclasses.replace(cfg, output_dir=str(output_dir))
     results = run_training(cfg, device.value, resume, overwrite, _report)
     if "bleu" in results:
+        settings = ", ".join(f"{k}={v}" for k, v in results["decode"].items())
         typer.echo(
             f"test: BLEU {results['bleu']:.2f}  chrF {results['chrf']:.2f}  "
-            f"(beam {results['beam_size']}; {results['signature']['bleu']})"
+            f"({results['signature']['bleu']})\n      decode: {settings}"
         )
     typer.echo(
         f"trained {results['steps']} steps in {results['train_seconds']:.0f} s "

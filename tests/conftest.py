@@ -1,0 +1,112 @@
+"""Shared fixtures: one tiny quickstart model trained once per session, and tiny recipes.
+
+The model is the recipes/quickstart.yaml recipe shrunk with `--set` overrides (16-dim
+embeddings, 32-dim states, 100 subwords, 300 training pairs, 40 steps), trained through
+the real CLI. It learns next to nothing, so tests that use it assert structure and
+equalities, never scores. Tests must treat its directory as read-only: copy it
+(`copy_model`) before training into it again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from nmt.config import Recipe, load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
+
+# key=value overrides that make the quickstart recipe train in about a second on a CPU.
+TINY = [
+    "model.embedding_size=16",
+    "model.hidden_size=32",
+    "tokenizer.vocab_size=100",
+    "data.train={toy: numbers, split: train, size: 300}",
+    "data.valid={toy: numbers, split: valid, size: 20}",
+    "data.test={toy: numbers, split: test, size: 20}",
+    "train.batch_tokens=500",
+    "train.max_steps=20",
+    "train.eval_every=10",
+    "train.log_every=10",
+]
+MODEL_STEPS = 40  # steps of the shared session model
+# what the shared model is trained with: two evaluations, at steps 20 and 40
+MODEL_OVERRIDES = [*TINY, f"train.max_steps={MODEL_STEPS}", "train.eval_every=20"]
+
+
+def set_args(overrides: list[str]) -> list[str]:
+    """`--set k=v` command-line arguments for a list of overrides."""
+    return [arg for item in overrides for arg in ("--set", item)]
+
+
+@pytest.fixture(scope="session")
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture(scope="session")
+def tiny_overrides() -> list[str]:
+    """The overrides that shrink the quickstart recipe (a fresh copy per use is the caller's)."""
+    return list(TINY)
+
+
+@pytest.fixture(scope="session")
+def model_overrides() -> list[str]:
+    """The overrides the shared model (`model_dir`) was trained with."""
+    return list(MODEL_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def model_steps() -> int:
+    return MODEL_STEPS
+
+
+@pytest.fixture(scope="session")
+def quickstart() -> Path:
+    return QUICKSTART
+
+
+@pytest.fixture
+def make_recipe() -> Callable[..., Recipe]:
+    """make_recipe(output_dir, *overrides): the tiny quickstart recipe, extra overrides last."""
+
+    def make(output_dir: Path, *overrides: str) -> Recipe:
+        recipe = load_recipe(QUICKSTART, [*TINY, *overrides])
+        return dataclasses.replace(recipe, output_dir=str(output_dir))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, runner: CliRunner) -> Path:
+    """A tiny quickstart model trained once through `nmt train`; read-only for tests."""
+    out = tmp_path_factory.mktemp("shared") / "model"
+    result = runner.invoke(
+        app,
+        ["train", str(QUICKSTART), *set_args(MODEL_OVERRIDES), "--output-dir", str(out)]
+        + ["--device", "cpu"],
+    )
+    if result.exit_code != 0:
+        raise RuntimeError(f"training the shared model failed:\n{result.output}")
+    # what `nmt train` printed, beside (not inside) the model directory
+    (out.parent / "train.stdout").write_text(result.stdout, encoding="utf-8")
+    return out
+
+
+@pytest.fixture
+def copy_model(model_dir: Path, tmp_path: Path) -> Callable[[str], Path]:
+    """copy_model(name): a private copy of the shared model (timestamps kept) in tmp_path."""
+
+    def copy(name: str = "model") -> Path:
+        target = tmp_path / name
+        shutil.copytree(model_dir, target)
+        return target
+
+    return copy

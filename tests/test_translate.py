@@ -1,0 +1,168 @@
+"""Translator: a model directory + lines of text → translations (nmt.translate).
+
+Checked on the shared tiny model of conftest.py (it translates badly, so nothing here
+compares with a reference): output i answers input i; empty and blank lines give ""
+without disturbing the others; a batch decodes exactly as each line alone, greedy and
+beam; n-best lists have n entries sorted by score, and nbest > beam is a UserError; long
+lines are cut to data.max_length and counted; attention has one row per target piece
+plus </s>, one column per source piece, rows summing to 1; the beam_size and
+length_penalty overrides take effect; loading a directory that is not a model directory
+is a UserError.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import pytest
+
+from nmt.errors import UserError
+from nmt.toy import numbers
+from nmt.translate import Translator
+
+LINES = [src for src, _ in numbers("test", 6)]
+
+
+@pytest.fixture(scope="module")
+def translator(model_dir) -> Translator:
+    return Translator.load(model_dir, "cpu")
+
+
+@pytest.fixture
+def fresh_translator(model_dir) -> Translator:
+    """A translator of its own, for tests that read its `truncated` counter."""
+    return Translator.load(model_dir, "cpu")
+
+
+def test_lines_of_different_lengths():
+    # The properties below only mean something if the batch mixes lengths.
+    assert len({len(line.split()) for line in LINES}) > 2
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_output_order_follows_input_order(translator, beam_size):
+    forward = translator.translate(LINES, beam_size=beam_size)
+    backward = translator.translate(LINES[::-1], beam_size=beam_size)
+    assert len(forward) == len(LINES)
+    assert backward[::-1] == forward
+    # the tiny model's outputs at least differ in length with the source
+    assert len(set(forward)) > 1
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_empty_and_blank_lines_give_empty_strings(translator, beam_size):
+    alone = translator.translate(LINES[:2], beam_size=beam_size)
+    mixed = translator.translate(["", LINES[0], "   ", LINES[1], ""], beam_size=beam_size)
+    assert mixed == ["", alone[0], "", alone[1], ""]
+    assert translator.translate([""], beam_size=beam_size) == [""]
+    assert translator.translate([], beam_size=beam_size) == []
+    assert translator.search(["", LINES[0]], beam_size=beam_size)[0] == []
+
+
+@pytest.mark.parametrize("beam_size", [1, 4])
+def test_batched_decoding_equals_one_line_at_a_time(translator, beam_size):
+    nbest = min(beam_size, 2)
+    batched = translator.search(LINES, nbest=nbest, beam_size=beam_size)
+    for line, together in zip(LINES, batched, strict=True):
+        (alone,) = translator.search([line], nbest=nbest, beam_size=beam_size)
+        assert [t.text for t in together] == [t.text for t in alone]
+        assert [t.target_pieces for t in together] == [t.target_pieces for t in alone]
+        assert [t.score for t in together] == pytest.approx([t.score for t in alone], abs=1e-3)
+
+
+def test_nbest_returns_n_translations_sorted_by_score(translator):
+    found = translator.search(LINES, nbest=3, beam_size=4)
+    assert len(found) == len(LINES)
+    for hyps in found:
+        assert len(hyps) == 3
+        scores = [h.score for h in hyps]
+        assert scores == sorted(scores, reverse=True)
+        assert all(math.isfinite(s) and s <= 0 for s in scores)
+        # distinct hypotheses, not one repeated
+        assert len({tuple(h.target_pieces) for h in hyps}) == 3
+    # the first of the n best is the 1-best translation
+    assert [h[0].text for h in found] == translator.translate(LINES, beam_size=4)
+
+
+def test_nbest_wider_than_the_beam_is_a_user_error(translator):
+    with pytest.raises(UserError, match="--nbest 4"):
+        translator.search(LINES[:1], nbest=4, beam_size=3)
+    with pytest.raises(UserError):
+        translator.search(LINES[:1], nbest=2, beam_size=1)
+
+
+def test_long_lines_are_truncated_and_counted(fresh_translator):
+    limit = fresh_translator.recipe.data.max_length
+    long_line = " ".join(["three hundred forty-two red dogs sleep"] * 40)
+    assert len(fresh_translator.src_tokenizer.encode([long_line])[0]) > limit
+    assert fresh_translator.truncated == 0
+    found = fresh_translator.search([LINES[0], long_line, long_line], beam_size=1)
+    assert fresh_translator.truncated == 2
+    assert len(found[1][0].source_pieces) == limit
+    assert len(found[0][0].source_pieces) < limit
+    fresh_translator.translate([long_line, LINES[1]], beam_size=1)
+    assert fresh_translator.truncated == 3  # a running count
+
+
+def check_attention(translation):
+    rows = translation.attention
+    assert rows is not None
+    assert len(rows) == len(translation.target_pieces) + 1  # pieces, then </s>
+    for row in rows:
+        assert len(row) == len(translation.source_pieces)
+        assert sum(row) == pytest.approx(1.0, abs=1e-4)
+        assert all(w >= 0 for w in row)
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_attention_of_one_line(translator, beam_size):
+    (found,) = translator.search([LINES[0]], attention=True, beam_size=beam_size)
+    check_attention(found[0])
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_attention_in_a_batch_has_one_column_per_source_piece(translator, beam_size):
+    found = translator.search(LINES, attention=True, beam_size=beam_size)
+    for hyps in found:
+        check_attention(hyps[0])
+
+
+def test_no_attention_unless_asked(translator):
+    (found,) = translator.search(LINES[:1], beam_size=3)
+    assert found[0].attention is None
+
+
+def test_beam_size_override_takes_effect(translator):
+    assert translator.recipe.decode.beam_size == 5
+    assert len(translator.search(LINES[:1], nbest=5)[0]) == 5  # the recipe's beam
+    with pytest.raises(UserError):
+        translator.search(LINES[:1], nbest=5, beam_size=2)
+    assert translator.decode_config(beam_size=2).beam_size == 2
+    assert translator.decode_config(beam_size=None).beam_size == 5  # None: keep the recipe's
+
+
+def test_length_penalty_override_takes_effect(translator):
+    # Greedy search picks the same tokens whatever alpha; GNMT normalization then divides
+    # the summed log-probability by ((5 + length) / 6) ** alpha, </s> counted.
+    (raw,) = translator.search(LINES[:1], beam_size=1, length_penalty=0.0)
+    (scaled,) = translator.search(LINES[:1], beam_size=1, length_penalty=1.0)
+    assert raw[0].target_pieces == scaled[0].target_pieces
+    length = len(raw[0].target_pieces) + 1
+    assert scaled[0].score == pytest.approx(raw[0].score / ((5 + length) / 6), rel=1e-4)
+    assert translator.recipe.decode.length_normalization == "gnmt"
+
+
+def test_load_a_directory_that_is_not_a_model_dir(tmp_path):
+    with pytest.raises(UserError, match="not a model directory"):
+        Translator.load(tmp_path, "cpu")
+    with pytest.raises(UserError, match="not a model directory"):
+        Translator.load(tmp_path / "missing", "cpu")
+
+
+def test_load_a_model_dir_without_weights(model_dir, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    (broken / "model.safetensors").unlink()
+    with pytest.raises(UserError, match="model.safetensors"):
+        Translator.load(broken, "cpu")
