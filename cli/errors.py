@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from enum import Enum
 from typing import Any, TypeVar
 
 import typer
@@ -12,12 +11,6 @@ import typer
 from nmt.errors import UserError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 def user_errors(command: F) -> F:

@@ -8,7 +8,17 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.errors import Device, user_errors
+from cli.errors import user_errors
+from cli.options import (
+    Beam,
+    Device,
+    DeviceOption,
+    Greedy,
+    LengthNormalization,
+    LengthPenalty,
+    MinLength,
+    decode_overrides,
+)
 from nmt import evaluate as ev
 from nmt.errors import UserError
 from nmt.translate import Translator
@@ -53,12 +63,15 @@ def bleu(
     compare: Annotated[
         Path | None, typer.Option(help="Other system's output: paired bootstrap test against it.")
     ] = None,
-    beam: Annotated[int | None, typer.Option(help="Beam size with --model.")] = None,
-    greedy: Annotated[bool, typer.Option(help="Greedy search with --model.")] = False,
+    beam: Beam = None,
+    greedy: Greedy = False,
+    length_normalization: LengthNormalization = None,
+    length_penalty: LengthPenalty = None,
+    min_length: MinLength = None,
     output: Annotated[
         Path | None, typer.Option(help="With --model: save the translations.")
     ] = None,
-    device: Annotated[Device, typer.Option(help="Where to run the model.")] = Device.auto,
+    device: DeviceOption = Device.auto,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score a file of translations, or translate --source with --model and score that."""
@@ -72,9 +85,8 @@ def bleu(
         raise UserError("give either HYPOTHESIS, or --model and --source (not both)")
     if model is not None:
         translator = Translator.load(model, device.value)
-        report = ev.score_model(
-            translator, source, reference, names, beam_size=1 if greedy else beam
-        )
+        decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
+        report = ev.score_model(translator, source, reference, names, **decode)
         hyps = report.pop("hypotheses")
         if output is not None:
             output.write_text("".join(f"{h}\n" for h in hyps), encoding="utf-8")
@@ -96,7 +108,7 @@ def perplexity(
     model: Annotated[Path, typer.Option("--model", "-m", help="Model directory.")],
     source: Annotated[Path, typer.Option("--source", "-s", help="Source sentences.")],
     reference: Annotated[Path, typer.Option("--reference", "-r", help="Their translations.")],
-    device: Annotated[Device, typer.Option(help="Where to run the model.")] = Device.auto,
+    device: DeviceOption = Device.auto,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Per-token cross-entropy and perplexity of the references under the model."""

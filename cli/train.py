@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from cli.errors import Device, user_errors
+from cli.errors import user_errors
+from cli.options import Device, DeviceOption
 from nmt.config import load_recipe
 from nmt.train import Evaluation, Event, Message, Progress
 from nmt.train import train as run_training
@@ -40,7 +41,7 @@ def train(
     output_dir: Annotated[
         Path | None, typer.Option(help="Model directory to write (default: the recipe's).")
     ] = None,
-    device: Annotated[Device, typer.Option(help="Where to train.")] = Device.auto,
+    device: DeviceOption = Device.auto,
     resume: Annotated[
         bool, typer.Option(help="Continue the training saved in the model directory.")
     ] = False,

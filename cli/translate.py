@@ -11,37 +11,62 @@ from typing import Annotated, TextIO
 
 import typer
 
-from cli.errors import Device, user_errors
-from nmt.corpus import read_lines
+from cli.errors import user_errors
+from cli.options import (
+    Beam,
+    Device,
+    DeviceOption,
+    Greedy,
+    LengthNormalization,
+    LengthPenalty,
+    MinLength,
+    decode_overrides,
+)
+from nmt.corpus import decode_lines, iter_lines
+from nmt.errors import UserError
 from nmt.plot import plot_attention
-from nmt.translate import Translator
+from nmt.translate import Translation, Translator
 
-CHUNK = 1000  # lines read, translated and written at a time, so stdin streams
+CHUNK = 1000  # lines translated at a time from a file or a pipe
 
 
 def _chunks(source: str) -> Iterator[list[str]]:
-    if source != "-":
-        lines = read_lines(Path(source), "the input")
-        yield from (lines[i : i + CHUNK] for i in range(0, len(lines), CHUNK))
-        return
-    stream = (line.rstrip("\n") for line in sys.stdin)
-    while chunk := list(itertools.islice(stream, CHUNK)):
+    """The input in chunks, read lazily; a terminal is answered line by line."""
+    if source == "-":
+        lines = (text.strip() for _, text in decode_lines(sys.stdin.buffer, "standard input"))
+        size = 1 if sys.stdin.isatty() else CHUNK
+    else:
+        lines, size = iter_lines(Path(source), "the input"), CHUNK
+    while chunk := list(itertools.islice(lines, size)):
         yield chunk
+
+
+def _attention_record(index: int, best: Translation | None) -> str:
+    return json.dumps(
+        {
+            "line": index,
+            "source": best.source_pieces if best else [],
+            "target": [*best.target_pieces, "</s>"] if best else [],
+            "attention": best.attention if best else [],
+        },
+        ensure_ascii=False,
+    )
 
 
 @user_errors
 def translate(
     source: Annotated[str, typer.Argument(help="Text file to translate, or - for stdin.")],
     model: Annotated[Path, typer.Option("--model", "-m", help="Model directory from nmt train.")],
-    beam: Annotated[int | None, typer.Option(help="Beam size (default: the recipe's).")] = None,
-    greedy: Annotated[bool, typer.Option(help="Greedy search (beam size 1).")] = False,
+    beam: Beam = None,
+    greedy: Greedy = False,
+    length_normalization: LengthNormalization = None,
+    length_penalty: LengthPenalty = None,
+    min_length: MinLength = None,
     nbest: Annotated[
-        int,
-        typer.Option(help="Write the N best translations per line as INDEX<TAB>SCORE<TAB>TEXT."),
+        int, typer.Option(help="Write the N best per line as INDEX<TAB>SCORE<TAB>TEXT.")
     ] = 1,
-    length_penalty: Annotated[float | None, typer.Option(help="GNMT length penalty alpha.")] = None,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write here, not stdout.")
+        Path | None, typer.Option("--output", "-o", help="Write here, not to stdout.")
     ] = None,
     attention_out: Annotated[
         Path | None, typer.Option(help="Write each sentence's attention matrix as JSON lines.")
@@ -50,15 +75,20 @@ def translate(
         Path | None, typer.Option(help="Directory for attention heatmaps (PNG) of the first lines.")
     ] = None,
     plot_count: Annotated[int, typer.Option(help="How many lines --plot draws.")] = 10,
-    device: Annotated[Device, typer.Option(help="Where to run the model.")] = Device.auto,
+    device: DeviceOption = Device.auto,
 ) -> None:
     """Translate line by line: output line i answers input line i; empty gives empty."""
+    if source != "-" and not Path(source).is_file():
+        raise UserError(f"{source}: no such file to translate; give a text file or - for stdin")
+    for path in (output, attention_out):
+        if path is not None and source != "-" and path.resolve() == Path(source).resolve():
+            raise UserError(f"{path} is the input file too; write the output somewhere else")
     translator = Translator.load(model, device.value)
-    beam_size = 1 if greedy else beam
-    settings = translator.decode_config(beam_size=beam_size, length_penalty=length_penalty)
+    decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
+    settings = translator.decode_config(**decode)
     typer.echo(
-        f"decoding with beam {settings.beam_size}, {settings.length_normalization} "
-        f"length normalization (alpha {settings.length_penalty})",
+        f"decoding with beam {settings.beam_size}, {settings.length_normalization} length "
+        f"normalization (alpha {settings.length_penalty}), min length {settings.min_length}",
         err=True,
     )
     want_attention = attention_out is not None or plot is not None
@@ -69,14 +99,7 @@ def translate(
     index = 0
     try:
         for chunk in _chunks(source):
-            results = translator.search(
-                chunk,
-                nbest=nbest,
-                attention=want_attention,
-                beam_size=beam_size,
-                length_penalty=length_penalty,
-            )
-            for found in results:
+            for found in translator.search(chunk, nbest=nbest, attention=want_attention, **decode):
                 if nbest == 1:
                     out.write((found[0].text if found else "") + "\n")
                 else:  # an empty line's one translation is empty, and certain
@@ -84,18 +107,7 @@ def translate(
                     out.writelines(f"{index}\t{score:.4f}\t{text}\n" for score, text in rows)
                 best = found[0] if found else None
                 if attn_file is not None:
-                    attn_file.write(
-                        json.dumps(
-                            {
-                                "line": index,
-                                "source": best.source_pieces if best else [],
-                                "target": [*best.target_pieces, "</s>"] if best else [],
-                                "attention": best.attention if best else [],
-                            },
-                            ensure_ascii=False,
-                        )
-                        + "\n"
-                    )
+                    attn_file.write(_attention_record(index, best) + "\n")
                 if plot is not None and best is not None and index < plot_count:
                     plot_attention(best, plot / f"attention-{index}.png")
                 index += 1
@@ -106,11 +118,8 @@ def translate(
         if attn_file is not None:
             attn_file.close()
     if index == 0:
-        typer.secho(
-            f"warning: {source if source != '-' else 'standard input'} had no lines",
-            err=True,
-            fg=typer.colors.YELLOW,
-        )
+        name = source if source != "-" else "standard input"
+        typer.secho(f"warning: {name} had no lines to translate", err=True, fg=typer.colors.YELLOW)
     if translator.truncated:
         limit = translator.recipe.data.max_length
         typer.secho(

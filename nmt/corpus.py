@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from nmt import toy
 from nmt.errors import UserError
@@ -129,7 +129,25 @@ def read_corpus(source: Source, src_lang: str, tgt_lang: str, key: str = "data")
 
 def read_lines(path: Path, key: str = "input") -> list[str]:
     """All lines of a UTF-8 text file (gzip read transparently), stripped."""
-    return [line.strip() for _, line in _numbered_lines(path, key)]
+    return list(iter_lines(path, key))
+
+
+def iter_lines(path: Path, key: str = "input") -> Iterator[str]:
+    """The same lines one at a time; a missing file is reported at once, not on reading."""
+    return (line.strip() for _, line in _numbered_lines(path, key))
+
+
+def decode_lines(stream: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
+    """(line number, text) from a byte stream; bytes that are not UTF-8 name the line."""
+    for n, raw in enumerate(stream, start=1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError(
+                f"{name}:{n}: not valid UTF-8 (byte {e.start}); convert the text, "
+                f"e.g. iconv -f latin1 -t utf-8"
+            ) from None
+        yield n, text.rstrip("\r\n")
 
 
 def length_filter(
@@ -149,21 +167,17 @@ def length_filter(
 
 def _numbered_lines(path: Path, key: str) -> Iterator[tuple[int, str]]:
     if not path.is_file():
-        hint = "; check the path in the recipe (relative paths start where nmt runs)"
-        raise UserError(f"{path}: no such file (named by {key}){hint}")
+        hint = "check the path in the recipe (relative paths start where nmt runs)"
+        hint = hint if key.startswith("data.") else "check the path"
+        raise UserError(f"{path}: no such file (named by {key}); {hint}")
+    return _read_numbered(path)
+
+
+def _read_numbered(path: Path) -> Iterator[tuple[int, str]]:
     with path.open("rb") as probe:
         gzipped = probe.read(2) == b"\x1f\x8b"
-    opener = gzip.open if gzipped else open
-    with opener(path, "rb") as f:
-        for n, raw in enumerate(f, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise UserError(
-                    f"{path}:{n}: not valid UTF-8 (byte {e.start}); convert the file, "
-                    f"e.g. iconv -f latin1 -t utf-8"
-                ) from None
-            yield n, text.rstrip("\r\n")
+    with (gzip.open if gzipped else open)(path, "rb") as f:
+        yield from decode_lines(f, str(path))
 
 
 def _clean(src: list[str], tgt: list[str], origin: str) -> Corpus:

@@ -189,6 +189,8 @@ def train(
             return f"{cfg.max_epochs} epochs"
         if cfg.max_minutes is not None and time.perf_counter() - started >= 60 * cfg.max_minutes:
             return f"{cfg.max_minutes} minutes"
+        if cfg.patience and state.bad_evals >= cfg.patience:
+            return f"no better valid BLEU in {cfg.patience} evaluations"
         return None
 
     started = time.perf_counter()
@@ -234,9 +236,7 @@ def train(
                         group["lr"] *= cfg.lr_decay
             if due_eval:
                 evaluate_and_save()
-                if cfg.patience and state.bad_evals >= cfg.patience:
-                    stop = f"no better valid BLEU in {cfg.patience} evaluations"
-            stop = stop or limit_reached()
+            stop = limit_reached()
             if due_eval or window_tokens == 0:
                 window_start = time.perf_counter()
             if stop:

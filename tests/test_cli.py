@@ -281,6 +281,41 @@ def test_translate_a_missing_input_file(runner, model_dir, tmp_path):
     assert_user_error(result, str(tmp_path / "absent.en"), "no such file")
 
 
+@pytest.mark.parametrize("normalization", ["none", "average", "gnmt"])
+def test_translate_decode_options(runner, model_dir, translator, source_file, normalization):
+    options = ["--beam", "3", "--length-normalization", normalization, "--min-length", "4"]
+    result = translate(runner, model_dir, str(source_file), *options)
+    assert result.exit_code == 0, result.output
+    assert f"beam 3, {normalization} length normalization" in result.stderr
+    assert "min length 4" in result.stderr
+    lines = [SOURCES[0], "", SOURCES[1]]
+    expected = translator.translate(
+        lines, beam_size=3, length_normalization=normalization, min_length=4
+    )
+    assert result.stdout.split("\n")[:-1] == expected
+    pieces = translator.tgt_tokenizer.encode([expected[0], expected[2]])
+    assert all(len(p) >= 4 for p in pieces)  # at least min-length tokens before </s>
+
+
+def test_translate_refuses_to_write_over_its_input(runner, model_dir, source_file):
+    before = source_file.read_bytes()
+    result = translate(runner, model_dir, str(source_file), "--output", str(source_file))
+    assert_user_error(result, str(source_file), "input file too")
+    assert source_file.read_bytes() == before
+
+
+def test_translate_missing_input_leaves_the_output_alone(runner, model_dir, tmp_path):
+    output = write_lines(tmp_path / "keep.de", ["an earlier translation"])
+    result = translate(runner, model_dir, str(tmp_path / "absent.en"), "--output", str(output))
+    assert_user_error(result, "absent.en")
+    assert output.read_text(encoding="utf-8") == "an earlier translation\n"
+
+
+def test_translate_stdin_that_is_not_utf8(runner, model_dir):
+    result = translate(runner, model_dir, "-", input=b"one dog\n" + b"caf\xe9\n")
+    assert_user_error(result, "standard input:2", "not valid UTF-8")
+
+
 # ---------------------------------------------------------------- nmt evaluate
 
 
