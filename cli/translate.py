@@ -24,7 +24,7 @@ from cli.options import (
 )
 from nmt.corpus import decode_lines, iter_lines
 from nmt.errors import UserError
-from nmt.plot import plot_attention
+from nmt.plot import plot_attention, pyplot
 from nmt.translate import Translation, Translator
 
 CHUNK = 1000  # lines translated at a time from a file or a pipe
@@ -93,6 +93,7 @@ def translate(
     )
     want_attention = attention_out is not None or plot is not None
     if plot is not None:
+        pyplot()  # fail before translating anything if matplotlib is missing
         plot.mkdir(parents=True, exist_ok=True)
     out: TextIO = output.open("w", encoding="utf-8") if output else sys.stdout
     attn_file = attention_out.open("w", encoding="utf-8") if attention_out else None

@@ -6,13 +6,14 @@ Needs matplotlib (`pip install 'nmt[plot]'`); nothing else in nmt imports it.
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 from nmt.errors import UserError
 from nmt.translate import Translation
 
 
-def plot_attention(translation: Translation, path: Path) -> None:
-    """Write one PNG: target pieces (and </s>) down, source pieces across."""
+def pyplot() -> ModuleType:
+    """matplotlib.pyplot drawing to files only, or a UserError saying how to install it."""
     try:
         import matplotlib
 
@@ -20,6 +21,12 @@ def plot_attention(translation: Translation, path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UserError("--plot needs matplotlib: pip install 'nmt[plot]'") from None
+    return plt
+
+
+def plot_attention(translation: Translation, path: Path) -> None:
+    """Write one PNG: target pieces (and </s>) down, source pieces across."""
+    plt = pyplot()
     rows = [*translation.target_pieces, "</s>"]
     cols = translation.source_pieces
     fig, ax = plt.subplots(figsize=(1 + 0.45 * len(cols), 1 + 0.4 * len(rows)))
