@@ -7,15 +7,7 @@ values of the wrong type are errors that name the key and list the valid ones (J
 swallows typos through `**kwargs`; we refuse them). `--set section.key=value` overrides
 are applied to the YAML before it is checked, so they get exactly the same checks.
 
-A corpus *source* (`data.train`, `data.valid`, `data.test`) is one of::
-
-    corpus/train.{lang}.gz                    # parallel plain-text files (.gz read too)
-    {tsv: corpus/train.tsv}                   # source<TAB>target per line
-    {jsonl: corpus/train.jsonl}               # {"de": "...", "en": "..."} per line
-    {hub: bentrevett/multi30k, split: train}  # Hugging Face hub; optional config: NAME
-    {dataset_dir: saved/ds, split: train}     # a `datasets` save_to_disk directory
-    {toy: numbers, split: train}              # nmt's own synthetic corpus (nmt/toy.py)
-
+Corpus sources (`data.train`, `data.valid`, `data.test`) are described in nmt/corpus.py.
 A recipe may also name alternative sets of splits under `data.alternatives` and pick one
 with `data.use`, so that one `--set data.use=local` switches every split at once.
 """
@@ -23,6 +15,7 @@ with `data.use`, so that one `--set data.use=local` switches every split at once
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import difflib
 import types
@@ -166,7 +159,7 @@ def recipe_from_dict(
     """Build a checked `Recipe` from plain YAML data; `where` names it in error messages."""
     if not isinstance(raw, dict):
         raise UserError(f"{where}: a recipe is a YAML mapping of sections (data:, model:, ...)")
-    raw = _deep_copy(raw)
+    raw = copy.deepcopy(raw)
     for item in overrides:
         _apply_override(raw, item, where)
     recipe = _build(Recipe, raw, where, "")
@@ -409,14 +402,6 @@ def check_decode(d: DecodeConfig, where: str) -> None:
     for ok, message in problems:
         if not ok:
             raise UserError(f"{where}: decode.{message}")
-
-
-def _deep_copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _deep_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_deep_copy(v) for v in value]
-    return value
 
 
 def _one_line(error: Exception) -> str:

@@ -1,5 +1,14 @@
 """Parallel corpora: pairs of strings from every kind of source a recipe can name.
 
+A source (`data.train`, `data.valid`, `data.test` in a recipe) is one of::
+
+    corpus/train.{lang}.gz                    # parallel plain-text files (.gz read too)
+    {tsv: corpus/train.tsv}                   # source<TAB>target per line
+    {jsonl: corpus/train.jsonl}               # {"de": "...", "en": "..."} per line
+    {hub: bentrevett/multi30k, split: train}  # Hugging Face hub; optional config: NAME
+    {dataset_dir: saved/ds, split: train}     # a `datasets` save_to_disk directory
+    {toy: numbers, split: train}              # nmt's own synthetic corpus (nmt/toy.py)
+
 `read_corpus(source, src_lang, tgt_lang, key)` returns a `Corpus` of stripped, non-empty
 pairs; empty pairs are skipped and counted. Every mistake a user can make with a corpus
 (missing file, misaligned line counts, bytes that are not UTF-8, a TSV line with the

@@ -31,7 +31,7 @@ from nmt.errors import UserError
 from nmt.evaluate import decode_summary, mean_nll, score
 from nmt.model import Seq2Seq, build_model, pick_device, token_nll
 from nmt.tokenizer import Tokenizer, file_names, load_tokenizers, train_tokenizers
-from nmt.translate import decode_ids
+from nmt.translate import Translator
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -71,11 +71,12 @@ Event = Message | Progress | Evaluation
 
 @dataclass
 class Split:
-    """One encoded split: token ids per side and the raw target text to score against."""
+    """One split as text (to translate and score against) and as token ids (for the loss)."""
 
+    sources: list[str]
+    references: list[str]
     src_ids: list[list[int]]
     tgt_ids: list[list[int]]
-    references: list[str]
 
 
 @dataclass
@@ -129,6 +130,7 @@ def train(
 
     # Model and optimizer.
     model = build_model(recipe.model, src_tok.vocab_size, tgt_tok.vocab_size).to(dev)
+    translator = Translator(model, recipe, src_tok, tgt_tok, dev)  # decodes valid and test
     params = sum(p.numel() for p in model.parameters())
     on_event(Message(f"model: {params / 1e6:.2f}M parameters on {dev}"))
     optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.learning_rate)
@@ -146,7 +148,7 @@ def train(
         entry: dict[str, Any] = {"step": state.step, "epoch": state.epoch}
         if valid is not None:
             with autocast:
-                loss, bleu = _validate(model, valid, recipe, tgt_tok, dev)
+                loss, bleu = _validate(translator, valid, cfg.batch_tokens)
             # Better BLEU wins; at equal BLEU (say 0 early on), lower loss does.
             improved = (bleu, -loss) > (state.best_bleu, -state.best_loss)
             state.bad_evals = 0 if improved else state.bad_evals + 1
@@ -255,9 +257,7 @@ def train(
         )
     )
 
-    results = _test(
-        recipe, run_dir, model, corpora["test"], src_tok, tgt_tok, dev, state, len(batches)
-    )
+    results = _test(translator, run_dir, corpora["test"], state, len(batches))
     checkpoint.write_json(run_dir / checkpoint.RESULTS, results)
     return results
 
@@ -310,7 +310,8 @@ def _read(recipe: Recipe, name: str, on_event: Callable[[Event], None]) -> Corpu
 def _encode(corpus: Corpus | None, src_tok: Tokenizer, tgt_tok: Tokenizer) -> Split | None:
     if corpus is None:
         return None
-    return Split(src_tok.encode(corpus.source), tgt_tok.encode(corpus.target), corpus.target)
+    src_ids, tgt_ids = src_tok.encode(corpus.source), tgt_tok.encode(corpus.target)
+    return Split(corpus.source, corpus.target, src_ids, tgt_ids)
 
 
 def _encode_train(
@@ -341,37 +342,31 @@ def _encode_train(
             f"data.train: no pairs left after the length filters; raise data.max_length "
             f"({recipe.data.max_length}) or data.max_ratio ({recipe.data.max_ratio})"
         )
-    return Split(
-        [split.src_ids[i] for i in keep],
-        [split.tgt_ids[i] for i in keep],
-        [split.references[i] for i in keep],
-    )
+    fields = (split.sources, split.references, split.src_ids, split.tgt_ids)
+    return Split(*([column[i] for i in keep] for column in fields))
 
 
-def _validate(
-    model: Seq2Seq, valid: Split, recipe: Recipe, tgt_tok: Tokenizer, device: torch.device
-) -> tuple[float, float]:
+def _validate(translator: Translator, valid: Split, batch_tokens: int) -> tuple[float, float]:
     """Per-token valid loss (no label smoothing) and greedy BLEU."""
-    loss, _ = mean_nll(model, valid.src_ids, valid.tgt_ids, recipe.train.batch_tokens, device)
-    greedy = dataclasses.replace(recipe.decode, beam_size=1)
-    found = decode_ids(model, valid.src_ids, greedy, device)
-    hyps = tgt_tok.decode([h[0].tokens if h else [] for h in found])
-    bleu = score(hyps, valid.references, ["bleu"], recipe.data.target_lang)["bleu"]["score"]
-    return loss, bleu
+    model, device = translator.model, translator.device
+    loss, _ = mean_nll(model, valid.src_ids, valid.tgt_ids, batch_tokens, device)
+    hyps = translator.translate(valid.sources, beam_size=1)
+    lang = translator.recipe.data.target_lang
+    return loss, score(hyps, valid.references, ["bleu"], lang)["bleu"]["score"]
 
 
 def _test(
-    recipe: Recipe,
+    translator: Translator,
     run_dir: Path,
-    model: Seq2Seq,
     test: Corpus | None,
-    src_tok: Tokenizer,
-    tgt_tok: Tokenizer,
-    device: torch.device,
     state: TrainerState,
     epoch_batches: int,
 ) -> dict[str, Any]:
-    """Training summary, and test scores with the best weights if there is a test split."""
+    """Training summary, and test scores with the best weights if there is a test split.
+
+    The test set goes through `Translator`, the same path `nmt translate` takes.
+    """
+    device = translator.device
     results: dict[str, Any] = {
         "steps": state.step,
         "epochs": round(state.epoch + state.position / max(epoch_batches, 1), 2),
@@ -383,12 +378,11 @@ def _test(
     }
     if test is None:
         return results
-    checkpoint.load_weights(run_dir / checkpoint.WEIGHTS, model, device)
-    src_ids = [ids[: recipe.data.max_length] for ids in src_tok.encode(test.source)]
+    checkpoint.load_weights(run_dir / checkpoint.WEIGHTS, translator.model, device)
     start = time.perf_counter()
-    found = decode_ids(model, src_ids, recipe.decode, device)
-    hyps = tgt_tok.decode([h[0].tokens if h else [] for h in found])
+    hyps = translator.translate(test.source)
     seconds = time.perf_counter() - start
+    recipe = translator.recipe
     scores = score(hyps, test.target, ["bleu", "chrf"], recipe.data.target_lang)
     checkpoint.write_text(run_dir / "test.hyp", "".join(f"{h}\n" for h in hyps))
     return {
