@@ -61,6 +61,7 @@ def compare(
     baseline: Sequence[str],
     references: Sequence[str],
     metrics: Sequence[str] = ("bleu",),
+    target_lang: str | None = None,
     samples: int = 1000,
 ) -> dict[str, dict[str, Any]]:
     """Paired bootstrap resampling: {metric: {score, baseline, p_value, signature}}.
@@ -68,10 +69,9 @@ def compare(
     p_value is the chance of seeing the hypotheses' lead (or more) if both systems were
     equally good; sacreBLEU fixes its seed (SACREBLEU_SEED) so reruns agree.
     """
-    named = {name: _metric(name, None) for name in metrics}
     test = PairedTest(
         [("baseline", list(baseline)), ("system", list(hypotheses))],
-        {name: metric for name, metric in named.items()},
+        {name: _metric(name, target_lang) for name in metrics},
         [list(references)],
         test_type="bs",
         n_samples=samples,
@@ -109,12 +109,9 @@ def score_files(
     baseline: Path | None = None,
 ) -> dict[str, Any]:
     """What `nmt evaluate bleu HYP --reference REF [--compare OTHER]` reports."""
+    _check_metrics(metrics)
     hyps, refs = read_aligned(hypothesis, reference)
-    report: dict[str, Any] = {"sentences": len(hyps), **score(hyps, refs, metrics)}
-    if baseline is not None:
-        other, _ = read_aligned(baseline, reference)
-        report["compare"] = {"baseline": str(baseline), **compare(hyps, other, refs, metrics)}
-    return report
+    return _report(hyps, refs, reference, metrics, baseline, None)
 
 
 def score_model(
@@ -122,9 +119,14 @@ def score_model(
     source: Path,
     reference: Path,
     metrics: Sequence[str] = ("bleu", "chrf", "ter"),
+    baseline: Path | None = None,
     **decode: Any,
 ) -> dict[str, Any]:
-    """Translate `source` with the decode settings (recipe's, overridden) and score it."""
+    """Translate `source` with the decode settings (recipe's, overridden) and score it.
+
+    The report carries the translations under "hypotheses".
+    """
+    _check_metrics(metrics)
     sources, refs = read_aligned(source, reference)
     settings = translator.decode_config(**decode)
     start = time.perf_counter()
@@ -132,12 +134,33 @@ def score_model(
     seconds = time.perf_counter() - start
     lang = translator.recipe.data.target_lang
     return {
-        "sentences": len(hyps),
-        **score(hyps, refs, metrics, target_lang=lang),
+        **_report(hyps, refs, reference, metrics, baseline, lang),
         "decode": decode_summary(settings),
         "translate_seconds": round(seconds, 3),
         "hypotheses": hyps,
     }
+
+
+def _check_metrics(metrics: Sequence[str]) -> None:
+    """Fail on an unknown metric name before any translating or scoring."""
+    for name in metrics:
+        _metric(name, None)
+
+
+def _report(
+    hyps: list[str],
+    refs: list[str],
+    reference: Path,
+    metrics: Sequence[str],
+    baseline: Path | None,
+    target_lang: str | None,
+) -> dict[str, Any]:
+    report: dict[str, Any] = {"sentences": len(hyps), **score(hyps, refs, metrics, target_lang)}
+    if baseline is not None:
+        other, _ = read_aligned(baseline, reference)
+        found = compare(hyps, other, refs, metrics, target_lang)
+        report["compare"] = {"baseline": str(baseline), **found}
+    return report
 
 
 def decode_summary(settings: Any) -> dict[str, Any]:
