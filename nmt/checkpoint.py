@@ -24,7 +24,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from nmt.config import Recipe, load_recipe
+from nmt.config import Recipe, load_recipe, recipe_to_dict
 from nmt.errors import UserError
 
 FORMAT = "1"  # bump when a model directory written before can no longer be read
@@ -106,41 +106,108 @@ def load_weights(path: Path, model: torch.nn.Module, device: torch.device | str 
     model.load_state_dict(tensors, strict=False)
 
 
-def prepare_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> Path:
-    """The output directory, checked so that nothing the user has is lost unasked."""
+# What a training run writes into its directory; --overwrite removes these and nothing else.
+RUN_FILES = frozenset(
+    {
+        RECIPE,
+        WEIGHTS,
+        METRICS,
+        RESULTS,
+        "test.hyp",
+        "checkpoints",
+        "spm.model",
+        "src.spm.model",
+        "tgt.spm.model",
+        "vocab.txt",
+        "src.vocab.txt",
+        "tgt.vocab.txt",
+    }
+)
+# Recipe keys that may differ when a run is resumed: limits, logging, decoding.
+RESUMABLE = (
+    "output_dir",
+    "train.max_epochs",
+    "train.max_steps",
+    "train.max_minutes",
+    "train.eval_every",
+    "train.patience",
+    "train.log_every",
+    "decode.",
+)
+
+
+def check_run_dir(recipe: Recipe, resume: bool, overwrite: bool) -> Path:
+    """The directory training will write, checked before anything is read or written.
+
+    Refuses whatever could lose something the user has: an existing directory without
+    --resume/--overwrite, --overwrite of a directory holding files nmt did not write, and
+    --resume with settings that would not continue the same training.
+    """
     run_dir = Path(recipe.output_dir or "runs/model")
-    saved_recipe = run_dir / RECIPE
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"{run_dir} is a file, not a directory: give --output-dir a directory")
+    if resume and overwrite:
+        raise UserError("--resume continues a model directory, --overwrite replaces it: choose one")
+    for path in (run_dir, *run_dir.parents):
+        if path.exists() and not path.is_dir():
+            raise UserError(f"{path} is a file, not a directory: give --output-dir a directory")
     if resume:
-        if not saved_recipe.is_file():
+        if not (run_dir / RECIPE).is_file():
             raise UserError(f"{run_dir}: nothing to resume (no {RECIPE}); train without --resume")
-        saved = load_recipe(saved_recipe)
-        changed = [
-            k
-            for k in ("data", "tokenizer", "model", "seed")
-            if getattr(saved, k) != getattr(recipe, k)
-        ]
+        changed = _changed_keys(load_recipe(run_dir / RECIPE), recipe)
         if changed:
             raise UserError(
-                f"{run_dir} was trained with other {', '.join(changed)} settings than this "
-                "recipe; resume with the recipe it was trained with (only train.* and "
-                "decode.* may change)"
+                f"{run_dir} was trained with other values of {', '.join(changed[:6])}; "
+                "--resume may change only train.max_epochs/max_steps/max_minutes, "
+                "eval_every, patience, log_every and decode.*"
             )
-    elif run_dir.exists() and any(run_dir.iterdir()):
+    elif run_dir.is_dir() and any(run_dir.iterdir()):
         if not overwrite:
             raise UserError(
                 f"{run_dir} already exists and is not empty; pass --resume to continue its "
                 "training, --overwrite to replace it, or --output-dir to train elsewhere"
             )
-        if not saved_recipe.is_file():
+        foreign = sorted(p.name for p in run_dir.iterdir() if not _written_by_nmt(p.name))
+        if foreign:
             raise UserError(
-                f"{run_dir} is not a model directory of nmt; --overwrite only "
-                "replaces those: choose another --output-dir"
+                f"{run_dir} holds files nmt did not write ({', '.join(foreign[:4])}); "
+                "--overwrite only replaces model directories: choose another --output-dir"
             )
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+def start_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Create the directory; with --overwrite, first remove what an earlier run wrote."""
+    if overwrite and run_dir.is_dir():
+        for path in run_dir.iterdir():
+            if _written_by_nmt(path.name):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{run_dir}: cannot create the model directory ({e.strerror})") from None
+
+
+def _written_by_nmt(name: str) -> bool:
+    return name in RUN_FILES or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def _changed_keys(saved: Recipe, new: Recipe) -> list[str]:
+    """Dotted recipe keys whose values differ, apart from those a resume may change."""
+    a, b = _flatten(recipe_to_dict(saved)), _flatten(recipe_to_dict(new))
+    return [
+        k
+        for k in sorted(a.keys() | b.keys())
+        if a.get(k) != b.get(k) and not k.startswith(RESUMABLE)
+    ]
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
 def save_last(

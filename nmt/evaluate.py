@@ -31,8 +31,20 @@ METRICS: dict[str, type[Metric]] = {"bleu": BLEU, "chrf": CHRF, "ter": TER}
 def _metric(name: str, target_lang: str | None) -> Metric:
     if name not in METRICS:
         raise UserError(f"unknown metric {name!r}; choose from {', '.join(METRICS)}")
-    # BLEU's tokenizer depends on the target language (zh, ja, ko need their own).
-    return BLEU(trg_lang=target_lang or "") if name == "bleu" else METRICS[name]()
+    if name != "bleu":
+        return METRICS[name]()
+    try:  # BLEU's tokenizer depends on the target language (zh, ja, ko need their own)
+        return BLEU(trg_lang=target_lang or "")
+    except RuntimeError as e:  # e.g. ja without MeCab: sacreBLEU names the extra to install
+        raise UserError(f"sacreBLEU cannot score {target_lang}: {e}") from None
+
+
+def check_metrics(metrics: Sequence[str], target_lang: str | None = None) -> None:
+    """Fail on an unknown or unusable metric before any training, translating or scoring."""
+    if not metrics:
+        raise UserError("no metric to compute; choose from " + ", ".join(METRICS))
+    for name in metrics:
+        _metric(name, target_lang)
 
 
 def score(
@@ -109,7 +121,7 @@ def score_files(
     baseline: Path | None = None,
 ) -> dict[str, Any]:
     """What `nmt evaluate bleu HYP --reference REF [--compare OTHER]` reports."""
-    _check_metrics(metrics)
+    check_metrics(metrics)
     hyps, refs = read_aligned(hypothesis, reference)
     return _report(hyps, refs, reference, metrics, baseline, None)
 
@@ -126,7 +138,7 @@ def score_model(
 
     The report carries the translations under "hypotheses".
     """
-    _check_metrics(metrics)
+    check_metrics(metrics, translator.recipe.data.target_lang)
     sources, refs = read_aligned(source, reference)
     settings = translator.decode_config(**decode)
     start = time.perf_counter()
@@ -139,12 +151,6 @@ def score_model(
         "translate_seconds": round(seconds, 3),
         "hypotheses": hyps,
     }
-
-
-def _check_metrics(metrics: Sequence[str]) -> None:
-    """Fail on an unknown metric name before any translating or scoring."""
-    for name in metrics:
-        _metric(name, None)
 
 
 def _report(

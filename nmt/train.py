@@ -28,7 +28,7 @@ from nmt.batching import Batch, batch_indices, collate
 from nmt.config import Recipe, TrainConfig, recipe_to_yaml
 from nmt.corpus import Corpus, length_filter, read_corpus
 from nmt.errors import UserError
-from nmt.evaluate import decode_summary, mean_nll, score
+from nmt.evaluate import check_metrics, decode_summary, mean_nll, score
 from nmt.model import Seq2Seq, build_model, pick_device, token_nll
 from nmt.tokenizer import Tokenizer, file_names, load_tokenizers, train_tokenizers
 from nmt.translate import Translator
@@ -103,8 +103,9 @@ def train(
     on_event: Callable[[Event], None] = lambda event: None,
 ) -> dict[str, Any]:
     """Train the recipe's model into `recipe.output_dir`; return what results.json says."""
-    run_dir = checkpoint.prepare_run_dir(recipe, resume, overwrite)
+    run_dir = checkpoint.check_run_dir(recipe, resume, overwrite)  # writes nothing yet
     dev = pick_device(device)
+    check_metrics(["bleu", "chrf"], recipe.data.target_lang)
     cfg = recipe.train
     torch.manual_seed(recipe.seed)
     if dev.type == "cuda":
@@ -118,15 +119,18 @@ def train(
     if resume:
         src_tok, tgt_tok = load_tokenizers(recipe.tokenizer, run_dir)
     else:
-        src_tok, tgt_tok = train_tokenizers(
-            recipe.tokenizer, corpora["train"].source, corpora["train"].target
-        )
-        for tok, name in zip((src_tok, tgt_tok), file_names(recipe.tokenizer), strict=True):
-            checkpoint.write_bytes(run_dir / name, tok.to_bytes())
-        checkpoint.write_text(run_dir / checkpoint.RECIPE, recipe_to_yaml(recipe))
+        train_text = corpora["train"]
+        src_tok, tgt_tok = train_tokenizers(recipe.tokenizer, train_text.source, train_text.target)
     on_event(Message(f"vocabulary: {src_tok.vocab_size} source, {tgt_tok.vocab_size} target"))
     train_split = _encode_train(recipe, corpora["train"], src_tok, tgt_tok, on_event)
     valid = _encode(corpora["valid"], src_tok, tgt_tok)
+
+    # Only now, with the data ready, does the model directory change.
+    if not resume:
+        checkpoint.start_run_dir(run_dir, overwrite)
+        for tok, name in zip((src_tok, tgt_tok), file_names(recipe.tokenizer), strict=True):
+            checkpoint.write_bytes(run_dir / name, tok.to_bytes())
+    checkpoint.write_text(run_dir / checkpoint.RECIPE, recipe_to_yaml(recipe))
 
     # Model and optimizer.
     model = build_model(recipe.model, src_tok.vocab_size, tgt_tok.vocab_size).to(dev)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -140,24 +141,80 @@ def test_existing_model_dir_without_resume_or_overwrite_is_untouched(copy_model,
 
 def test_overwrite_replaces_a_model_dir(copy_model, make_recipe):
     run_dir = copy_model()
-    (run_dir / "stale.txt").write_text("from before")
     train(make_recipe(run_dir, "train.max_steps=3", "train.eval_every=0"), "cpu", overwrite=True)
-    assert not (run_dir / "stale.txt").exists()
     assert [e["step"] for e in metrics(run_dir)] == [3]  # a fresh metrics.jsonl
     assert trainer_state(run_dir)["step"] == 3
     assert results(run_dir)["steps"] == 3
+
+
+def test_overwrite_refuses_a_model_dir_holding_other_files(copy_model, make_recipe):
+    run_dir = copy_model()
+    (run_dir / "notes.txt").write_text("mine")
+    before = snapshot(run_dir)
+    with pytest.raises(UserError, match=r"holds files nmt did not write \(notes.txt\)"):
+        train(make_recipe(run_dir), "cpu", overwrite=True)
+    assert snapshot(run_dir) == before
 
 
 def test_overwrite_refuses_a_directory_that_is_not_a_model_dir(tmp_path, make_recipe):
     precious = tmp_path / "thesis"
     precious.mkdir()
     (precious / "chapter1.tex").write_text("years of work")
+    (precious / "recipe.yaml").write_text("data: {}")  # a file name nmt also uses
     (precious / "figures").mkdir()
     (precious / "figures" / "plot.pdf").write_bytes(b"%PDF")
     before = snapshot(precious)
-    with pytest.raises(UserError, match="not a model directory"):
+    with pytest.raises(UserError, match="holds files nmt did not write"):
         train(make_recipe(precious), device="cpu", overwrite=True)
     assert snapshot(precious) == before
+
+
+def test_overwrite_keeps_the_old_model_when_the_new_data_fails(copy_model, make_recipe):
+    run_dir = copy_model()
+    before = snapshot(run_dir)
+    with pytest.raises(UserError, match="no such file"):
+        train(make_recipe(run_dir, "data.train=typo.{lang}"), "cpu", overwrite=True)
+    assert snapshot(run_dir) == before
+
+
+def test_a_run_that_fails_on_its_data_writes_nothing(tmp_path, make_recipe):
+    run_dir = tmp_path / "model"
+    with pytest.raises(UserError, match="no pairs left"):
+        train(make_recipe(run_dir, "data.max_length=1"), "cpu")
+    assert not run_dir.exists()
+    train(make_recipe(run_dir, "train.max_steps=2"), "cpu")  # the fixed rerun needs no flag
+    assert results(run_dir)["steps"] == 2
+
+
+def test_resume_and_overwrite_together_are_refused(copy_model, make_recipe):
+    with pytest.raises(UserError, match="choose one"):
+        train(make_recipe(copy_model()), "cpu", resume=True, overwrite=True)
+
+
+@pytest.mark.parametrize(
+    "change", ["train.batch_tokens=100000", "train.optimizer=sgd", "train.learning_rate=0.5"]
+)
+def test_resume_refuses_training_settings_that_would_not_continue(copy_model, make_recipe, change):
+    run_dir = copy_model()
+    before = snapshot(run_dir)
+    with pytest.raises(UserError, match=change.split("=")[0]):
+        train(make_recipe(run_dir, change), "cpu", resume=True)
+    assert snapshot(run_dir) == before
+
+
+def test_resume_records_the_new_limits_and_decode_settings(copy_model, make_recipe, model_steps):
+    run_dir = copy_model()
+    more = model_steps + 2
+    train(make_recipe(run_dir, f"train.max_steps={more}", "decode.beam_size=2"), "cpu", resume=True)
+    saved = load_recipe(run_dir / "recipe.yaml")
+    assert (saved.train.max_steps, saved.decode.beam_size) == (more, 2)
+    assert results(run_dir)["beam_size"] == 2
+
+
+def test_output_dir_below_a_file(tmp_path, make_recipe):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(UserError, match="is a file"):
+        train(make_recipe(tmp_path / "afile" / "model"), "cpu")
 
 
 def test_resume_without_a_model_dir_is_a_user_error(tmp_path, make_recipe):
@@ -225,8 +282,8 @@ def test_resuming_a_run_that_reached_max_epochs(tmp_path, make_recipe):
 def test_resume_refuses_other_model_tokenizer_or_data_settings(copy_model, make_recipe, change):
     run_dir = copy_model()
     before = snapshot(run_dir)
-    section = change.split(".")[0].split("=")[0]
-    with pytest.raises(UserError, match=f"other {section} settings"):
+    key = change.split("=")[0]  # the message names the changed key
+    with pytest.raises(UserError, match=f"other values of {re.escape(key)}"):
         train(make_recipe(run_dir, change), device="cpu", resume=True)
     assert snapshot(run_dir) == before
 
