@@ -20,10 +20,8 @@ import torch
 
 from nmt.batching import batch_indices, collate
 from nmt.config import load_recipe
-from nmt.corpus import length_filter, read_corpus
 from nmt.model import build_model, pick_device
-from nmt.tokenizer import train_tokenizers
-from nmt.train import make_autocast, train_step
+from nmt.train import OPTIMIZERS, make_autocast, prepare_data, train_step
 
 
 def main() -> None:
@@ -40,14 +38,8 @@ def main() -> None:
     device = pick_device(args.device)
     if device.type == "cuda":
         torch.set_float32_matmul_precision("high")
-    data = recipe.data
-    corpus = read_corpus(data.train, data.source_lang, data.target_lang, "data.train")
-    src_tok, tgt_tok = train_tokenizers(recipe.tokenizer, corpus.source, corpus.target)
-    src, tgt = src_tok.encode(corpus.source), tgt_tok.encode(corpus.target)
-    keep, _, _ = length_filter(
-        [len(x) for x in src], [len(y) for y in tgt], data.max_length, data.max_ratio
-    )
-    src, tgt = [src[i] for i in keep], [tgt[i] for i in keep]
+    data = prepare_data(recipe)
+    src, tgt = data.train.src_ids, data.train.tgt_ids
     batches = batch_indices(
         [len(x) for x in src],
         [len(y) for y in tgt],
@@ -57,8 +49,11 @@ def main() -> None:
     results = {}
     for precision in args.precision or [recipe.train.precision]:
         torch.manual_seed(recipe.seed)
-        model = build_model(recipe.model, src_tok.vocab_size, tgt_tok.vocab_size).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=recipe.train.learning_rate)
+        model = build_model(recipe.model, data.src_tok.vocab_size, data.tgt_tok.vocab_size)
+        model.to(device)
+        optimizer = OPTIMIZERS[recipe.train.optimizer](
+            model.parameters(), lr=recipe.train.learning_rate
+        )
         cfg = dataclasses.replace(recipe.train, precision=precision)
         autocast = make_autocast(precision, device)
 

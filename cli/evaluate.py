@@ -17,6 +17,7 @@ from cli.options import (
     LengthNormalization,
     LengthPenalty,
     MinLength,
+    check_output,
     decode_overrides,
 )
 from nmt import evaluate as ev
@@ -78,9 +79,12 @@ def bleu(
     names = [m.strip().lower() for m in metrics.split(",") if m.strip()]
     if (hypothesis is None) == (model is None) or (model is not None) != (source is not None):
         raise UserError("give either HYPOTHESIS, or --model and --source (not both)")
+    decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
+    if model is None and (output is not None or greedy or any(decode.values())):
+        raise UserError("--output and the decode options apply only with --model")
+    check_output(output, "--output")
     if model is not None:
         translator = Translator.load(model, device.value)
-        decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
         report = ev.score_model(translator, source, reference, names, compare, **decode)
         hyps = report.pop("hypotheses")
         if output is not None:

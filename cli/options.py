@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from nmt.errors import UserError
 
 
 class Device(str, Enum):
@@ -44,3 +47,13 @@ def decode_overrides(
         "length_penalty": length_penalty,
         "min_length": min_length,
     }
+
+
+def check_output(path: Path | None, option: str) -> None:
+    """An output file must be creatable: checked before any work is done."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UserError(f"{option} {path} is a directory; give a file name")
+    if not path.parent.is_dir():
+        raise UserError(f"{option} {path}: the directory {path.parent} does not exist")

@@ -20,14 +20,15 @@ def _report(event: Event) -> None:
         typer.echo(event.text)
     elif isinstance(event, Progress):
         typer.echo(
-            f"epoch {event.epoch:3d}  step {event.step:7d}  loss {event.loss:7.4f}  "
+            f"epoch {event.epoch:6.2f}  step {event.step:7d}  loss {event.loss:7.4f}  "
             f"lr {event.learning_rate:.2e}  {event.tokens_per_second / 1000:6.1f}k tok/s"
         )
     elif isinstance(event, Evaluation):
         mark = "  (best)" if event.improved else ""
         typer.echo(
-            f"eval   step {event.step:7d}  valid loss {event.valid_loss:.4f}  "
-            f"ppl {event.valid_ppl:.2f}  BLEU {event.valid_bleu:.2f}{mark}"
+            f"eval   epoch {event.epoch:6.2f}  step {event.step:7d}  "
+            f"valid loss {event.valid_loss:.4f}  ppl {event.valid_ppl:.2f}  "
+            f"BLEU {event.valid_bleu:.2f}{mark}"
         )
 
 

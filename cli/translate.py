@@ -20,6 +20,7 @@ from cli.options import (
     LengthNormalization,
     LengthPenalty,
     MinLength,
+    check_output,
     decode_overrides,
 )
 from nmt.corpus import decode_lines, iter_lines
@@ -83,15 +84,17 @@ def translate(
     for path in (output, attention_out):
         if path is not None and source != "-" and path.resolve() == Path(source).resolve():
             raise UserError(f"{path} is the input file too; write the output somewhere else")
+    check_output(output, "--output")
+    check_output(attention_out, "--attention-out")
     translator = Translator.load(model, device.value)
     decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
-    settings = translator.decode_config(**decode)
+    want_attention = attention_out is not None or plot is not None
+    settings = translator.search_settings(nbest, want_attention, **decode)  # before any file
     typer.echo(
         f"decoding with beam {settings.beam_size}, {settings.length_normalization} length "
         f"normalization (alpha {settings.length_penalty}), min length {settings.min_length}",
         err=True,
     )
-    want_attention = attention_out is not None or plot is not None
     if plot is not None:
         pyplot()  # fail before translating anything if matplotlib is missing
         plot.mkdir(parents=True, exist_ok=True)

@@ -70,6 +70,9 @@ def _tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def _save_tensors(path: Path, model: torch.nn.Module) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(_tensors(model), str(tmp), metadata={"nmt_format": FORMAT})
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # safetensors creates 0600; make it like every other file
     os.replace(tmp, path)
 
 

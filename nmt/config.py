@@ -20,6 +20,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -40,6 +41,28 @@ Attention = Literal["none", "bahdanau", "luong_dot", "luong_general", "luong_con
 # ---------------------------------------------------------------------------- sections
 
 
+def checked(default: Any, test: Callable[[Any], bool], rule: str) -> Any:
+    """A field whose value, unless None, must pass `test`; errors quote `rule`."""
+    return field(default=default, metadata={"test": test, "rule": rule})
+
+
+def positive(default: Any) -> Any:
+    return checked(default, lambda v: v > 0, "> 0")
+
+
+def non_negative(default: Any) -> Any:
+    return checked(default, lambda v: v >= 0, ">= 0")
+
+
+def fraction(default: float, low_open: bool, high_open: bool) -> Any:
+    rule = f"in {'(' if low_open else '['}0, 1{')' if high_open else ']'}"
+    return checked(
+        default,
+        lambda v: (0 < v if low_open else 0 <= v) and (v < 1 if high_open else v <= 1),
+        rule,
+    )
+
+
 @dataclass(frozen=True)
 class DataConfig:
     source_lang: str
@@ -47,8 +70,8 @@ class DataConfig:
     train: Source
     valid: Source | None = None
     test: Source | None = None
-    max_length: int = 100  # tokens per side after tokenization; longer training pairs are dropped
-    max_ratio: float = 3.0  # longer/shorter side length ratio above which a pair is dropped
+    max_length: int = positive(100)  # tokens per side; longer training pairs are dropped
+    max_ratio: float = checked(3.0, lambda v: v >= 1, ">= 1")  # longer/shorter side, at most
     alternatives: dict[str, dict[str, Any]] = field(default_factory=dict)
     use: str | None = None  # name of an entry in `alternatives` that replaces train/valid/test
 
@@ -56,29 +79,29 @@ class DataConfig:
 @dataclass(frozen=True)
 class TokenizerConfig:
     type: Literal["sentencepiece", "word"] = "sentencepiece"
-    vocab_size: int = 8000
+    vocab_size: int = checked(8000, lambda v: v > 4, "> 4 (there are 4 special symbols)")
     joint: bool = True  # one vocabulary for both languages, or one per side
-    target_vocab_size: int | None = None  # per side only; default: vocab_size
+    target_vocab_size: int | None = checked(None, lambda v: v > 4, "> 4")  # per side only
     model_type: Literal["unigram", "bpe"] = "unigram"  # SentencePiece algorithm
-    character_coverage: float = 1.0  # SentencePiece: share of characters kept
+    character_coverage: float = fraction(1.0, low_open=True, high_open=False)  # SentencePiece
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     cell: Cell = "lstm"
-    embedding_size: int = 256
-    hidden_size: int = 512  # decoder state size, and the encoder's output size by default
-    encoder_hidden_size: int | None = None  # per direction; default hidden_size / directions
-    encoder_layers: int = 2
-    decoder_layers: int = 2
+    embedding_size: int = positive(256)
+    hidden_size: int = positive(512)  # decoder state, and the encoder's output by default
+    encoder_hidden_size: int | None = positive(None)  # per direction; default hidden / dirs
+    encoder_layers: int = positive(2)
+    decoder_layers: int = positive(2)
     bidirectional: bool = True
     reverse_input: bool = False  # Sutskever et al. 2014: read each source sentence backwards
     attention: Attention = "luong_general"
     input_feeding: bool = True  # Luong variants: feed the previous attentional vector back
     bridge: Literal["linear", "zeros", "copy"] = "linear"  # copy: encoder final states as-is
-    dropout: float = 0.3
+    dropout: float = fraction(0.3, low_open=False, high_open=True)
     tie_embeddings: bool = False  # target embedding = output projection
-    init_range: float = 0.1  # uniform(-r, r) for every weight, as Sutskever/Luong; 0: PyTorch's
+    init_range: float = non_negative(0.1)  # uniform(-r, r), as Sutskever/Luong; 0: PyTorch's
 
     @property
     def directions(self) -> int:
@@ -92,34 +115,34 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    batch_tokens: int = 4096  # budget per batch: sentences × longest side, padding included
-    max_epochs: int | None = 10
-    max_steps: int | None = None
-    max_minutes: float | None = None
+    batch_tokens: int = positive(4096)  # sentences × longest side, padding included
+    max_epochs: int | None = positive(10)  # the limits count over resumed runs too,
+    max_steps: int | None = positive(None)
+    max_minutes: float | None = positive(None)  # except minutes: per invocation
     optimizer: Literal["adam", "sgd", "adadelta"] = "adam"
-    learning_rate: float = 1e-3
+    learning_rate: float = positive(1e-3)
     lr_schedule: Literal["constant", "plateau", "epoch_decay"] = "constant"
-    lr_decay: float = 0.5  # multiply the rate by this when valid BLEU stalls / each epoch
-    lr_patience: int = 2  # plateau: evaluations without improvement before decaying
-    lr_decay_start: int = 5  # epoch_decay: decay at the end of every epoch after this many
-    clip_norm: float = 5.0  # 0 disables gradient clipping
-    label_smoothing: float = 0.0
-    teacher_forcing: float = 1.0  # probability of feeding the gold previous token
-    eval_every: int = 0  # steps between evaluations; 0: at the end of every epoch
-    patience: int = 0  # evaluations without a better valid BLEU before stopping; 0: never
+    lr_decay: float = fraction(0.5, low_open=True, high_open=True)  # rate × this on a decay
+    lr_patience: int = non_negative(2)  # plateau: evaluations without improvement, then decay
+    lr_decay_start: int = non_negative(5)  # epoch_decay: decay after every epoch past this
+    clip_norm: float = non_negative(5.0)  # 0 disables gradient clipping
+    label_smoothing: float = fraction(0.0, low_open=False, high_open=True)
+    teacher_forcing: float = fraction(1.0, low_open=True, high_open=False)  # P(gold token)
+    eval_every: int = non_negative(0)  # steps between evaluations; 0: every epoch's end
+    patience: int = non_negative(0)  # evaluations without improvement before stopping; 0: never
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast applies on CUDA only
-    log_every: int = 100  # steps between progress lines
+    log_every: int = positive(100)  # steps between progress lines
 
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    beam_size: int = 5  # 1 is greedy search
-    length_penalty: float = 0.6  # GNMT alpha, used when length_normalization is gnmt
+    beam_size: int = positive(5)  # 1 is greedy search
+    length_penalty: float = non_negative(0.6)  # GNMT alpha, for length_normalization gnmt
     length_normalization: Literal["none", "average", "gnmt"] = "gnmt"
-    max_length_ratio: float = 2.0  # output may be this many times the source length...
-    max_length_offset: int = 5  # ...plus this many tokens
-    min_length: int = 1  # tokens before </s> may be produced
-    batch_tokens: int = 8000  # source tokens per translation batch
+    max_length_ratio: float = positive(2.0)  # output may be this many times the source...
+    max_length_offset: int = non_negative(5)  # ...plus this many tokens
+    min_length: int = non_negative(1)  # tokens before </s> may be produced
+    batch_tokens: int = positive(8000)  # source tokens per translation batch
 
 
 @dataclass(frozen=True)
@@ -129,7 +152,7 @@ class Recipe:
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     decode: DecodeConfig = DecodeConfig()
-    seed: int = 1
+    seed: int = checked(1, lambda v: 0 <= v < 2**32, "in [0, 2^32)")
     output_dir: str | None = None  # default: runs/<recipe file name>
 
 
@@ -233,7 +256,19 @@ def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
             values[name] = _check(hints[name], raw[name], where, f"{prefix}{name}")
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise UserError(f"{where}: '{prefix}{name}' is required")
-    return cls(**values)
+    built = cls(**values)
+    check_fields(built, where, prefix)
+    return built
+
+
+def check_fields(section: Any, where: str, prefix: str) -> None:
+    """Each field's own rule (`checked` above), for values from a recipe or given later."""
+    for f in fields(section):
+        value = getattr(section, f.name)
+        if "test" in f.metadata and value is not None and not f.metadata["test"](value):
+            raise UserError(
+                f"{where}: '{prefix}{f.name}' must be {f.metadata['rule']}, got {value!r}"
+            )
 
 
 def _check(tp: Any, value: Any, where: str, key: str) -> Any:
@@ -270,7 +305,8 @@ def _check(tp: Any, value: Any, where: str, key: str) -> Any:
         str: isinstance(value, str),
     }[tp]
     if not ok:
-        raise UserError(f"{where}: '{key}' must be {tp.__name__}, got {value!r}")
+        hint = f" (YAML reads {value} as a boolean: quote it)" if isinstance(value, bool) else ""
+        raise UserError(f"{where}: '{key}' must be {tp.__name__}, got {value!r}{hint}")
     return float(value) if tp is float else value
 
 
@@ -318,90 +354,57 @@ def _use_alternative(recipe: Recipe, where: str) -> Recipe:
 
 
 def _validate(r: Recipe, where: str) -> None:
-    """Checks that involve more than one key."""
-    m, t, d = r.model, r.train, r.decode
-
-    def need(ok: bool, message: str) -> None:
-        if not ok:
-            raise UserError(f"{where}: {message}")
-
-    need(r.data.source_lang != r.data.target_lang, "data.source_lang equals data.target_lang")
-    need(
-        r.data.max_length > 0 and r.data.max_ratio >= 1,
-        "data.max_length must be > 0 and data.max_ratio >= 1",
-    )
-    tok = r.tokenizer
-    need(
-        tok.vocab_size > 4 and (tok.target_vocab_size or 5) > 4,
-        "tokenizer.vocab_size (and target_vocab_size) must be above 4 (4 special symbols)",
-    )
-    need(
-        tok.target_vocab_size is None or not tok.joint,
-        "tokenizer.target_vocab_size needs tokenizer.joint: false (one vocabulary per side)",
-    )
-    need(0 < r.tokenizer.character_coverage <= 1, "tokenizer.character_coverage is in (0, 1]")
-    for name in ("embedding_size", "hidden_size", "encoder_layers", "decoder_layers"):
-        need(getattr(m, name) > 0, f"model.{name} must be positive")
-    need(
-        m.encoder_hidden_size is not None or m.hidden_size % m.directions == 0,
-        "a bidirectional encoder splits model.hidden_size over two directions: make it even "
-        "or set model.encoder_hidden_size",
-    )
-    need(0 <= m.dropout < 1, "model.dropout must be in [0, 1)")
-    need(m.init_range >= 0, "model.init_range must be >= 0")
-    need(
-        m.attention != "luong_dot" or m.encoder_size * m.directions == m.hidden_size,
-        f"luong_dot scores s·h need the encoder output size ({m.encoder_size * m.directions}) "
-        f"to equal model.hidden_size ({m.hidden_size}); use luong_general or change the sizes",
-    )
-    need(
-        not m.tie_embeddings or m.embedding_size == m.hidden_size,
-        "model.tie_embeddings needs model.embedding_size == model.hidden_size",
-    )
-    need(
-        m.attention != "none" or m.bridge != "zeros",
-        "attention none with bridge zeros would never show the decoder the source; "
-        "use bridge: linear",
-    )
-    need(t.batch_tokens > 0, "train.batch_tokens must be positive")
-    need(
-        m.bridge != "copy"
-        or (
-            m.encoder_layers == m.decoder_layers and m.encoder_size * m.directions == m.hidden_size
-        ),
-        "bridge copy hands each encoder layer's final state to the same decoder layer: it "
-        "needs equal layer counts and encoder output size == model.hidden_size",
-    )
-    need(t.learning_rate > 0, "train.learning_rate must be positive")
-    need(0 < t.teacher_forcing <= 1, "train.teacher_forcing is a probability in (0, 1]")
-    need(0 <= t.label_smoothing < 1, "train.label_smoothing must be in [0, 1)")
-    need(
-        t.clip_norm >= 0 and t.eval_every >= 0 and t.patience >= 0 and t.log_every > 0,
-        "train.clip_norm, eval_every and patience must be >= 0, log_every > 0",
-    )
-    need(0 < t.lr_decay < 1, "train.lr_decay must be in (0, 1)")
-    need(
-        t.max_epochs is not None or t.max_steps is not None or t.max_minutes is not None,
-        "set at least one of train.max_epochs, train.max_steps, train.max_minutes",
-    )
-    check_decode(d, where)
-
-
-def check_decode(d: DecodeConfig, where: str) -> None:
-    """Decode settings, from a recipe or overridden at translation time (`where` says)."""
+    """Checks that involve more than one key (each key's own rule is on its field)."""
+    m, t = r.model, r.train
+    encoder_out = m.encoder_size * m.directions
     problems = [
-        (d.beam_size >= 1, "beam_size must be >= 1"),
-        (d.length_penalty >= 0, "length_penalty (GNMT alpha) must be >= 0"),
-        (d.max_length_ratio > 0, "max_length_ratio must be > 0"),
+        (r.data.source_lang != r.data.target_lang, "data.source_lang equals data.target_lang"),
         (
-            d.max_length_offset >= 0 and d.min_length >= 0,
-            "max_length_offset and min_length must be >= 0",
+            r.tokenizer.target_vocab_size is None or not r.tokenizer.joint,
+            "tokenizer.target_vocab_size needs tokenizer.joint: false (one vocabulary per side)",
         ),
-        (d.batch_tokens > 0, "batch_tokens must be positive"),
+        (
+            m.encoder_hidden_size is not None or m.hidden_size % m.directions == 0,
+            "a bidirectional encoder splits model.hidden_size over two directions: make it even "
+            "or set model.encoder_hidden_size",
+        ),
+        (
+            m.attention != "luong_dot" or encoder_out == m.hidden_size,
+            f"luong_dot scores s·h need the encoder output size ({encoder_out}) to equal "
+            f"model.hidden_size ({m.hidden_size}); use luong_general or change the sizes",
+        ),
+        (
+            not m.tie_embeddings or m.embedding_size == m.hidden_size,
+            "model.tie_embeddings needs model.embedding_size == model.hidden_size",
+        ),
+        (
+            m.attention != "none" or m.bridge != "zeros",
+            "attention none with bridge zeros would never show the decoder the source; "
+            "use bridge: linear",
+        ),
+        (
+            m.bridge != "copy"
+            or (m.encoder_layers == m.decoder_layers and encoder_out == m.hidden_size),
+            "bridge copy hands each encoder layer's final state to the same decoder layer: it "
+            "needs equal layer counts and encoder output size == model.hidden_size",
+        ),
+        (
+            r.data.valid is not None or (t.patience == 0 and t.lr_schedule != "plateau"),
+            "train.patience and lr_schedule plateau watch valid BLEU: set data.valid",
+        ),
+        (
+            t.max_epochs is not None or t.max_steps is not None or t.max_minutes is not None,
+            "set at least one of train.max_epochs, train.max_steps, train.max_minutes",
+        ),
     ]
     for ok, message in problems:
         if not ok:
-            raise UserError(f"{where}: decode.{message}")
+            raise UserError(f"{where}: {message}")
+
+
+def check_decode(d: DecodeConfig, where: str) -> None:
+    """Decode settings overridden at translation time get the recipe's rules."""
+    check_fields(d, where, "decode.")
 
 
 def _one_line(error: Exception) -> str:

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from nmt import toy
 from nmt.errors import UserError
@@ -159,19 +160,33 @@ def decode_lines(stream: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
         yield n, text.rstrip("\r\n")
 
 
+class Filtered(NamedTuple):
+    keep: list[int]  # indices of the pairs that pass
+    empty: int  # a side has no tokens (text that tokenizes to nothing, e.g. "\u200b")
+    too_long: int  # a side is longer than max_length
+    bad_ratio: int  # the longer side is more than max_ratio times the shorter
+
+
 def length_filter(
-    src_lengths: Sequence[int], tgt_lengths: Sequence[int], max_length: int, max_ratio: float
-) -> tuple[list[int], int, int]:
-    """Indices of pairs to keep, and how many were too long and how many too unequal."""
-    keep, too_long, bad_ratio = [], 0, 0
+    src_lengths: Sequence[int],
+    tgt_lengths: Sequence[int],
+    max_length: int | None = None,
+    max_ratio: float | None = None,
+) -> Filtered:
+    """Which pairs, by their token counts, a model can train or be measured on."""
+    keep, empty, too_long, bad_ratio = [], 0, 0, 0
+    longest = max_length if max_length is not None else float("inf")
+    ratio = max_ratio if max_ratio is not None else float("inf")
     for i, (s, t) in enumerate(zip(src_lengths, tgt_lengths, strict=True)):
-        if s > max_length or t > max_length:
+        if s == 0 or t == 0:
+            empty += 1
+        elif s > longest or t > longest:
             too_long += 1
-        elif max(s, t) > max_ratio * max(1, min(s, t)):
+        elif max(s, t) > ratio * min(s, t):
             bad_ratio += 1
         else:
             keep.append(i)
-    return keep, too_long, bad_ratio
+    return Filtered(keep, empty, too_long, bad_ratio)
 
 
 def _numbered_lines(path: Path, key: str) -> Iterator[tuple[int, str]]:
@@ -185,8 +200,11 @@ def _numbered_lines(path: Path, key: str) -> Iterator[tuple[int, str]]:
 def _read_numbered(path: Path) -> Iterator[tuple[int, str]]:
     with path.open("rb") as probe:
         gzipped = probe.read(2) == b"\x1f\x8b"
-    with (gzip.open if gzipped else open)(path, "rb") as f:
-        yield from decode_lines(f, str(path))
+    try:
+        with (gzip.open if gzipped else open)(path, "rb") as f:
+            yield from decode_lines(f, str(path))
+    except (EOFError, OSError, zlib.error) as e:  # a cut-off or corrupt .gz, a read error
+        raise UserError(f"{path}: cannot be read to the end ({e}); is the file complete?") from None
 
 
 def _clean(src: list[str], tgt: list[str], origin: str) -> Corpus:
@@ -268,7 +286,8 @@ def _read_hub(source: HubSource, src_lang: str, tgt_lang: str, key: str) -> Corp
         raise UserError(
             f"{key}: could not load hub dataset {name}, split {source.split!r}: {reason}. "
             "Without network access, point the recipe at local files instead "
-            "(e.g. data.train: corpus/train.{lang}.gz or {dataset_dir: DIR, split: S})"
+            "(e.g. data.train: corpus/train.{lang}.gz or {dataset_dir: DIR, split: S}, or "
+            "--set data.use=NAME for a recipe's data.alternatives)"
         ) from None
     return _from_rows(_dataset_rows(dataset, src_lang, tgt_lang), src_lang, tgt_lang, f"hub:{name}")
 

@@ -63,7 +63,11 @@ _WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 def _never_special(logits: torch.Tensor) -> torch.Tensor:
-    """Logits with <pad> and <s> at -inf: the decoder never produces them."""
+    """Logits with <pad> and <s> at -inf: the decoder never produces them.
+
+    Applied in training, scoring and search alike, so the loss, the perplexity and the
+    search all see one distribution, over the tokens the model can actually write.
+    """
     logits = logits.clone()
     logits[..., PAD] = float("-inf")  # two fills: no index tensor to copy to the GPU
     logits[..., BOS] = float("-inf")
@@ -247,18 +251,18 @@ class Decoder(nn.Module):
             if self.style == "luong":
                 context, _ = self._attend(rnn_out, state)  # (B, T, D): one batched product
                 rnn_out = torch.tanh(self.combine(torch.cat([context, rnn_out], dim=-1)))
-            return self.output(self.dropout(rnn_out))
+            return _never_special(self.output(self.dropout(rnn_out)))
         outputs, logits = [], []
         for t in range(tgt_in.size(1)):
             emb_t = emb[:, t]
             if teacher_forcing < 1.0 and t > 0:
                 use_model = torch.rand(emb_t.size(0), 1, device=emb.device) >= teacher_forcing
-                predicted = self.dropout(self.embed(_never_special(logits[-1]).argmax(-1)))
+                predicted = self.dropout(self.embed(logits[-1].argmax(-1)))
                 emb_t = torch.where(use_model, predicted, emb_t)
             out, state, _ = self._advance(emb_t, state)
             outputs.append(out)
             if teacher_forcing < 1.0:  # the next step needs this step's prediction
-                logits.append(self.output(out))
+                logits.append(_never_special(self.output(out)))
         if logits:
             return torch.stack(logits, dim=1)
-        return self.output(torch.stack(outputs, dim=1))  # one projection for all steps
+        return _never_special(self.output(torch.stack(outputs, dim=1)))  # one projection

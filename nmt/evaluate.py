@@ -20,7 +20,7 @@ from sacrebleu.metrics.base import Metric
 from sacrebleu.significance import PairedTest
 
 from nmt.batching import batch_indices, collate
-from nmt.corpus import read_lines
+from nmt.corpus import length_filter, read_lines
 from nmt.errors import UserError
 from nmt.model import Seq2Seq, token_nll
 from nmt.translate import Translator
@@ -206,19 +206,21 @@ def mean_nll(
 def perplexity(translator: Translator, source: Path, reference: Path) -> dict[str, Any]:
     """Per-token cross-entropy (nats) and perplexity of the reference given the source."""
     sources, refs = read_aligned(source, reference)
-    pairs = [(s, r) for s, r in zip(sources, refs, strict=True) if s and r]
-    if not pairs:
+    src_ids = translator.encode(sources)
+    tgt_ids = translator.tgt_tokenizer.encode(refs)
+    keep = length_filter([len(x) for x in src_ids], [len(y) for y in tgt_ids]).keep
+    if not keep:
         raise UserError(f"{source}: no line pairs with text on both sides")
     nll, tokens = mean_nll(
         translator.model,
-        translator.encode([s for s, _ in pairs]),
-        translator.tgt_tokenizer.encode([r for _, r in pairs]),
+        [src_ids[i] for i in keep],
+        [tgt_ids[i] for i in keep],
         translator.recipe.decode.batch_tokens,
         translator.device,
     )
     return {
-        "sentences": len(pairs),
-        "skipped_empty": len(sources) - len(pairs),
+        "sentences": len(keep),
+        "skipped_empty": len(sources) - len(keep),
         "tokens": tokens,
         "cross_entropy": round(nll, 4),
         "perplexity": round(math.exp(nll), 3),

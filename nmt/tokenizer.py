@@ -10,7 +10,6 @@ training split when `nmt train` starts and stored in the model directory:
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 from collections import Counter
@@ -37,20 +36,29 @@ class SentencePieceTokenizer:
         self.vocab_size = self.sp.get_piece_size()
 
     @classmethod
-    def train(cls, texts: Iterable[str], cfg: TokenizerConfig) -> SentencePieceTokenizer:
+    def train(
+        cls,
+        texts: Iterable[str],
+        vocab_size: int,
+        model_type: str = "unigram",
+        character_coverage: float = 1.0,
+        seed: int = 1,
+    ) -> SentencePieceTokenizer:
+        """Train on `texts`; a corpus too small for `vocab_size` gets a smaller vocabulary."""
+        spm.set_random_generator_seed(seed)  # sampling of large corpora, for reproducibility
         proto = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(
                 sentence_iterator=iter(texts),
                 model_writer=proto,
-                vocab_size=cfg.vocab_size,
-                model_type=cfg.model_type,
-                character_coverage=cfg.character_coverage,
+                vocab_size=vocab_size,
+                model_type=model_type,
+                character_coverage=character_coverage,
                 pad_id=PAD,
                 unk_id=UNK,
                 bos_id=BOS,
                 eos_id=EOS,
-                hard_vocab_limit=False,  # a small corpus gets a smaller vocabulary, not an error
+                hard_vocab_limit=False,
                 input_sentence_size=2_000_000,
                 shuffle_input_sentence=True,
                 num_threads=os.cpu_count() or 1,
@@ -94,12 +102,13 @@ class WordTokenizer:
         self.vocab_size = len(self.words)
 
     @classmethod
-    def train(cls, texts: Iterable[str], cfg: TokenizerConfig) -> WordTokenizer:
+    def train(cls, texts: Iterable[str], vocab_size: int) -> WordTokenizer:
+        """The `vocab_size` - 4 most frequent words (ties alphabetical) after the specials."""
         counts = Counter(word for text in texts for word in text.split())
         for special in SPECIALS:
             counts.pop(special, None)
         ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        return cls([*SPECIALS, *(w for w, _ in ranked[: cfg.vocab_size - len(SPECIALS)])])
+        return cls([*SPECIALS, *(w for w, _ in ranked[: vocab_size - len(SPECIALS)])])
 
     @classmethod
     def load(cls, path: Path) -> WordTokenizer:
@@ -109,7 +118,11 @@ class WordTokenizer:
         return "".join(f"{w}\n" for w in self.words).encode("utf-8")
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
-        return [[self.index.get(w, UNK) for w in text.split()] for text in texts]
+        return [[self._id(w) for w in text.split()] for text in texts]
+
+    def _id(self, word: str) -> int:
+        i = self.index.get(word, UNK)
+        return i if i >= len(SPECIALS) else UNK  # "</s>" in a text is a word, not the end
 
     def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
         return [" ".join(self.pieces(x)) for x in ids]
@@ -132,15 +145,21 @@ def file_names(cfg: TokenizerConfig) -> tuple[str, str]:
 
 
 def train_tokenizers(
-    cfg: TokenizerConfig, source: Sequence[str], target: Sequence[str]
+    cfg: TokenizerConfig, source: Sequence[str], target: Sequence[str], seed: int = 1
 ) -> tuple[Tokenizer, Tokenizer]:
     """Train on the training split: one joint tokenizer or one per side."""
-    kind = KINDS[cfg.type]
+
+    def one(texts: Sequence[str], vocab_size: int) -> Tokenizer:
+        if cfg.type == "word":
+            return WordTokenizer.train(texts, vocab_size)
+        return SentencePieceTokenizer.train(
+            texts, vocab_size, cfg.model_type, cfg.character_coverage, seed
+        )
+
     if cfg.joint:
-        joint = kind.train([*source, *target], cfg)
+        joint = one([*source, *target], cfg.vocab_size)
         return joint, joint
-    target_cfg = dataclasses.replace(cfg, vocab_size=cfg.target_vocab_size or cfg.vocab_size)
-    return kind.train(source, cfg), kind.train(target, target_cfg)
+    return one(source, cfg.vocab_size), one(target, cfg.target_vocab_size or cfg.vocab_size)
 
 
 def load_tokenizers(cfg: TokenizerConfig, model_dir: Path) -> tuple[Tokenizer, Tokenizer]:

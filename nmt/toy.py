@@ -18,6 +18,8 @@ from __future__ import annotations
 import random
 import zlib
 
+from nmt.errors import UserError
+
 SPLITS = ("train", "valid", "test")
 DEFAULT_SIZES = {"train": 30000, "valid": 500, "test": 500}
 
@@ -172,10 +174,16 @@ def numbers(split: str, size: int | None = None) -> list[tuple[str, str]]:
     size = DEFAULT_SIZES[split] if size is None else size
     rng = random.Random(f"nmt-toy-numbers-{split}")
     pairs: dict[str, str] = {}
+    misses = 0  # draws since the last new pair: many in a row mean the split is exhausted
     while len(pairs) < size:
         en, de = _sentence(rng)
-        if split_of(en) == split:
-            pairs.setdefault(en, de)
+        if split_of(en) == split and en not in pairs:
+            pairs[en], misses = de, 0
+        elif (misses := misses + 1) > 200_000:
+            raise UserError(
+                f"the toy {split} split holds only about {len(pairs)} distinct "
+                f"pairs; ask for fewer than {size}"
+            )
     return list(pairs.items())
 
 

@@ -49,7 +49,7 @@ class Message:
 @dataclass
 class Progress:
     step: int
-    epoch: int
+    epoch: float  # epochs done, fractional: 2.5 is halfway through the third
     loss: float  # per target token, label smoothing included, since the last report
     tokens_per_second: float
     learning_rate: float
@@ -58,7 +58,7 @@ class Progress:
 @dataclass
 class Evaluation:
     step: int
-    epoch: int
+    epoch: float
     valid_loss: float
     valid_ppl: float
     valid_bleu: float
@@ -114,16 +114,10 @@ def train(
         on_event(Message("train.precision bf16 applies on CUDA only; training in fp32"))
     autocast = make_autocast(cfg.precision, dev)
 
-    # Data: corpora, tokenizers, ids.
-    corpora = {name: _read(recipe, name, on_event) for name in ("train", "valid", "test")}
-    if resume:
-        src_tok, tgt_tok = load_tokenizers(recipe.tokenizer, run_dir)
-    else:
-        train_text = corpora["train"]
-        src_tok, tgt_tok = train_tokenizers(recipe.tokenizer, train_text.source, train_text.target)
-    on_event(Message(f"vocabulary: {src_tok.vocab_size} source, {tgt_tok.vocab_size} target"))
-    train_split = _encode_train(recipe, corpora["train"], src_tok, tgt_tok, on_event)
-    valid = _encode(corpora["valid"], src_tok, tgt_tok)
+    # Data: corpora, tokenizers (a resumed run keeps its own), ids.
+    saved = load_tokenizers(recipe.tokenizer, run_dir) if resume else None
+    data = prepare_data(recipe, on_event, saved)
+    src_tok, tgt_tok, train_split, valid = data.src_tok, data.tgt_tok, data.train, data.valid
 
     # Only now, with the data ready, does the model directory change.
     if not resume:
@@ -149,7 +143,7 @@ def train(
     def evaluate_and_save() -> None:
         """Valid loss, perplexity and greedy BLEU; keep the best weights; checkpoint."""
         state.last_eval_step = state.step
-        entry: dict[str, Any] = {"step": state.step, "epoch": state.epoch}
+        entry: dict[str, Any] = {"step": state.step, "epoch": epochs_done()}
         if valid is not None:
             with autocast:
                 loss, bleu = _validate(translator, valid, cfg.batch_tokens)
@@ -165,7 +159,7 @@ def train(
             )
             on_event(
                 Evaluation(
-                    state.step, state.epoch, loss, math.exp(loss), bleu, state.best_bleu, improved
+                    state.step, epochs_done(), loss, math.exp(loss), bleu, state.best_bleu, improved
                 )
             )
         else:
@@ -187,6 +181,9 @@ def train(
         sees the same ones."""
         rng = np.random.default_rng([recipe.seed, state.epoch])
         return batch_indices(*lengths, cfg.batch_tokens, rng)
+
+    def epochs_done() -> float:
+        return round(state.epoch + state.position / len(batches), 2)
 
     def limit_reached() -> str | None:
         if cfg.max_steps is not None and state.step >= cfg.max_steps:
@@ -224,15 +221,8 @@ def train(
                 state.train_seconds += seconds
                 state.train_tokens += window_tokens
                 if state.step % cfg.log_every == 0:
-                    on_event(
-                        Progress(
-                            state.step,
-                            state.epoch + 1,
-                            loss,
-                            window_tokens / seconds,
-                            optimizer.param_groups[0]["lr"],
-                        )
-                    )
+                    lr = optimizer.param_groups[0]["lr"]
+                    on_event(Progress(state.step, epochs_done(), loss, window_tokens / seconds, lr))
                 window_loss.zero_()
                 window_tokens = 0
             if epoch_end:
@@ -261,7 +251,7 @@ def train(
         )
     )
 
-    results = _test(translator, run_dir, corpora["test"], state, len(batches))
+    results = _test(translator, run_dir, data.test, state, len(batches))
     checkpoint.write_json(run_dir / checkpoint.RESULTS, results)
     return results
 
@@ -298,6 +288,35 @@ def make_autocast(precision: str, device: torch.device) -> contextlib.AbstractCo
     return contextlib.nullcontext()
 
 
+@dataclass
+class Data:
+    """Everything training reads, ready: tokenizers, encoded splits, the test corpus."""
+
+    src_tok: Tokenizer
+    tgt_tok: Tokenizer
+    train: Split
+    valid: Split | None
+    test: Corpus | None
+
+
+def prepare_data(
+    recipe: Recipe,
+    on_event: Callable[[Event], None] = lambda event: None,
+    tokenizers: tuple[Tokenizer, Tokenizer] | None = None,
+) -> Data:
+    """Read the recipe's corpora, train tokenizers (unless given), encode and filter."""
+    corpora = {name: _read(recipe, name, on_event) for name in ("train", "valid", "test")}
+    train_text = corpora["train"]
+    assert train_text is not None  # data.train is required
+    src_tok, tgt_tok = tokenizers or train_tokenizers(
+        recipe.tokenizer, train_text.source, train_text.target, recipe.seed
+    )
+    on_event(Message(f"vocabulary: {src_tok.vocab_size} source, {tgt_tok.vocab_size} target"))
+    train_split = _encode_train(recipe, train_text, src_tok, tgt_tok, on_event)
+    valid = _encode(corpora["valid"], src_tok, tgt_tok)
+    return Data(src_tok, tgt_tok, train_split, valid, corpora["test"])
+
+
 def _read(recipe: Recipe, name: str, on_event: Callable[[Event], None]) -> Corpus | None:
     source = getattr(recipe.data, name)
     if source is None:
@@ -312,10 +331,13 @@ def _read(recipe: Recipe, name: str, on_event: Callable[[Event], None]) -> Corpu
 
 
 def _encode(corpus: Corpus | None, src_tok: Tokenizer, tgt_tok: Tokenizer) -> Split | None:
+    """Token ids for a split, without the pairs a side of which tokenizes to nothing."""
     if corpus is None:
         return None
     src_ids, tgt_ids = src_tok.encode(corpus.source), tgt_tok.encode(corpus.target)
-    return Split(corpus.source, corpus.target, src_ids, tgt_ids)
+    keep = length_filter([len(x) for x in src_ids], [len(y) for y in tgt_ids]).keep
+    columns = (corpus.source, corpus.target, src_ids, tgt_ids)
+    return Split(*([column[i] for i in keep] for column in columns))
 
 
 def _encode_train(
@@ -327,27 +349,29 @@ def _encode_train(
 ) -> Split:
     split = _encode(corpus, src_tok, tgt_tok)
     assert split is not None
-    keep, too_long, bad_ratio = length_filter(
+    data = recipe.data
+    found = length_filter(
         [len(x) for x in split.src_ids],
         [len(y) for y in split.tgt_ids],
-        recipe.data.max_length,
-        recipe.data.max_ratio,
+        data.max_length,
+        data.max_ratio,
     )
-    if too_long or bad_ratio:
+    empty = len(corpus) - len(split.sources)
+    if empty or found.too_long or found.bad_ratio:
         on_event(
             Message(
-                f"data.train: dropped {too_long} pairs longer than data.max_length="
-                f"{recipe.data.max_length} tokens and {bad_ratio} with a length ratio above "
-                f"data.max_ratio={recipe.data.max_ratio}"
+                f"data.train: dropped {empty} pairs that tokenize to nothing, {found.too_long} "
+                f"longer than data.max_length={data.max_length} tokens and {found.bad_ratio} "
+                f"with a length ratio above data.max_ratio={data.max_ratio}"
             )
         )
-    if not keep:
+    if not found.keep:
         raise UserError(
             f"data.train: no pairs left after the length filters; raise data.max_length "
-            f"({recipe.data.max_length}) or data.max_ratio ({recipe.data.max_ratio})"
+            f"({data.max_length}) or data.max_ratio ({data.max_ratio})"
         )
-    fields = (split.sources, split.references, split.src_ids, split.tgt_ids)
-    return Split(*([column[i] for i in keep] for column in fields))
+    columns = (split.sources, split.references, split.src_ids, split.tgt_ids)
+    return Split(*([column[i] for i in found.keep] for column in columns))
 
 
 def _validate(translator: Translator, valid: Split, batch_tokens: int) -> tuple[float, float]:

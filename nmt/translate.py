@@ -131,10 +131,10 @@ class Translator:
         """One translation per line. Keyword arguments override `decode.*` settings."""
         return [found[0].text if found else "" for found in self.search(lines, **decode)]
 
-    def search(
-        self, lines: Sequence[str], nbest: int = 1, attention: bool = False, **decode: Any
-    ) -> list[list[Translation]]:
-        """The `nbest` best translations of each line, with scores and, if asked, attention."""
+    def search_settings(
+        self, nbest: int = 1, attention: bool = False, **decode: Any
+    ) -> DecodeConfig:
+        """Check a search request without running it; return its decode settings."""
         settings = self.decode_config(**decode)
         if attention and self.recipe.model.attention == "none":
             raise UserError("this model has no attention to show (its model.attention is none)")
@@ -142,6 +142,13 @@ class Translator:
             raise UserError(f"--nbest {nbest}: give 1 or more translations per line")
         if nbest > settings.beam_size:
             raise UserError(f"--nbest {nbest} needs a beam at least that wide (--beam {nbest})")
+        return settings
+
+    def search(
+        self, lines: Sequence[str], nbest: int = 1, attention: bool = False, **decode: Any
+    ) -> list[list[Translation]]:
+        """The `nbest` best translations of each line, with scores and, if asked, attention."""
+        settings = self.search_settings(nbest, attention, **decode)
         src_ids = self.encode(lines)
         found = decode_ids(self.model, src_ids, settings, self.device, nbest, attention)
         out = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -80,7 +81,9 @@ def test_help_lists_the_three_commands(runner):
 
 def test_train_prints_progress_and_a_summary(model_dir):
     printed = (model_dir.parent / "train.stdout").read_text(encoding="utf-8")
-    assert "eval   step      20" in printed and "eval   step      40" in printed
+    evaluations = re.findall(r"^eval +epoch +([\d.]+) +step +(\d+) ", printed, re.MULTILINE)
+    assert [int(step) for _, step in evaluations] == [20, 40]
+    assert 0 < float(evaluations[0][0]) < float(evaluations[1][0])  # fractional epochs grow
     assert "test: BLEU" in printed and "nrefs:1" in printed
     assert "trained 40 steps" in printed and str(model_dir) in printed
 

@@ -327,16 +327,21 @@ def test_unknown_toy_split():
 def test_length_filter_counts():
     src = [3, 10, 2, 1, 5, 8, 2, 0]
     tgt = [3, 2, 12, 4, 5, 8, 6, 3]
-    keep, too_long, bad_ratio = length_filter(src, tgt, max_length=8, max_ratio=3.0)
+    found = length_filter(src, tgt, max_length=8, max_ratio=3.0)
     # 1, 2: longer than 8; 3: 4 > 3 × 1; 5: exactly 8 is allowed; 6: exactly 3 × 2 is allowed;
-    # 7: an empty side counts as length 1 for the ratio.
-    assert keep == [0, 4, 5, 6, 7]
-    assert too_long == 2 and bad_ratio == 1
+    # 7: a side with no tokens can be neither encoded nor scored.
+    assert found.keep == [0, 4, 5, 6]
+    assert (found.empty, found.too_long, found.bad_ratio) == (1, 2, 1)
 
 
 def test_length_filter_too_long_wins_over_ratio():
-    keep, too_long, bad_ratio = length_filter([20], [1], max_length=10, max_ratio=2.0)
-    assert keep == [] and too_long == 1 and bad_ratio == 0
+    found = length_filter([20], [1], max_length=10, max_ratio=2.0)
+    assert found.keep == [] and found.too_long == 1 and found.bad_ratio == 0
+
+
+def test_length_filter_without_limits_drops_only_empty_sides():
+    found = length_filter([0, 500, 1, 3], [2, 1, 0, 3])
+    assert found.keep == [1, 3] and found.empty == 2
 
 
 def test_length_filter_needs_equal_lengths():

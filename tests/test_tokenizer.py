@@ -85,7 +85,7 @@ def test_sentencepiece_pieces(spm_joint):
 def test_soft_vocab_limit(model_type):
     """More pieces than a tiny corpus supports gives a smaller vocabulary, not an error."""
     texts = ["ab ab ba", "ba ab"]
-    tok = SentencePieceTokenizer.train(texts, spm_config(vocab_size=5000, model_type=model_type))
+    tok = SentencePieceTokenizer.train(texts, 5000, model_type)
     assert 4 < tok.vocab_size < 5000
     assert tok.decode(tok.encode(texts)) == texts
 
@@ -164,30 +164,30 @@ WORDS = ["the dog sees the cat", "the cat sees a dog", "a bird"]
 
 
 def test_word_vocabulary_by_frequency_then_alphabet():
-    tok = WordTokenizer.train(WORDS, TokenizerConfig(type="word", vocab_size=9))
+    tok = WordTokenizer.train(WORDS, 9)
     # the: 3; cat, dog, a, sees: 2 (alphabetical: a, cat, dog, sees); bird: 1 (cut)
     assert tok.words == [*SPECIALS, "the", "a", "cat", "dog", "sees"]
     assert tok.vocab_size == 9
 
 
 def test_word_vocabulary_smaller_than_asked():
-    tok = WordTokenizer.train(WORDS, TokenizerConfig(type="word", vocab_size=1000))
+    tok = WordTokenizer.train(WORDS, 1000)
     assert tok.vocab_size == len(SPECIALS) + 6
 
 
 def test_word_specials_in_text_are_not_words():
-    tok = WordTokenizer.train(["<s> x </s> <unk> <pad>"], TokenizerConfig(type="word"))
+    tok = WordTokenizer.train(["<s> x </s> <unk> <pad>"], 8000)
     assert tok.words == [*SPECIALS, "x"]
 
 
 def test_word_encode_uses_unk_for_the_rest():
-    tok = WordTokenizer.train(WORDS, TokenizerConfig(type="word", vocab_size=6))
+    tok = WordTokenizer.train(WORDS, 6)
     assert tok.words[4:] == ["the", "a"]
     assert tok.encode(["the bird sees a", ""]) == [[4, UNK, UNK, 5], []]
 
 
 def test_word_decode_joins_words_and_drops_pad_bos_eos():
-    tok = WordTokenizer.train(WORDS, TokenizerConfig(type="word", vocab_size=9))
+    tok = WordTokenizer.train(WORDS, 9)
     ids = tok.encode(["the cat sees a dog"])[0]
     assert tok.decode([ids]) == ["the cat sees a dog"]
     assert tok.decode([[BOS, *ids, EOS, PAD, PAD]]) == ["the cat sees a dog"]
@@ -196,7 +196,7 @@ def test_word_decode_joins_words_and_drops_pad_bos_eos():
 
 
 def test_word_save_load_round_trip(tmp_path):
-    tok = WordTokenizer.train(["Grüße aus Köln", "aus"], TokenizerConfig(type="word"))
+    tok = WordTokenizer.train(["Grüße aus Köln", "aus"], 8000)
     (tmp_path / "vocab.txt").write_bytes(tok.to_bytes())
     again = WordTokenizer.load(tmp_path / "vocab.txt")
     assert again.words == tok.words
