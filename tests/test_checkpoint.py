@@ -279,3 +279,11 @@ def test_load_last_without_checkpoint(tmp_path):
     with pytest.raises(UserError) as e:
         load_last(tmp_path, *fresh(), torch.device("cpu"))
     assert str(tmp_path) in str(e.value)
+
+
+def test_weights_file_gets_the_usual_file_mode(tmp_path):
+    model = torch.nn.Linear(2, 2)
+    save_weights(tmp_path / "model.safetensors", model)
+    (tmp_path / "plain.txt").write_text("x")
+    modes = [(tmp_path / p).stat().st_mode & 0o777 for p in ("model.safetensors", "plain.txt")]
+    assert modes[0] == modes[1]

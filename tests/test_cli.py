@@ -479,3 +479,85 @@ def test_console_script_runs_in_a_real_process(hyp_ref, tmp_path):
     )
     assert done.returncode == 1
     assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------- checked before any work
+
+
+@pytest.mark.parametrize("where", ["missing-dir/out.de", "."])
+def test_translate_output_that_cannot_be_written(runner, model_dir, source_file, tmp_path, where):
+    target = tmp_path / where
+    assert_user_error(
+        translate(runner, model_dir, str(source_file), "--output", str(target)), "--output"
+    )
+
+
+def test_translate_keeps_an_existing_output_when_the_flags_are_wrong(
+    runner, model_dir, source_file, tmp_path
+):
+    keep = write_lines(tmp_path / "keep.de", ["precious"])
+    result = translate(
+        runner, model_dir, str(source_file), "--output", str(keep), "--nbest", "3", "--beam", "1"
+    )
+    assert_user_error(result, "--nbest 3")
+    assert keep.read_text(encoding="utf-8") == "precious\n"
+
+
+def test_evaluate_output_that_cannot_be_written(runner, model_dir, tmp_path):
+    src = write_lines(tmp_path / "s.en", SOURCES)
+    ref = write_lines(tmp_path / "r.de", REFERENCES)
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "bleu",
+            "--model",
+            str(model_dir),
+            "--source",
+            str(src),
+            "--reference",
+            str(ref),
+            "--output",
+            str(tmp_path / "nodir" / "x.de"),
+            "--device",
+            "cpu",
+        ],
+    )
+    assert_user_error(result, "does not exist")
+
+
+@pytest.mark.parametrize("flag", [["--beam", "3"], ["--greedy"], ["--output", "x.txt"]])
+def test_evaluate_decode_options_need_a_model(runner, hyp_ref, flag):
+    hyp, ref = hyp_ref
+    result = runner.invoke(app, ["evaluate", "bleu", str(hyp), "--reference", str(ref), *flag])
+    assert_user_error(result, "only with --model")
+
+
+def test_evaluate_with_no_metric(runner, hyp_ref):
+    hyp, ref = hyp_ref
+    result = runner.invoke(
+        app, ["evaluate", "bleu", str(hyp), "--reference", str(ref), "--metrics", ""]
+    )
+    assert_user_error(result, "no metric")
+
+
+def test_perplexity_skips_a_line_that_tokenizes_to_nothing(runner, model_dir, tmp_path):
+    src = write_lines(tmp_path / "s.en", [SOURCES[0], "\u200b"])
+    ref = write_lines(tmp_path / "r.de", [REFERENCES[0], "ein"])
+    args = [
+        "evaluate",
+        "perplexity",
+        "--model",
+        str(model_dir),
+        "--source",
+        str(src),
+        "--reference",
+        str(ref),
+        "--json",
+        "--device",
+        "cpu",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["sentences"], report["skipped_empty"]) == (1, 1)

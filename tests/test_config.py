@@ -584,3 +584,34 @@ def test_there_are_shipped_recipes():
 def test_exponent_without_dot_is_a_float(tmp_path):
     path = write(tmp_path, MINIMAL + "train:\n  learning_rate: 1e-3\n")
     assert load_recipe(path).train.learning_rate == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "rule"),
+    [
+        ("seed=-1", "seed", "in [0, 2^32)"),
+        ("train.max_steps=0", "train.max_steps", "> 0"),
+        ("train.max_minutes=-1", "train.max_minutes", "> 0"),
+        ("model.encoder_hidden_size=-4", "model.encoder_hidden_size", "> 0"),
+        ("model.encoder_hidden_size=0", "model.encoder_hidden_size", "> 0"),
+        ("train.lr_patience=-1", "train.lr_patience", ">= 0"),
+        ("decode.length_penalty=-0.5", "decode.length_penalty", ">= 0"),
+        ("train.teacher_forcing=0", "train.teacher_forcing", "in (0, 1]"),
+    ],
+)
+def test_each_key_has_its_own_rule(tmp_path, override, key, rule):
+    path = write(tmp_path, MINIMAL)
+    with pytest.raises(UserError) as caught:
+        load_recipe(path, [override])
+    assert f"'{key}' must be {rule}" in str(caught.value)
+
+
+@pytest.mark.parametrize("override", ["train.patience=3", "train.lr_schedule=plateau"])
+def test_watching_valid_bleu_needs_a_valid_split(tmp_path, override):
+    with pytest.raises(UserError, match="set data.valid"):
+        load_recipe(write(tmp_path, MINIMAL), [override])
+
+
+def test_a_yaml_boolean_where_a_string_belongs_gets_a_hint(tmp_path):
+    with pytest.raises(UserError, match="quote it"):
+        load_recipe(write(tmp_path, MINIMAL), ["data.source_lang=no"])

@@ -322,3 +322,13 @@ def test_build_model_uniform_init_stays_in_range_and_keeps_padding_zero(tie):
     assert torch.equal(model.encoder.embed.weight[PAD], torch.zeros(16))
     assert torch.equal(model.decoder.embed.weight[PAD], torch.zeros(16))
     assert (model.decoder.output.weight is model.decoder.embed.weight) == tie
+
+
+@pytest.mark.parametrize("input_feeding", [True, False])
+def test_training_logits_never_offer_pad_or_bos(input_feeding):
+    """Loss, perplexity and search share one distribution: <pad> and <s> get none of it."""
+    model = tiny_model("luong_general", "lstm", input_feeding=input_feeding)
+    src, src_lengths, tgt_in, _ = toy_batch()
+    logits = model(src, src_lengths, tgt_in)
+    assert torch.isneginf(logits[..., PAD]).all() and torch.isneginf(logits[..., BOS]).all()
+    assert torch.isfinite(logits[..., 3:]).all()

@@ -201,3 +201,35 @@ def test_unknown_recipe_key(tmp_path):
         "unknown key 'model.hiden_size'",
         "did you mean 'model.hidden_size'",
     )
+
+
+def test_cut_off_gzip_file(tmp_path):
+    write_parallel(tmp_path, gz=True)
+    whole = (tmp_path / "train.en.gz").read_bytes()
+    (tmp_path / "train.en.gz").write_bytes(whole[: len(whole) // 2])
+    fails(
+        train(tmp_path, f"data.train={tmp_path}/train.{{lang}}.gz"),
+        "train.en.gz",
+        "cannot be read to the end",
+    )
+
+
+def test_toy_split_asked_for_more_than_it_holds(tmp_path, monkeypatch):
+    monkeypatch.setattr(toy, "_COUNTS", (2,))  # shrink the sentence space to a few hundred
+    monkeypatch.setattr(toy, "_NOUN_KEYS", ("dog",))
+    fails(
+        train(tmp_path, "data.train={toy: numbers, split: train, size: 100000}"),
+        "toy train split holds only about",
+        "ask for fewer",
+    )
+
+
+def test_a_line_that_tokenizes_to_nothing_is_dropped(tmp_path):
+    for lang, side, odd in (("en", 0, "\u200b"), ("de", 1, "ein")):
+        lines = [p[side] for p in PAIRS] + [odd]
+        (tmp_path / f"train.{lang}").write_text("".join(f"{x}\n" for x in lines), "utf-8")
+    result = train(
+        tmp_path, f"data.train={tmp_path}/train.{{lang}}", f"data.valid={tmp_path}/train.{{lang}}"
+    )  # the odd pair in valid too
+    assert result.exit_code == 0, result.output
+    assert "dropped 1 pairs that tokenize to nothing" in result.stdout

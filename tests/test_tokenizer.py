@@ -206,3 +206,8 @@ def test_word_save_load_round_trip(tmp_path):
 def test_word_vocabulary_must_start_with_specials():
     with pytest.raises(ValueError):
         WordTokenizer(["the", "cat"])
+
+
+def test_special_symbols_written_in_word_text_are_unknown_words():
+    tok = WordTokenizer.train(["a b", "a"], 100)
+    assert tok.encode(["a </s> <s> <pad> b"]) == [[tok.index["a"], UNK, UNK, UNK, tok.index["b"]]]
