@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,32 +24,18 @@ from cli.options import (
 from nmt.corpus import decode_lines, iter_lines
 from nmt.errors import UserError
 from nmt.plot import plot_attention, pyplot
-from nmt.translate import Translation, Translator
+from nmt.translate import Translator, attention_record, nbest_lines
 
 CHUNK = 1000  # lines translated at a time from a file or a pipe
 
 
-def _chunks(source: str) -> Iterator[list[str]]:
-    """The input in chunks, read lazily; a terminal is answered line by line."""
+def _lines(source: str) -> tuple[Iterator[str], int]:
+    """The input read lazily, and how many lines to translate at a time: a terminal is
+    answered line by line, a file or a pipe in chunks."""
     if source == "-":
         lines = (text.strip() for _, text in decode_lines(sys.stdin.buffer, "standard input"))
-        size = 1 if sys.stdin.isatty() else CHUNK
-    else:
-        lines, size = iter_lines(Path(source), "the input"), CHUNK
-    while chunk := list(itertools.islice(lines, size)):
-        yield chunk
-
-
-def _attention_record(index: int, best: Translation | None) -> str:
-    return json.dumps(
-        {
-            "line": index,
-            "source": best.source_pieces if best else [],
-            "target": [*best.target_pieces, "</s>"] if best else [],
-            "attention": best.attention if best else [],
-        },
-        ensure_ascii=False,
-    )
+        return lines, 1 if sys.stdin.isatty() else CHUNK
+    return iter_lines(Path(source), "the input"), CHUNK
 
 
 @user_errors
@@ -100,28 +84,28 @@ def translate(
         plot.mkdir(parents=True, exist_ok=True)
     out: TextIO = output.open("w", encoding="utf-8") if output else sys.stdout
     attn_file = attention_out.open("w", encoding="utf-8") if attention_out else None
-    index = 0
+    lines, chunk = _lines(source)
+    index = -1
     try:
-        for chunk in _chunks(source):
-            for found in translator.search(chunk, nbest=nbest, attention=want_attention, **decode):
-                if nbest == 1:
-                    out.write((found[0].text if found else "") + "\n")
-                else:  # an empty line's one translation is empty, and certain
-                    rows = [(t.score, t.text) for t in found] or [(0.0, "")]
-                    out.writelines(f"{index}\t{score:.4f}\t{text}\n" for score, text in rows)
-                best = found[0] if found else None
-                if attn_file is not None:
-                    attn_file.write(_attention_record(index, best) + "\n")
-                if plot is not None and best is not None and index < plot_count:
-                    plot_attention(best, plot / f"attention-{index}.png")
-                index += 1
-            out.flush()
+        results = translator.stream(lines, chunk, nbest, want_attention, **decode)
+        for index, found in enumerate(results):
+            best = found[0] if found else None
+            if nbest == 1:
+                out.write((best.text if best else "") + "\n")
+            else:
+                out.writelines(nbest_lines(index, found))
+            if attn_file is not None:
+                attn_file.write(attention_record(index, best))
+            if plot is not None and best is not None and index < plot_count:
+                plot_attention(best, plot / f"attention-{index}.png")
+            if chunk == 1:
+                out.flush()  # someone is typing: answer each line at once
     finally:
         if output:
             out.close()
         if attn_file is not None:
             attn_file.close()
-    if index == 0:
+    if index < 0:
         name = source if source != "-" else "standard input"
         typer.secho(f"warning: {name} had no lines to translate", err=True, fg=typer.colors.YELLOW)
     if translator.truncated:

@@ -36,6 +36,7 @@ from nmt.errors import UserError
 
 Cell = Literal["lstm", "gru", "rnn"]
 Attention = Literal["none", "bahdanau", "luong_dot", "luong_general", "luong_concat"]
+Bridge = Literal["linear", "zeros", "copy"]
 
 
 # ---------------------------------------------------------------------------- sections
@@ -98,7 +99,7 @@ class ModelConfig:
     reverse_input: bool = False  # Sutskever et al. 2014: read each source sentence backwards
     attention: Attention = "luong_general"
     input_feeding: bool = True  # Luong variants: feed the previous attentional vector back
-    bridge: Literal["linear", "zeros", "copy"] = "linear"  # copy: encoder final states as-is
+    bridge: Bridge = "linear"  # copy: the encoder's final states as they are
     dropout: float = fraction(0.3, low_open=False, high_open=True)
     tie_embeddings: bool = False  # target embedding = output projection
     init_range: float = non_negative(0.1)  # uniform(-r, r), as Sutskever/Luong; 0: PyTorch's

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nmt.attention import ATTENTION
+from nmt.config import Attention, Bridge, Cell
 from nmt.encoder import RNNS, EncoderOutput
 from nmt.tokenizer import BOS, PAD
 
@@ -83,10 +84,10 @@ class Decoder(nn.Module):
         num_layers: int,
         memory_size: int,
         encoder_layers: int,
-        cell: str = "lstm",
-        attention: str = "luong_general",
+        cell: Cell = "lstm",
+        attention: Attention = "luong_general",
         input_feeding: bool = True,
-        bridge: str = "linear",
+        bridge: Bridge = "linear",
         dropout: float = 0.0,
         tie_embeddings: bool = False,
     ):

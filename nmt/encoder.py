@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from nmt.config import Cell
 from nmt.tokenizer import PAD
 
 RNNS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -54,7 +55,7 @@ class Encoder(nn.Module):
         embedding_size: int,
         hidden_size: int,
         num_layers: int = 1,
-        cell: str = "lstm",
+        cell: Cell = "lstm",
         bidirectional: bool = True,
         dropout: float = 0.0,
         reverse_input: bool = False,

@@ -20,6 +20,7 @@ from sacrebleu.metrics.base import Metric
 from sacrebleu.significance import PairedTest
 
 from nmt.batching import batch_indices, collate
+from nmt.config import DecodeConfig
 from nmt.corpus import length_filter, read_lines
 from nmt.errors import UserError
 from nmt.model import Seq2Seq, token_nll
@@ -169,7 +170,7 @@ def _report(
     return report
 
 
-def decode_summary(settings: Any) -> dict[str, Any]:
+def decode_summary(settings: DecodeConfig) -> dict[str, Any]:
     """The decode settings that change a score, to print beside it."""
     keys = (
         "beam_size",

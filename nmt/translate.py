@@ -14,7 +14,9 @@ line longer than the model's `data.max_length` tokens is cut to it (and counted 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import itertools
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,6 +129,20 @@ class Translator:
         self.truncated += sum(len(x) > limit for x in ids)
         return [x[:limit] for x in ids]
 
+    def stream(
+        self,
+        lines: Iterable[str],
+        chunk: int = 1000,
+        nbest: int = 1,
+        attention: bool = False,
+        **decode: Any,
+    ) -> Iterator[list[Translation]]:
+        """`search` over an endless input, `chunk` lines at a time, in order."""
+        self.search_settings(nbest, attention, **decode)  # fail before reading anything
+        lines = iter(lines)
+        while batch := list(itertools.islice(lines, chunk)):
+            yield from self.search(batch, nbest, attention, **decode)
+
     def translate(self, lines: Sequence[str], **decode: Any) -> list[str]:
         """One translation per line. Keyword arguments override `decode.*` settings."""
         return [found[0].text if found else "" for found in self.search(lines, **decode)]
@@ -168,3 +184,25 @@ class Translator:
                 ]
             )
         return out
+
+
+def nbest_lines(index: int, found: list[Translation]) -> list[str]:
+    """`INDEX<TAB>SCORE<TAB>TEXT` rows; an empty line's one translation is empty, and sure."""
+    rows = [(t.score, t.text) for t in found] or [(0.0, "")]
+    return [f"{index}\t{score:.4f}\t{text}\n" for score, text in rows]
+
+
+def attention_record(index: int, best: Translation | None) -> str:
+    """One JSON line: the source and target pieces and the attention between them."""
+    return (
+        json.dumps(
+            {
+                "line": index,
+                "source": best.source_pieces if best else [],
+                "target": [*best.target_pieces, "</s>"] if best else [],
+                "attention": best.attention if best else [],
+            },
+            ensure_ascii=False,
+        )
+        + "\n"
+    )

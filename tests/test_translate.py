@@ -166,3 +166,29 @@ def test_load_a_model_dir_without_weights(model_dir, tmp_path):
     (broken / "model.safetensors").unlink()
     with pytest.raises(UserError, match="model.safetensors"):
         Translator.load(broken, "cpu")
+
+
+def test_stream_equals_search_and_reads_lazily(translator):
+    lines = [en for en, _ in numbers("test", 5)] + [""]
+    consumed = []
+
+    def source():
+        for line in lines:
+            consumed.append(line)
+            yield line
+
+    stream = translator.stream(source(), chunk=2, nbest=2, beam_size=3)
+    first = next(stream)
+    assert len(consumed) == 2  # only the first chunk has been read
+    rest = list(stream)
+    expected = translator.search(lines, nbest=2, beam_size=3)
+    assert [[t.text for t in f] for f in [first, *rest]] == [[t.text for t in f] for f in expected]
+
+
+def test_stream_checks_its_request_before_reading(translator):
+    def source():
+        raise AssertionError("read before the request was checked")
+        yield ""
+
+    with pytest.raises(UserError, match="--nbest 3"):
+        next(translator.stream(source(), nbest=3, beam_size=1))
