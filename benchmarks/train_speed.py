@@ -20,8 +20,9 @@ import torch
 
 from nmt.batching import batch_indices, collate
 from nmt.config import load_recipe
+from nmt.data import prepare_data
 from nmt.model import build_model, pick_device
-from nmt.train import OPTIMIZERS, make_autocast, prepare_data, train_step
+from nmt.train import OPTIMIZERS, make_autocast, train_step
 
 
 def main() -> None:

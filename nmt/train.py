@@ -26,11 +26,11 @@ import torch
 from nmt import checkpoint
 from nmt.batching import Batch, batch_indices, collate
 from nmt.config import Recipe, TrainConfig, recipe_to_yaml
-from nmt.corpus import Corpus, length_filter, read_corpus
-from nmt.errors import UserError
+from nmt.corpus import Corpus
+from nmt.data import Split, prepare_data
 from nmt.evaluate import check_metrics, decode_summary, mean_nll, score
 from nmt.model import Seq2Seq, build_model, pick_device, token_nll
-from nmt.tokenizer import Tokenizer, file_names, load_tokenizers, train_tokenizers
+from nmt.tokenizer import file_names, load_tokenizers
 from nmt.translate import Translator
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -70,16 +70,6 @@ Event = Message | Progress | Evaluation
 
 
 @dataclass
-class Split:
-    """One split as text (to translate and score against) and as token ids (for the loss)."""
-
-    sources: list[str]
-    references: list[str]
-    src_ids: list[list[int]]
-    tgt_ids: list[list[int]]
-
-
-@dataclass
 class TrainerState:
     """Where training stands; saved in checkpoints/last/trainer.json for --resume."""
 
@@ -116,7 +106,7 @@ def train(
 
     # Data: corpora, tokenizers (a resumed run keeps its own), ids.
     saved = load_tokenizers(recipe.tokenizer, run_dir) if resume else None
-    data = prepare_data(recipe, on_event, saved)
+    data = prepare_data(recipe, lambda text: on_event(Message(text)), saved)
     src_tok, tgt_tok, train_split, valid = data.src_tok, data.tgt_tok, data.train, data.valid
 
     # Only now, with the data ready, does the model directory change.
@@ -286,92 +276,6 @@ def make_autocast(precision: str, device: torch.device) -> contextlib.AbstractCo
     if precision == "bf16" and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-@dataclass
-class Data:
-    """Everything training reads, ready: tokenizers, encoded splits, the test corpus."""
-
-    src_tok: Tokenizer
-    tgt_tok: Tokenizer
-    train: Split
-    valid: Split | None
-    test: Corpus | None
-
-
-def prepare_data(
-    recipe: Recipe,
-    on_event: Callable[[Event], None] = lambda event: None,
-    tokenizers: tuple[Tokenizer, Tokenizer] | None = None,
-) -> Data:
-    """Read the recipe's corpora, train tokenizers (unless given), encode and filter."""
-    corpora = {name: _read(recipe, name, on_event) for name in ("train", "valid", "test")}
-    train_text = corpora["train"]
-    assert train_text is not None  # data.train is required
-    src_tok, tgt_tok = tokenizers or train_tokenizers(
-        recipe.tokenizer, train_text.source, train_text.target, recipe.seed
-    )
-    on_event(Message(f"vocabulary: {src_tok.vocab_size} source, {tgt_tok.vocab_size} target"))
-    train_split = _encode_train(recipe, train_text, src_tok, tgt_tok, on_event)
-    valid = _encode(corpora["valid"], src_tok, tgt_tok)
-    return Data(src_tok, tgt_tok, train_split, valid, corpora["test"])
-
-
-def _read(recipe: Recipe, name: str, on_event: Callable[[Event], None]) -> Corpus | None:
-    source = getattr(recipe.data, name)
-    if source is None:
-        return None
-    key = f"data.{name}"
-    corpus = read_corpus(source, recipe.data.source_lang, recipe.data.target_lang, key)
-    if len(corpus) == 0:
-        raise UserError(f"{key}: {corpus.origin} holds no sentence pairs with text on both sides")
-    skipped = f", {corpus.skipped_empty} empty pairs skipped" if corpus.skipped_empty else ""
-    on_event(Message(f"{key}: {len(corpus)} pairs from {corpus.origin}{skipped}"))
-    return corpus
-
-
-def _encode(corpus: Corpus | None, src_tok: Tokenizer, tgt_tok: Tokenizer) -> Split | None:
-    """Token ids for a split, without the pairs a side of which tokenizes to nothing."""
-    if corpus is None:
-        return None
-    src_ids, tgt_ids = src_tok.encode(corpus.source), tgt_tok.encode(corpus.target)
-    keep = length_filter([len(x) for x in src_ids], [len(y) for y in tgt_ids]).keep
-    columns = (corpus.source, corpus.target, src_ids, tgt_ids)
-    return Split(*([column[i] for i in keep] for column in columns))
-
-
-def _encode_train(
-    recipe: Recipe,
-    corpus: Corpus,
-    src_tok: Tokenizer,
-    tgt_tok: Tokenizer,
-    on_event: Callable[[Event], None],
-) -> Split:
-    split = _encode(corpus, src_tok, tgt_tok)
-    assert split is not None
-    data = recipe.data
-    found = length_filter(
-        [len(x) for x in split.src_ids],
-        [len(y) for y in split.tgt_ids],
-        data.max_length,
-        data.max_ratio,
-    )
-    empty = len(corpus) - len(split.sources)
-    if empty or found.too_long or found.bad_ratio:
-        on_event(
-            Message(
-                f"data.train: dropped {empty} pairs that tokenize to nothing, {found.too_long} "
-                f"longer than data.max_length={data.max_length} tokens and {found.bad_ratio} "
-                f"with a length ratio above data.max_ratio={data.max_ratio}"
-            )
-        )
-    if not found.keep:
-        raise UserError(
-            f"data.train: no pairs left after the length filters; raise data.max_length "
-            f"({data.max_length}) or data.max_ratio ({data.max_ratio})"
-        )
-    columns = (split.sources, split.references, split.src_ids, split.tgt_ids)
-    return Split(*([column[i] for i in found.keep] for column in columns))
 
 
 def _validate(translator: Translator, valid: Split, batch_tokens: int) -> tuple[float, float]:
