@@ -361,12 +361,13 @@ def test_evaluate_chosen_metrics_only(runner, hyp_ref):
     assert "bleu" in report and "chrf" not in report and "ter" not in report
 
 
-def test_evaluate_unknown_metric(runner, hyp_ref):
+@pytest.mark.parametrize(("metrics", "message"), [("bleu,meteor", "meteor"), ("", "no metric")])
+def test_evaluate_bad_metrics(runner, hyp_ref, metrics, message):
     hyp, ref = hyp_ref
     result = runner.invoke(
-        app, ["evaluate", "bleu", str(hyp), "--reference", str(ref), "--metrics", "bleu,meteor"]
+        app, ["evaluate", "bleu", str(hyp), "--reference", str(ref), "--metrics", metrics]
     )
-    assert_user_error(result, "meteor")
+    assert_user_error(result, message)
 
 
 def test_evaluate_compare(runner, hyp_ref, tmp_path):
@@ -531,14 +532,6 @@ def test_evaluate_decode_options_need_a_model(runner, hyp_ref, flag):
     hyp, ref = hyp_ref
     result = runner.invoke(app, ["evaluate", "bleu", str(hyp), "--reference", str(ref), *flag])
     assert_user_error(result, "only with --model")
-
-
-def test_evaluate_with_no_metric(runner, hyp_ref):
-    hyp, ref = hyp_ref
-    result = runner.invoke(
-        app, ["evaluate", "bleu", str(hyp), "--reference", str(ref), "--metrics", ""]
-    )
-    assert_user_error(result, "no metric")
 
 
 def test_perplexity_skips_a_line_that_tokenizes_to_nothing(runner, model_dir, tmp_path):
