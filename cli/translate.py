@@ -63,8 +63,7 @@ def translate(
     device: DeviceOption = Device.auto,
 ) -> None:
     """Translate line by line: output line i answers input line i; empty gives empty."""
-    if source != "-" and not Path(source).is_file():
-        raise UserError(f"{source}: no such file to translate; give a text file or - for stdin")
+    lines, chunk = _lines(source)  # a missing input is reported here, before any output
     for path in (output, attention_out):
         if path is not None and source != "-" and path.resolve() == Path(source).resolve():
             raise UserError(f"{path} is the input file too; write the output somewhere else")
@@ -84,7 +83,6 @@ def translate(
         plot.mkdir(parents=True, exist_ok=True)
     out: TextIO = output.open("w", encoding="utf-8") if output else sys.stdout
     attn_file = attention_out.open("w", encoding="utf-8") if attention_out else None
-    lines, chunk = _lines(source)
     index = -1
     try:
         results = translator.stream(lines, chunk, nbest, want_attention, **decode)

@@ -107,12 +107,7 @@ def read_corpus(source: Source, src_lang: str, tgt_lang: str, key: str = "data")
     if isinstance(source, FilesSource):
         src_path = Path(source.pattern.replace("{lang}", src_lang))
         tgt_path = Path(source.pattern.replace("{lang}", tgt_lang))
-        src, tgt = read_lines(src_path, key), read_lines(tgt_path, key)
-        if len(src) != len(tgt):
-            raise UserError(
-                f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}: the two "
-                "sides of a parallel corpus must be line-aligned (line i translates line i)"
-            )
+        src, tgt = read_aligned(src_path, tgt_path, key)
         return _clean(src, tgt, f"{src_path} + {tgt_path}")
     if isinstance(source, TsvSource):
         return _read_tsv(Path(source.tsv), key)
@@ -140,6 +135,17 @@ def read_corpus(source: Source, src_lang: str, tgt_lang: str, key: str = "data")
 def read_lines(path: Path, key: str = "input") -> list[str]:
     """All lines of a UTF-8 text file (gzip read transparently), stripped."""
     return list(iter_lines(path, key))
+
+
+def read_aligned(first: Path, second: Path, key: str = "input") -> tuple[list[str], list[str]]:
+    """The lines of two files that must answer each other line by line."""
+    a, b = read_lines(first, key), read_lines(second, key)
+    if len(a) != len(b):
+        raise UserError(
+            f"{first} has {len(a)} lines but {second} has {len(b)}: the files must be "
+            "line-aligned (line i of one answers line i of the other)"
+        )
+    return a, b
 
 
 def iter_lines(path: Path, key: str = "input") -> Iterator[str]:

@@ -19,9 +19,10 @@ from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.metrics.base import Metric
 from sacrebleu.significance import PairedTest
 
+from nmt import corpus
 from nmt.batching import batch_indices, collate
 from nmt.config import DecodeConfig
-from nmt.corpus import length_filter, read_lines
+from nmt.corpus import length_filter
 from nmt.errors import UserError
 from nmt.model import Seq2Seq, token_nll
 from nmt.translate import Translator
@@ -103,13 +104,8 @@ def compare(
 
 
 def read_aligned(first: Path, second: Path) -> tuple[list[str], list[str]]:
-    """Two files that must have one line for each other's line."""
-    a, b = read_lines(first), read_lines(second)
-    if len(a) != len(b):
-        raise UserError(
-            f"{first} has {len(a)} lines but {second} has {len(b)}: each line of one must "
-            "answer the same line of the other"
-        )
+    """Two line-aligned files, which must hold something to score."""
+    a, b = corpus.read_aligned(first, second)
     if not a:
         raise UserError(f"{first} is empty: nothing to score")
     return a, b
