@@ -21,7 +21,8 @@ import torch
 from nmt.batching import batch_indices, collate
 from nmt.config import load_recipe
 from nmt.data import prepare_data
-from nmt.model import build_model, pick_device
+from nmt.device import pick_device
+from nmt.model import build_model
 from nmt.train import OPTIMIZERS, make_autocast, train_step
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from nmt.tokenizer import BOS, EOS, PAD
+from nmt.vocab import BOS, EOS, PAD
 
 
 @dataclass

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 
 from nmt.config import Recipe, load_recipe, recipe_to_dict
 from nmt.errors import UserError
+from nmt.files import replace_durably
 
 FORMAT = "1"  # bump when a model directory written before can no longer be read
 RECIPE, WEIGHTS, METRICS, RESULTS = (
@@ -35,25 +36,6 @@ RECIPE, WEIGHTS, METRICS, RESULTS = (
     "results.json",
 )
 LAST = Path("checkpoints") / "last"
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def write_text(path: Path, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
-
-
-def write_json(path: Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
-
-
-def append_jsonl(path: Path, obj: Any) -> None:
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
 def _tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -73,7 +55,9 @@ def _save_tensors(path: Path, model: torch.nn.Module) -> None:
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # safetensors creates 0600; make it like every other file
-    os.replace(tmp, path)
+    with tmp.open("rb+") as f:
+        os.fsync(f.fileno())
+    replace_durably(tmp, path)
 
 
 def save_weights(path: Path, model: torch.nn.Module) -> None:
@@ -135,6 +119,8 @@ RESUMABLE = (
     "train.eval_every",
     "train.patience",
     "train.log_every",
+    "train.save_every",
+    "train.skip_nonfinite",
     "decode.",
 )
 

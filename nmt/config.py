@@ -98,7 +98,7 @@ class ModelConfig:
     bidirectional: bool = True
     reverse_input: bool = False  # Sutskever et al. 2014: read each source sentence backwards
     attention: Attention = "luong_general"
-    input_feeding: bool = True  # Luong variants: feed the previous attentional vector back
+    input_feeding: bool | None = None  # Luong only: feed h̃_{i-1} back; None: on for Luong
     bridge: Bridge = "linear"  # copy: the encoder's final states as they are
     dropout: float = fraction(0.3, low_open=False, high_open=True)
     tie_embeddings: bool = False  # target embedding = output projection
@@ -107,6 +107,11 @@ class ModelConfig:
     @property
     def directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    @property
+    def feeds_input(self) -> bool:
+        """Input feeding as the decoder applies it: on for Luong unless turned off."""
+        return self.attention.startswith("luong") and self.input_feeding is not False
 
     @property
     def encoder_size(self) -> int:
@@ -133,6 +138,9 @@ class TrainConfig:
     patience: int = non_negative(0)  # evaluations without improvement before stopping; 0: never
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast applies on CUDA only
     log_every: int = positive(100)  # steps between progress lines
+    save_every: int = non_negative(0)  # steps between resumable saves; 0: at each evaluation
+    skip_nonfinite: bool = False  # a NaN/inf loss skips its update instead of stopping the run
+    deterministic: bool = False  # deterministic kernels only (slower on CUDA); bit-exact reruns
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,7 @@ class DecodeConfig:
     max_length_offset: int = non_negative(5)  # ...plus this many tokens
     min_length: int = non_negative(1)  # tokens before </s> may be produced
     batch_tokens: int = positive(8000)  # source tokens per translation batch
+    max_input_length: int | None = positive(None)  # cut longer sources (counted); None: never
 
 
 @dataclass(frozen=True)
@@ -373,6 +382,11 @@ def _validate(r: Recipe, where: str) -> None:
             m.attention != "luong_dot" or encoder_out == m.hidden_size,
             f"luong_dot scores s·h need the encoder output size ({encoder_out}) to equal "
             f"model.hidden_size ({m.hidden_size}); use luong_general or change the sizes",
+        ),
+        (
+            m.input_feeding is not True or m.attention.startswith("luong"),
+            f"model.input_feeding feeds Luong's attentional vector back; attention "
+            f"{m.attention} has none: remove model.input_feeding",
         ),
         (
             not m.tie_embeddings or m.embedding_size == m.hidden_size,

@@ -30,7 +30,7 @@ from torch import nn
 from nmt.attention import ATTENTION
 from nmt.config import Attention, Bridge, Cell
 from nmt.encoder import RNNS, EncoderOutput
-from nmt.tokenizer import BOS, PAD
+from nmt.vocab import BOS, PAD
 
 
 @dataclass

@@ -8,23 +8,19 @@ so they compare across toolkits. `compare` runs sacreBLEU's paired bootstrap res
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.metrics.base import Metric
 from sacrebleu.significance import PairedTest
 
-from nmt import corpus
-from nmt.batching import batch_indices, collate
+from nmt import corpus, loss
 from nmt.config import DecodeConfig
 from nmt.corpus import length_filter
 from nmt.errors import UserError
-from nmt.model import Seq2Seq, token_nll
 from nmt.translate import Translator
 
 METRICS: dict[str, type[Metric]] = {"bleu": BLEU, "chrf": CHRF, "ter": TER}
@@ -179,27 +175,6 @@ def decode_summary(settings: DecodeConfig) -> dict[str, Any]:
     return {k: getattr(settings, k) for k in keys}
 
 
-@torch.no_grad()
-def mean_nll(
-    model: Seq2Seq,
-    src_ids: Sequence[Sequence[int]],
-    tgt_ids: Sequence[Sequence[int]],
-    batch_tokens: int,
-    device: torch.device,
-) -> tuple[float, int]:
-    """Teacher-forced cross-entropy per target token (nats, </s> counted) and the count."""
-    model.eval()
-    total, tokens = 0.0, 0
-    lengths = [len(x) for x in src_ids], [len(y) for y in tgt_ids]
-    for rows in batch_indices(*lengths, batch_tokens):
-        batch = collate(src_ids, tgt_ids, rows)
-        tokens += batch.target_tokens
-        batch = batch.to(device)
-        logits = model(batch.src, batch.src_lengths, batch.tgt_in)
-        total += float(token_nll(logits, batch.tgt_out))
-    return total / max(tokens, 1), tokens
-
-
 def perplexity(translator: Translator, source: Path, reference: Path) -> dict[str, Any]:
     """Per-token cross-entropy (nats) and perplexity of the reference given the source."""
     sources, refs = read_aligned(source, reference)
@@ -208,7 +183,7 @@ def perplexity(translator: Translator, source: Path, reference: Path) -> dict[st
     keep = length_filter([len(x) for x in src_ids], [len(y) for y in tgt_ids]).keep
     if not keep:
         raise UserError(f"{source}: no line pairs with text on both sides")
-    nll, tokens = mean_nll(
+    nll, tokens = loss.mean_nll(
         translator.model,
         [src_ids[i] for i in keep],
         [tgt_ids[i] for i in keep],
@@ -220,5 +195,5 @@ def perplexity(translator: Translator, source: Path, reference: Path) -> dict[st
         "skipped_empty": len(sources) - len(keep),
         "tokens": tokens,
         "cross_entropy": round(nll, 4),
-        "perplexity": round(math.exp(nll), 3),
+        "perplexity": round(loss.perplexity(nll), 3),
     }

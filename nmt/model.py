@@ -7,14 +7,11 @@ them in three lines; `build_model(cfg, ...)` maps a `ModelConfig` onto them.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from nmt.config import ModelConfig
 from nmt.decoder import Decoder, DecoderState
 from nmt.encoder import Encoder
-from nmt.errors import UserError
-from nmt.tokenizer import PAD
 
 
 class Seq2Seq(nn.Module):
@@ -66,7 +63,7 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> S
         encoder_layers=cfg.encoder_layers,
         cell=cfg.cell,
         attention=cfg.attention,
-        input_feeding=cfg.input_feeding,
+        input_feeding=cfg.feeds_input,
         bridge=cfg.bridge,
         dropout=cfg.dropout,
         tie_embeddings=cfg.tie_embeddings,
@@ -90,25 +87,3 @@ def init_uniform(model: nn.Module, init_range: float) -> None:
         for module in model.modules():
             if isinstance(module, nn.Embedding) and module.padding_idx is not None:
                 module.weight[module.padding_idx].zero_()
-
-
-def token_nll(
-    logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0
-) -> torch.Tensor:
-    """Summed cross-entropy over the real tokens of target (B, T); padding ignored."""
-    return F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(),
-        target.reshape(-1),
-        ignore_index=PAD,
-        reduction="sum",
-        label_smoothing=label_smoothing,
-    )
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """ "auto" means CUDA when PyTorch sees a GPU, else the CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: PyTorch sees no CUDA GPU here; use --device cpu")
-    return torch.device(name)

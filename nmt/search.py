@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import torch
 
-from nmt.tokenizer import BOS, EOS
+from nmt.vocab import BOS, EOS
 
 Normalization = Literal["none", "average", "gnmt"]
 StepFn = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any, torch.Tensor | None]]
@@ -33,13 +33,16 @@ class Hypothesis:
     attention: torch.Tensor | None = None  # (len(tokens) + 1, S) on the CPU, </s> row last
 
 
-def gnmt_penalty(length: torch.Tensor | float, alpha: float) -> torch.Tensor | float:
+def gnmt_penalty(length: torch.Tensor | float, length_penalty: float) -> torch.Tensor | float:
     """lp(Y) = ((5 + |Y|) / 6)^α, Wu et al. 2016 (GNMT), eq. 14."""
-    return ((5.0 + length) / 6.0) ** alpha
+    return ((5.0 + length) / 6.0) ** length_penalty  # α = length_penalty
 
 
 def normalize(
-    score: torch.Tensor, length: torch.Tensor | float, kind: Normalization, alpha: float = 0.0
+    score: torch.Tensor,
+    length: torch.Tensor | float,
+    kind: Normalization,
+    length_penalty: float = 0.0,
 ) -> torch.Tensor:
     """A hypothesis's rank score from its log-probability and its length (</s> counted).
 
@@ -50,7 +53,7 @@ def normalize(
         return score
     if kind == "average":
         return score / length
-    return score / gnmt_penalty(length, alpha)
+    return score / gnmt_penalty(length, length_penalty)
 
 
 def max_output_lengths(src_lengths: torch.Tensor, ratio: float, offset: int) -> torch.Tensor:
@@ -82,7 +85,7 @@ def greedy_search(
     max_lengths: torch.Tensor,
     min_length: int = 0,
     normalization: Normalization = "none",
-    alpha: float = 0.0,
+    length_penalty: float = 0.0,
     return_attention: bool = False,
 ) -> list[list[Hypothesis]]:
     """The most probable next token at every step, for a batch of B sentences."""
@@ -106,7 +109,9 @@ def greedy_search(
     out = torch.stack(tokens, dim=1).tolist()  # (B, steps)
     attn = torch.stack(attentions, dim=1).cpu() if attentions else None  # (B, steps, S)
     lengths = [row.index(EOS) for row in out]
-    final = normalize(scores, torch.tensor(lengths, device=device) + 1.0, normalization, alpha)
+    final = normalize(
+        scores, torch.tensor(lengths, device=device) + 1.0, normalization, length_penalty
+    )
     return [
         [
             Hypothesis(
@@ -128,7 +133,7 @@ def beam_search(
     nbest: int = 1,
     min_length: int = 0,
     normalization: Normalization = "none",
-    alpha: float = 0.0,
+    length_penalty: float = 0.0,
     return_attention: bool = False,
 ) -> list[list[Hypothesis]]:
     """The `nbest` best hypotheses of each of B sentences, `beam_size` kept per step.
@@ -172,7 +177,9 @@ def beam_search(
         # Finish the hypotheses that end in </s> within the top k.
         ends = (is_eos[:, :k] & top_scores[:, :k].isfinite()).nonzero()  # (E, 2)
         if len(ends):
-            ranked = normalize(top_scores[ends[:, 0], ends[:, 1]], t + 1.0, normalization, alpha)
+            ranked = normalize(
+                top_scores[ends[:, 0], ends[:, 1]], t + 1.0, normalization, length_penalty
+            )
             end_rows = rows[ends[:, 0], ends[:, 1]]
             prefixes = history[end_rows, 1:].tolist()
             attn = None if attn_history is None else attn_history[end_rows].cpu()
@@ -189,7 +196,7 @@ def beam_search(
 
         # A sentence is done when no live beam can beat its nbest-th finished hypothesis:
         # the best live one may at most keep its log-probability up to the longest length.
-        bound = normalize(scores[:, 0], max_len + 1.0, normalization, alpha).tolist()
+        bound = normalize(scores[:, 0], max_len + 1.0, normalization, length_penalty).tolist()
         longest = max_len.tolist()
         live = []
         for i in range(n):

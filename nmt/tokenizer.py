@@ -20,9 +20,7 @@ import sentencepiece as spm
 
 from nmt.config import TokenizerConfig
 from nmt.errors import UserError
-
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
-SPECIALS = ("<pad>", "<unk>", "<s>", "</s>")
+from nmt.vocab import BOS, EOS, PAD, SPECIALS, UNK
 
 
 class SentencePieceTokenizer:

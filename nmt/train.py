@@ -23,13 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from nmt import checkpoint
+from nmt import checkpoint, files
 from nmt.batching import Batch, batch_indices, collate
 from nmt.config import Recipe, TrainConfig, recipe_to_yaml
 from nmt.corpus import Corpus
 from nmt.data import Split, prepare_data
-from nmt.evaluate import check_metrics, decode_summary, mean_nll, score
-from nmt.model import Seq2Seq, build_model, pick_device, token_nll
+from nmt.device import make_autocast, pick_device
+from nmt.evaluate import check_metrics, decode_summary, score
+from nmt.loss import mean_nll, token_nll
+from nmt.model import Seq2Seq, build_model
 from nmt.tokenizer import file_names, load_tokenizers
 from nmt.translate import Translator
 
@@ -113,8 +115,8 @@ def train(
     if not resume:
         checkpoint.start_run_dir(run_dir, overwrite)
         for tok, name in zip((src_tok, tgt_tok), file_names(recipe.tokenizer), strict=True):
-            checkpoint.write_bytes(run_dir / name, tok.to_bytes())
-    checkpoint.write_text(run_dir / checkpoint.RECIPE, recipe_to_yaml(recipe))
+            files.write_bytes(run_dir / name, tok.to_bytes())
+    files.write_text(run_dir / checkpoint.RECIPE, recipe_to_yaml(recipe))
 
     # Model and optimizer.
     model = build_model(recipe.model, src_tok.vocab_size, tgt_tok.vocab_size).to(dev)
@@ -160,7 +162,7 @@ def train(
             learning_rate=optimizer.param_groups[0]["lr"],
             train_tokens_per_second=round(state.train_tokens / max(state.train_seconds, 1e-9)),
         )
-        checkpoint.append_jsonl(run_dir / checkpoint.METRICS, entry)
+        files.append_jsonl(run_dir / checkpoint.METRICS, entry)
         checkpoint.save_last(run_dir, model, optimizer, scheduler, dataclasses.asdict(state))
 
     # The loop.
@@ -242,7 +244,7 @@ def train(
     )
 
     results = _test(translator, run_dir, data.test, state, len(batches))
-    checkpoint.write_json(run_dir / checkpoint.RESULTS, results)
+    files.write_json(run_dir / checkpoint.RESULTS, results)
     return results
 
 
@@ -269,13 +271,6 @@ def train_step(
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return loss_sum.detach()
-
-
-def make_autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA when asked; otherwise a context that changes nothing."""
-    if precision == "bf16" and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _validate(translator: Translator, valid: Split, batch_tokens: int) -> tuple[float, float]:
@@ -316,7 +311,7 @@ def _test(
     seconds = time.perf_counter() - start
     recipe = translator.recipe
     scores = score(hyps, test.target, ["bleu", "chrf"], recipe.data.target_lang)
-    checkpoint.write_text(run_dir / "test.hyp", "".join(f"{h}\n" for h in hyps))
+    files.write_text(run_dir / "test.hyp", "".join(f"{h}\n" for h in hyps))
     return {
         "bleu": scores["bleu"]["score"],
         "chrf": scores["chrf"]["score"],

@@ -26,8 +26,9 @@ import torch
 from nmt import checkpoint
 from nmt.batching import batch_indices, collate
 from nmt.config import DecodeConfig, Recipe, check_decode, load_recipe
+from nmt.device import pick_device
 from nmt.errors import UserError
-from nmt.model import Seq2Seq, build_model, pick_device
+from nmt.model import Seq2Seq, build_model
 from nmt.search import Hypothesis, beam_search, greedy_search, max_output_lengths
 from nmt.tokenizer import Tokenizer, load_tokenizers
 
@@ -56,7 +57,7 @@ def decode_ids(
         options: dict[str, Any] = dict(
             min_length=decode.min_length,
             normalization=decode.length_normalization,
-            alpha=decode.length_penalty,
+            length_penalty=decode.length_penalty,
             return_attention=return_attention,
         )
         if decode.beam_size == 1:

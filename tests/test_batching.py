@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from nmt.batching import Batch, batch_indices, collate
-from nmt.tokenizer import BOS, EOS, PAD
+from nmt.vocab import BOS, EOS, PAD
 
 
 def lengths(seed: int, n: int = 300, high: int = 40) -> tuple[list[int], list[int]]:

@@ -22,16 +22,13 @@ from nmt.checkpoint import (
     FORMAT,
     LAST,
     WEIGHTS,
-    append_jsonl,
     load_last,
     load_weights,
     save_last,
     save_weights,
-    write_bytes,
-    write_json,
-    write_text,
 )
 from nmt.errors import UserError
+from nmt.files import append_jsonl, write_bytes, write_json, write_text
 
 
 class Tiny(nn.Module):

@@ -18,8 +18,9 @@ from nmt.attention import ATTENTION
 from nmt.config import ModelConfig
 from nmt.decoder import Decoder, DecoderState
 from nmt.encoder import Encoder
-from nmt.model import Seq2Seq, build_model, token_nll
-from nmt.tokenizer import BOS, EOS, PAD, UNK
+from nmt.loss import token_nll
+from nmt.model import Seq2Seq, build_model
+from nmt.vocab import BOS, EOS, PAD, UNK
 
 SRC_VOCAB, TGT_VOCAB = 15, 13
 REAL = [i for i in range(TGT_VOCAB) if i not in (PAD, BOS)]  # columns `step` does not mask

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nmt.encoder import Encoder, reverse_padded
-from nmt.tokenizer import PAD
+from nmt.vocab import PAD
 
 VOCAB = 20
 LENGTHS = torch.tensor([5, 2, 6, 1])  # unsorted on purpose

@@ -10,7 +10,8 @@ import torch
 
 from nmt import checkpoint
 from nmt.config import ModelConfig
-from nmt.model import build_model, token_nll
+from nmt.loss import token_nll
+from nmt.model import build_model
 from nmt.search import beam_search, greedy_search, max_output_lengths
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -20,7 +20,7 @@ from nmt.decoder import Decoder
 from nmt.encoder import Encoder
 from nmt.model import Seq2Seq
 from nmt.search import beam_search, gnmt_penalty, greedy_search
-from nmt.tokenizer import BOS, EOS, PAD, UNK
+from nmt.vocab import BOS, EOS, PAD, UNK
 
 # ------------------------------------------------------------------ the scripted model
 
@@ -142,7 +142,7 @@ ORACLE_CASES = {
         [([B], log(0.27) / 2), ([A, A], log(0.1358) / 3), ([A, B], log(0.11 * 0.97) / 3)],
     ),
     "beam2-nbest2-gnmt": (
-        dict(beam_size=2, nbest=2, normalization="gnmt", alpha=1.0),
+        dict(beam_size=2, nbest=2, normalization="gnmt", length_penalty=1.0),
         [([B], gnmt(log(0.27), 2, 1.0)), ([A], gnmt(log(0.2), 2, 1.0))],
     ),
     # min_length=1 rules out [], so the third best is [A, A].
@@ -166,7 +166,7 @@ def test_greedy_search_oracle():
     assert_hyps(run_greedy(Scripted(MAIN), 3), [([A], log(0.2))])
     average = run_greedy(Scripted(MAIN), 3, normalization="average")
     assert_hyps(average, [([A], log(0.2) / 2)])
-    gnmt_result = run_greedy(Scripted(MAIN), 3, normalization="gnmt", alpha=0.6)
+    gnmt_result = run_greedy(Scripted(MAIN), 3, normalization="gnmt", length_penalty=0.6)
     assert_hyps(gnmt_result, [([A], gnmt(log(0.2), 2, 0.6))])
 
 
@@ -182,7 +182,7 @@ def test_length_normalization_changes_the_winner(beam_size):
     assert_hyps(average, [([A], log(0.48 * 0.99) / 2)])
 
     gnmt_result = run_beam(
-        Scripted(SHORT_OR_LONG), 3, beam_size=beam_size, normalization="gnmt", alpha=1.0
+        Scripted(SHORT_OR_LONG), 3, beam_size=beam_size, normalization="gnmt", length_penalty=1.0
     )
     assert_hyps(gnmt_result, [([A], gnmt(log(0.48 * 0.99), 2, 1.0))])
 
@@ -197,7 +197,7 @@ def test_search_goes_on_after_the_first_finished_hypothesis_while_it_can_be_beat
     # Step 1 finishes [] (0.52); the live [A] (0.48) loses on log-probability but may win
     # once normalized, so a second step must run, and then [A] </s> wins.
     model = Scripted(SHORT_OR_LONG)
-    result = run_beam(model, 3, beam_size=1, normalization=normalization, alpha=1.0)
+    result = run_beam(model, 3, beam_size=1, normalization=normalization, length_penalty=1.0)
     assert hyps(result)[0][0] == [A]
     assert model.calls == 2
 
@@ -348,7 +348,7 @@ def test_beam_size_one_equals_greedy(attention):
 def test_batched_beam_search_equals_each_sentence_alone(normalization, alpha, cell):
     model = tiny_model("luong_general", cell)
     src, lengths = source_batch(SRC_LENGTHS)
-    kwargs = dict(beam_size=3, nbest=3, normalization=normalization, alpha=alpha)
+    kwargs = dict(beam_size=3, nbest=3, normalization=normalization, length_penalty=alpha)
     batched = beam_search(model.step, model.encode(src, lengths), MAX_LENGTHS, **kwargs)
     for b, n in enumerate(SRC_LENGTHS):
         state = model.encode(src[b : b + 1, :n], lengths[b : b + 1])

@@ -1,0 +1,144 @@
+"""Durable file writes: a crash or a power loss leaves the old file or the new one.
+
+Every file nmt writes goes to a temporary name in the same directory, is flushed and
+fsynced, and is renamed over its final name; the directory is fsynced after the rename
+so that the rename itself survives a power loss. Files that cannot be renamed over (a
+terminal, a FIFO, /dev/null, /dev/full) are written in place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from nmt.errors import UserError
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or a new entry in `directory` durable (a no-op where unsupported)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot fsync a directory
+    finally:
+        os.close(fd)
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def replace_durably(tmp: Path, path: Path) -> None:
+    """Rename a finished (closed) temporary file or directory over `path`, durably."""
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    tmp = _temporary(path)
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    replace_durably(tmp, path)
+
+
+def write_text(path: Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def finite_or_none(obj: Any) -> Any:
+    """`obj` with every NaN or infinity replaced by None, so it is strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
+def to_json(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON (no bare NaN or Infinity, which JSON does not have): those become null."""
+    return json.dumps(finite_or_none(obj), indent=indent, ensure_ascii=False, allow_nan=False)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, to_json(obj, indent=2) + "\n")
+
+
+def append_jsonl(path: Path, obj: Any) -> None:
+    """One strict-JSON line appended and fsynced (a line is never half there on resume:
+    `read_jsonl` drops a torn last line)."""
+    with path.open("a", encoding="utf-8") as f:
+        f.write(to_json(obj) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The objects of a JSON-lines file; a last line cut off by a crash is left out."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
+def is_regular(path: Path) -> bool:
+    """True for a regular file or a name that does not exist yet (so a rename can make it)."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except FileNotFoundError:
+        return True
+
+
+def same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    """Two stat results of one file: the same device and inode (hard links included)."""
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, option: str) -> Iterator[IO[str]]:
+    """A text file that replaces `path` only if the block finishes without an error.
+
+    Until then the old file (if any) stays as it was; on an error the temporary file is
+    removed. A special file (a FIFO, a device) is written in place. An OSError (a full
+    disk, a directory without write permission) becomes a UserError naming `option`.
+    """
+    direct = not is_regular(path)
+    target = path if direct else _temporary(path)
+    try:
+        f = target.open("w", encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"{option} {path}: cannot be written ({e.strerror})") from None
+    try:
+        with f:
+            yield f
+            f.flush()
+            if not direct:
+                os.fsync(f.fileno())
+        if not direct:
+            replace_durably(target, path)
+    except OSError as e:
+        if not direct:
+            target.unlink(missing_ok=True)
+        raise UserError(f"{option} {path}: writing failed ({e.strerror})") from None
+    except BaseException:
+        if not direct:
+            target.unlink(missing_ok=True)
+        raise
