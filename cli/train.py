@@ -11,7 +11,7 @@ import typer
 from cli.errors import user_errors
 from cli.options import Device, DeviceOption
 from nmt.config import load_recipe
-from nmt.train import Evaluation, Event, Message, Progress
+from nmt.events import Evaluation, Event, Message, Progress
 from nmt.train import train as run_training
 
 
@@ -19,9 +19,10 @@ def _report(event: Event) -> None:
     if isinstance(event, Message):
         typer.echo(event.text)
     elif isinstance(event, Progress):
+        skipped = f"  ({event.skipped} updates skipped)" if event.skipped else ""
         typer.echo(
             f"epoch {event.epoch:6.2f}  step {event.step:7d}  loss {event.loss:7.4f}  "
-            f"lr {event.learning_rate:.2e}  {event.tokens_per_second / 1000:6.1f}k tok/s"
+            f"lr {event.learning_rate:.2e}  {event.tokens_per_second / 1000:6.1f}k tok/s{skipped}"
         )
     elif isinstance(event, Evaluation):
         mark = "  (best)" if event.improved else ""
@@ -47,9 +48,14 @@ def train(
         bool, typer.Option(help="Continue the training saved in the model directory.")
     ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model directory.")] = False,
+    deterministic: Annotated[
+        bool,
+        typer.Option(help="Deterministic kernels and seeds: reruns give identical weights."),
+    ] = False,
 ) -> None:
     """Train a model from a recipe and write its model directory."""
-    cfg = load_recipe(recipe, set_ or [])
+    overrides = [*(set_ or []), *(["train.deterministic=true"] if deterministic else [])]
+    cfg = load_recipe(recipe, overrides)
     if output_dir is not None:
         cfg = dataclasses.replace(cfg, output_dir=str(output_dir))
     results = run_training(cfg, device.value, resume, overwrite, _report)
@@ -59,6 +65,13 @@ def train(
             f"test: BLEU {results['bleu']:.2f}  chrF {results['chrf']:.2f}  "
             f"({results['signature']['bleu']})\n      decode: {settings}"
         )
+        if results["test_truncated"]:
+            typer.secho(
+                f"warning: {results['test_truncated']} test sources were cut to "
+                "decode.max_input_length tokens",
+                err=True,
+                fg=typer.colors.YELLOW,
+            )
     typer.echo(
         f"trained {results['steps']} steps in {results['train_seconds']:.0f} s "
         f"({results['train_tokens_per_second'] / 1000:.1f}k target tokens/s); "

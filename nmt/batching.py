@@ -10,8 +10,9 @@ seed. The target is stored twice, shifted: `tgt_in = <s> y` is what the decoder 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -93,3 +94,51 @@ def _pad(rows: Sequence[Sequence[int]]) -> torch.Tensor:
     for r, row in enumerate(rows):
         out[r, : len(row)] = row
     return torch.from_numpy(out)
+
+
+class EpochPosition(Protocol):
+    """Where training stands in its epochs (nmt.train.TrainerState is one)."""
+
+    epoch: int  # completed epochs
+    position: int  # batches taken in the current epoch
+
+
+class EpochSchedule:
+    """The training batches, epoch after epoch, from where `state` stands.
+
+    An epoch's batches depend only on (seed, epoch), so a resumed run sees the same ones.
+    Taking a batch advances `state.position`; taking an epoch's last batch rolls `state`
+    over to the next epoch. Yields (rows, epoch_end).
+    """
+
+    def __init__(
+        self,
+        src_ids: Sequence[Sequence[int]],
+        tgt_ids: Sequence[Sequence[int]],
+        batch_tokens: int,
+        seed: int,
+        state: EpochPosition,
+    ):
+        self.lengths = [len(x) for x in src_ids], [len(y) for y in tgt_ids]
+        self.batch_tokens, self.seed, self.state = batch_tokens, seed, state
+        self.batches = self._epoch_batches()
+
+    def _epoch_batches(self) -> list[list[int]]:
+        rng = np.random.default_rng([self.seed, self.state.epoch])
+        return batch_indices(*self.lengths, self.batch_tokens, rng)
+
+    def __iter__(self) -> Iterator[tuple[list[int], bool]]:
+        state = self.state
+        while True:
+            rows = self.batches[state.position]
+            state.position += 1
+            epoch_end = state.position == len(self.batches)
+            if epoch_end:
+                state.epoch, state.position = state.epoch + 1, 0
+                self.batches = self._epoch_batches()
+            yield rows, epoch_end
+
+    @property
+    def epochs_done(self) -> float:
+        """Epochs done, fractional: 2.5 is halfway through the third."""
+        return round(self.state.epoch + self.state.position / len(self.batches), 2)

@@ -1,37 +1,40 @@
 """Training: a recipe in, a model directory out.
 
-Read top to bottom, `train` does: read the corpora → train the tokenizers → encode and
-filter → build the model → loop over token-budget batches (teacher-forced forward, masked
-cross-entropy, backward, clip, step) → every `eval_every` steps (or each epoch) measure
-valid loss, perplexity and greedy BLEU, keep the best weights, save a resumable
-checkpoint, stop early when BLEU stalls → translate the test split with the recipe's
-decode settings and write results.json. It reports through one callback and never
-prints.
+`train` reads top to bottom in the order things happen:
+
+    prepare_run      check and lock the model directory, read and tokenize the data,
+                     build model, optimizer and schedule (or restore them on --resume)
+    the loop         EpochSchedule yields batches; train_step updates the weights; the
+                     Meter sums loss, tokens and time between reports
+    when due         log progress; evaluate_and_save (valid loss, perplexity, greedy
+                     BLEU, best weights, metrics, checkpoint); save_checkpoint
+    until            limit_reached: max_steps, max_epochs, max_minutes or patience
+    test             translate the test split with the best weights → results.json
+
+It reports through one callback (`on_event`) and never prints.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
-from nmt import checkpoint, files
-from nmt.batching import Batch, batch_indices, collate
-from nmt.config import Recipe, TrainConfig, recipe_to_yaml
-from nmt.corpus import Corpus
-from nmt.data import Split, prepare_data
-from nmt.device import make_autocast, pick_device
+from nmt.batching import Batch, EpochSchedule, collate
+from nmt.config import Recipe, TrainConfig
+from nmt.data import Data, Split, prepare_data
+from nmt.device import make_autocast, pick_device, seed_everything, set_deterministic
+from nmt.errors import UserError
 from nmt.evaluate import check_metrics, decode_summary, score
-from nmt.loss import mean_nll, token_nll
+from nmt.events import Evaluation, Event, Message, Progress
+from nmt.loss import mean_nll, perplexity, token_nll
 from nmt.model import Seq2Seq, build_model
+from nmt.run_dir import RunDir
 from nmt.tokenizer import file_names, load_tokenizers
 from nmt.translate import Translator
 
@@ -43,32 +46,7 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 }
 
 
-@dataclass
-class Message:
-    text: str
-
-
-@dataclass
-class Progress:
-    step: int
-    epoch: float  # epochs done, fractional: 2.5 is halfway through the third
-    loss: float  # per target token, label smoothing included, since the last report
-    tokens_per_second: float
-    learning_rate: float
-
-
-@dataclass
-class Evaluation:
-    step: int
-    epoch: float
-    valid_loss: float
-    valid_ppl: float
-    valid_bleu: float
-    best_bleu: float
-    improved: bool
-
-
-Event = Message | Progress | Evaluation
+# ---------------------------------------------------------------------------- the run
 
 
 @dataclass
@@ -85,6 +63,29 @@ class TrainerState:
     last_eval_step: int = -1
     train_seconds: float = 0.0  # time in training steps only, evaluation excluded
     train_tokens: int = 0
+    skipped: int = 0  # updates skipped for a non-finite loss
+
+
+@dataclass
+class Run:
+    """Everything one training run works with, made once by `prepare_run`."""
+
+    recipe: Recipe
+    run_dir: RunDir
+    device: torch.device
+    data: Data
+    model: Seq2Seq
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+    translator: Translator  # decodes valid and test, as `nmt translate` would
+    state: TrainerState
+    on_event: Callable[[Event], None]
+    saved_step: int | None = None  # step of the last resumable checkpoint
+    autocast: Any = field(default=None, repr=False)
+
+    @property
+    def cfg(self) -> TrainConfig:
+        return self.recipe.train
 
 
 def train(
@@ -95,186 +96,265 @@ def train(
     on_event: Callable[[Event], None] = lambda event: None,
 ) -> dict[str, Any]:
     """Train the recipe's model into `recipe.output_dir`; return what results.json says."""
-    run_dir = checkpoint.check_run_dir(recipe, resume, overwrite)  # writes nothing yet
+    with RunDir.open(recipe, resume, overwrite) as run_dir:  # checked and locked
+        run = prepare_run(recipe, run_dir, device, resume, on_event)
+        cfg, state = run.cfg, run.state
+        train_ids = run.data.train.src_ids, run.data.train.tgt_ids
+        schedule = EpochSchedule(*train_ids, cfg.batch_tokens, recipe.seed, state)
+        meter = Meter(run.device)
+        started = time.perf_counter()
+        batches = iter(schedule)
+        stop = limit_reached(cfg, state, started)  # a resumed run may already be done
+        while stop is None:
+            rows, epoch_end = next(batches)
+            batch = collate(*train_ids, rows)
+            loss_sum, applied = train_step(run, batch.to(run.device), batch.target_tokens)
+            state.step += 1
+            if applied:
+                meter.add(loss_sum, batch.target_tokens, state.step)
+            else:
+                state.skipped += 1
+                on_event(Message(f"step {state.step}: loss not finite, update skipped"))
+            if epoch_end and cfg.lr_schedule == "epoch_decay" and state.epoch >= cfg.lr_decay_start:
+                for group in run.optimizer.param_groups:  # Sutskever / Luong: halve each epoch
+                    group["lr"] *= cfg.lr_decay
+            due_log = state.step % cfg.log_every == 0
+            due_eval = cfg.eval_every > 0 and state.step % cfg.eval_every == 0
+            due_eval = due_eval or (cfg.eval_every == 0 and epoch_end)
+            due_save = cfg.save_every > 0 and state.step % cfg.save_every == 0
+            if due_log or due_eval or due_save:
+                account(run, meter, schedule.epochs_done, report=due_log)
+            if due_eval:
+                evaluate_and_save(run, schedule.epochs_done)
+            elif due_save:
+                save_checkpoint(run)
+            if due_eval or due_save:
+                meter.restart()  # evaluating and saving are not training time
+            stop = limit_reached(cfg, state, started)
+        account(run, meter, schedule.epochs_done, report=False)
+        if state.last_eval_step != state.step:
+            evaluate_and_save(run, schedule.epochs_done)
+        on_event(
+            Message(
+                f"stopped after {stop}: step {state.step}, best valid BLEU "
+                f"{state.best_bleu:.2f} at step {state.best_step}"
+            )
+        )
+        return score_test(run, schedule.epochs_done)
+
+
+def prepare_run(
+    recipe: Recipe,
+    run_dir: RunDir,
+    device: str,
+    resume: bool,
+    on_event: Callable[[Event], None],
+) -> Run:
+    """Data, tokenizers, model, optimizer and trainer state; writes the model directory
+    only once the data has been read and tokenized without error."""
     dev = pick_device(device)
     check_metrics(["bleu", "chrf"], recipe.data.target_lang)
     cfg = recipe.train
-    torch.manual_seed(recipe.seed)
+    set_deterministic(cfg.deterministic)
+    seed_everything(recipe.seed)
     if dev.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 matrix products on Ampere+
     if cfg.precision == "bf16" and dev.type != "cuda":
         on_event(Message("train.precision bf16 applies on CUDA only; training in fp32"))
-    autocast = make_autocast(cfg.precision, dev)
 
-    # Data: corpora, tokenizers (a resumed run keeps its own), ids.
-    saved = load_tokenizers(recipe.tokenizer, run_dir) if resume else None
+    saved = load_tokenizers(recipe.tokenizer, run_dir.path) if resume else None
     data = prepare_data(recipe, lambda text: on_event(Message(text)), saved)
-    src_tok, tgt_tok, train_split, valid = data.src_tok, data.tgt_tok, data.train, data.valid
+    tokenizers = (data.src_tok.to_bytes(), data.tgt_tok.to_bytes())
+    run_dir.start(recipe, dict(zip(file_names(recipe.tokenizer), tokenizers, strict=True)))
 
-    # Only now, with the data ready, does the model directory change.
-    if not resume:
-        checkpoint.start_run_dir(run_dir, overwrite)
-        for tok, name in zip((src_tok, tgt_tok), file_names(recipe.tokenizer), strict=True):
-            files.write_bytes(run_dir / name, tok.to_bytes())
-    files.write_text(run_dir / checkpoint.RECIPE, recipe_to_yaml(recipe))
-
-    # Model and optimizer.
-    model = build_model(recipe.model, src_tok.vocab_size, tgt_tok.vocab_size).to(dev)
-    translator = Translator(model, recipe, src_tok, tgt_tok, dev)  # decodes valid and test
+    model = build_model(recipe.model, data.src_tok.vocab_size, data.tgt_tok.vocab_size).to(dev)
     params = sum(p.numel() for p in model.parameters())
     on_event(Message(f"model: {params / 1e6:.2f}M parameters on {dev}"))
     optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.learning_rate)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=cfg.lr_decay, patience=cfg.lr_patience
     )
-    state = TrainerState()
+    state, saved_step = TrainerState(), None
     if resume:
-        state = TrainerState(**checkpoint.load_last(run_dir, model, optimizer, scheduler, dev))
+        state = _trainer_state(run_dir, run_dir.load_last(model, optimizer, scheduler, dev))
+        saved_step = state.step
+        run_dir.resume_metrics(state.step)
         on_event(Message(f"resumed at step {state.step}, epoch {state.epoch}"))
+    translator = Translator(model, recipe, data.src_tok, data.tgt_tok, dev)
+    autocast = make_autocast(cfg.precision, dev)
+    return Run(
+        recipe, run_dir, dev, data, model, optimizer, scheduler, translator, state, on_event,
+        saved_step, autocast,
+    )  # fmt: skip
 
-    def evaluate_and_save() -> None:
-        """Valid loss, perplexity and greedy BLEU; keep the best weights; checkpoint."""
-        state.last_eval_step = state.step
-        entry: dict[str, Any] = {"step": state.step, "epoch": epochs_done()}
-        if valid is not None:
-            with autocast:
-                loss, bleu = _validate(translator, valid, cfg.batch_tokens)
-            # Better BLEU wins; at equal BLEU (say 0 early on), lower loss does.
-            improved = (bleu, -loss) > (state.best_bleu, -state.best_loss)
-            state.bad_evals = 0 if improved else state.bad_evals + 1
-            if improved:
-                state.best_bleu, state.best_loss, state.best_step = bleu, loss, state.step
-            if cfg.lr_schedule == "plateau":
-                scheduler.step(bleu)
-            entry.update(
-                valid_loss=round(loss, 4), valid_ppl=round(math.exp(loss), 3), valid_bleu=bleu
-            )
-            on_event(
-                Evaluation(
-                    state.step, epochs_done(), loss, math.exp(loss), bleu, state.best_bleu, improved
-                )
-            )
-        else:
-            improved = True  # no valid split: the latest weights are the ones to keep
-        if improved:
-            checkpoint.save_weights(run_dir / checkpoint.WEIGHTS, model)
-        entry.update(
-            learning_rate=optimizer.param_groups[0]["lr"],
-            train_tokens_per_second=round(state.train_tokens / max(state.train_seconds, 1e-9)),
+
+def _trainer_state(run_dir: RunDir, saved: dict[str, Any]) -> TrainerState:
+    try:
+        return TrainerState(**saved)
+    except TypeError:
+        raise UserError(
+            f"{run_dir.path}: checkpoints/last/trainer.json does not hold a trainer state; "
+            "--overwrite starts the training over"
+        ) from None
+
+
+# ---------------------------------------------------------------------------- the loop
+
+
+class Meter:
+    """Loss, target tokens and seconds of the training steps since the last `take`.
+
+    The loss sum stays on the device, and so does the first step whose loss was not
+    finite, so nothing waits for the GPU until a report is due.
+    """
+
+    def __init__(self, device: torch.device):
+        self.loss = torch.zeros((), device=device)
+        self.first_bad = torch.full((), -1, device=device)  # step of the first NaN/inf
+        self.tokens = 0
+        self.start = time.perf_counter()
+
+    def add(self, loss_sum: torch.Tensor, tokens: int, step: int) -> None:
+        self.loss += loss_sum
+        self.tokens += tokens
+        bad = ~loss_sum.isfinite() & (self.first_bad < 0)
+        self.first_bad = torch.where(bad, step, self.first_bad)
+
+    def take(self) -> tuple[float, int, float, int]:
+        """(loss per token, tokens, seconds, first non-finite step or -1); starts anew."""
+        window = (
+            float(self.loss) / max(self.tokens, 1),  # waits for the device
+            self.tokens,
+            time.perf_counter() - self.start,
+            int(self.first_bad),
         )
-        files.append_jsonl(run_dir / checkpoint.METRICS, entry)
-        checkpoint.save_last(run_dir, model, optimizer, scheduler, dataclasses.asdict(state))
+        self.loss.zero_()
+        self.tokens = 0
+        self.restart()
+        return window
 
-    # The loop.
-    lengths = [len(x) for x in train_split.src_ids], [len(y) for y in train_split.tgt_ids]
-
-    def epoch_batches() -> list[list[int]]:
-        """The current epoch's batches; they depend only on (seed, epoch), so a resumed run
-        sees the same ones."""
-        rng = np.random.default_rng([recipe.seed, state.epoch])
-        return batch_indices(*lengths, cfg.batch_tokens, rng)
-
-    def epochs_done() -> float:
-        return round(state.epoch + state.position / len(batches), 2)
-
-    def limit_reached() -> str | None:
-        if cfg.max_steps is not None and state.step >= cfg.max_steps:
-            return f"{cfg.max_steps} steps"
-        if cfg.max_epochs is not None and state.epoch >= cfg.max_epochs:
-            return f"{cfg.max_epochs} epochs"
-        if cfg.max_minutes is not None and time.perf_counter() - started >= 60 * cfg.max_minutes:
-            return f"{cfg.max_minutes} minutes"
-        if cfg.patience and state.bad_evals >= cfg.patience:
-            return f"no better valid BLEU in {cfg.patience} evaluations"
-        return None
-
-    started = time.perf_counter()
-    window_loss = torch.zeros((), device=dev)
-    window_tokens, window_start = 0, time.perf_counter()
-    batches = epoch_batches()
-    stop = limit_reached()  # a resumed run may already be done
-    while stop is None:
-        for rows in batches[state.position :]:
-            batch = collate(train_split.src_ids, train_split.tgt_ids, rows)
-            tokens = batch.target_tokens
-            loss_sum = train_step(model, batch.to(dev), tokens, optimizer, cfg, autocast)
-            state.step += 1
-            state.position += 1
-            window_loss += loss_sum
-            window_tokens += tokens
-
-            epoch_end = state.position == len(batches)
-            due_eval = (cfg.eval_every and state.step % cfg.eval_every == 0) or (
-                not cfg.eval_every and epoch_end
-            )
-            if state.step % cfg.log_every == 0 or due_eval:
-                loss = float(window_loss) / window_tokens  # waits for the GPU
-                seconds = time.perf_counter() - window_start
-                state.train_seconds += seconds
-                state.train_tokens += window_tokens
-                if state.step % cfg.log_every == 0:
-                    lr = optimizer.param_groups[0]["lr"]
-                    on_event(Progress(state.step, epochs_done(), loss, window_tokens / seconds, lr))
-                window_loss.zero_()
-                window_tokens = 0
-            if epoch_end:
-                state.epoch, state.position = state.epoch + 1, 0
-                if cfg.lr_schedule == "epoch_decay" and state.epoch >= cfg.lr_decay_start:
-                    for group in optimizer.param_groups:  # Sutskever / Luong: halve each epoch
-                        group["lr"] *= cfg.lr_decay
-            if due_eval:
-                evaluate_and_save()
-            stop = limit_reached()
-            if due_eval or window_tokens == 0:
-                window_start = time.perf_counter()
-            if stop:
-                break
-        if state.position == 0:
-            batches = epoch_batches()
-    if window_tokens:
-        state.train_seconds += time.perf_counter() - window_start
-        state.train_tokens += window_tokens
-    if state.last_eval_step != state.step:
-        evaluate_and_save()
-    on_event(
-        Message(
-            f"stopped after {stop}: step {state.step}, best valid BLEU "
-            f"{state.best_bleu:.2f} at step {state.best_step}"
-        )
-    )
-
-    results = _test(translator, run_dir, data.test, state, len(batches))
-    files.write_json(run_dir / checkpoint.RESULTS, results)
-    return results
+    def restart(self) -> None:
+        self.start = time.perf_counter()
 
 
-def train_step(
-    model: Seq2Seq,
-    batch: Batch,
-    tokens: int,
-    optimizer: torch.optim.Optimizer,
-    cfg: TrainConfig,
-    autocast: contextlib.AbstractContextManager,
-) -> torch.Tensor:
+def train_step(run: Run, batch: Batch, tokens: int) -> tuple[torch.Tensor, bool]:
     """One update: teacher-forced forward, masked cross-entropy, backward, clip, step.
 
-    The loss is averaged over the batch's `tokens` real target tokens; returns its sum
-    (still on the device, so the caller decides when to wait for it).
+    The loss is averaged over the batch's `tokens` real target tokens. Returns its sum
+    (still on the device) and whether the update was applied: with
+    train.skip_nonfinite, a NaN/inf loss or gradient skips it (this waits for the device).
     """
+    model, optimizer, cfg = run.model, run.optimizer, run.cfg
     model.train()
-    with autocast:
+    with run.autocast:
         logits = model(batch.src, batch.src_lengths, batch.tgt_in, cfg.teacher_forcing)
         loss_sum = token_nll(logits, batch.tgt_out, cfg.label_smoothing)
     (loss_sum / tokens).backward()
+    finite = loss_sum.isfinite()
     if cfg.clip_norm > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-    optimizer.step()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+        finite = finite & norm.isfinite()
+    applied = not cfg.skip_nonfinite or bool(finite)
+    if applied:
+        optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return loss_sum.detach()
+    return loss_sum.detach(), applied
+
+
+def account(run: Run, meter: Meter, epochs_done: float, report: bool) -> None:
+    """Add the meter's window to the trainer state and, if asked, report it.
+
+    A non-finite loss in the window stops the run here, before anything is saved.
+    """
+    state = run.state
+    loss, tokens, seconds, bad_step = meter.take()
+    if bad_step >= 0:
+        raise UserError(_nonfinite_message(run, bad_step))
+    state.train_seconds += seconds
+    state.train_tokens += tokens
+    if report:
+        lr = run.optimizer.param_groups[0]["lr"]
+        speed = tokens / max(seconds, 1e-9)
+        run.on_event(Progress(state.step, epochs_done, loss, speed, lr, state.skipped))
+
+
+def _nonfinite_message(run: Run, step: int) -> str:
+    cfg = run.cfg
+    kept = (
+        f"{run.run_dir.path} keeps the checkpoint of step {run.saved_step} (--resume continues "
+        "from it)"
+        if run.saved_step is not None
+        else "nothing was saved (--overwrite starts over)"
+    )
+    return (
+        f"step {step}: the training loss is not finite (NaN or inf), so training stopped; "
+        f"{kept}. Try a lower train.learning_rate (now {cfg.learning_rate}), "
+        f"train.clip_norm (now {cfg.clip_norm}), or train.skip_nonfinite: true"
+    )
+
+
+def limit_reached(cfg: TrainConfig, state: TrainerState, started: float) -> str | None:
+    """Why training should stop now, or None to go on."""
+    if cfg.max_steps is not None and state.step >= cfg.max_steps:
+        return f"{cfg.max_steps} steps"
+    if cfg.max_epochs is not None and state.epoch >= cfg.max_epochs:
+        return f"{cfg.max_epochs} epochs"
+    if cfg.max_minutes is not None and time.perf_counter() - started >= 60 * cfg.max_minutes:
+        return f"{cfg.max_minutes} minutes"
+    if cfg.patience and state.bad_evals >= cfg.patience:
+        return f"no better valid BLEU in {cfg.patience} evaluations"
+    return None
+
+
+# ---------------------------------------------------------------------------- saving
+
+
+def evaluate_and_save(run: Run, epochs_done: float) -> None:
+    """Valid loss, perplexity and greedy BLEU; keep the best weights; metrics; checkpoint.
+
+    metrics.jsonl is appended before the checkpoint is saved: a run killed in between
+    resumes from the checkpoint before, drops this entry and evaluates this step again.
+    """
+    state, cfg, valid = run.state, run.cfg, run.data.valid
+    state.last_eval_step = state.step
+    entry: dict[str, Any] = {"step": state.step, "epoch": epochs_done}
+    improved = True  # no valid split: the latest weights are the ones to keep
+    if valid is not None:
+        with run.autocast:
+            loss, bleu = _validate(run.translator, valid, cfg.batch_tokens)
+        # Better BLEU wins; at equal BLEU (say 0 early on), lower loss does.
+        improved = (bleu, -loss) > (state.best_bleu, -state.best_loss)
+        state.bad_evals = 0 if improved else state.bad_evals + 1
+        if improved:
+            state.best_bleu, state.best_loss, state.best_step = bleu, loss, state.step
+        if cfg.lr_schedule == "plateau":
+            run.scheduler.step(bleu)
+        ppl = perplexity(loss)
+        entry.update(valid_loss=round(loss, 4), valid_ppl=round(ppl, 3), valid_bleu=bleu)
+        run.on_event(
+            Evaluation(state.step, epochs_done, loss, ppl, bleu, state.best_bleu, improved)
+        )
+    if improved:
+        run.run_dir.save_best(run.model)
+    entry.update(
+        learning_rate=run.optimizer.param_groups[0]["lr"],
+        train_tokens_per_second=round(state.train_tokens / max(state.train_seconds, 1e-9)),
+    )
+    if state.skipped:
+        entry["skipped_updates"] = state.skipped
+    run.run_dir.append_metrics(entry)
+    save_checkpoint(run)
+
+
+def save_checkpoint(run: Run) -> None:
+    """checkpoints/last: weights, optimizer, schedule, random state, trainer position."""
+    state = dataclasses.asdict(run.state)
+    run.run_dir.save_last(run.model, run.optimizer, run.scheduler, state)
+    run.saved_step = run.state.step
 
 
 def _validate(translator: Translator, valid: Split, batch_tokens: int) -> tuple[float, float]:
-    """Per-token valid loss (no label smoothing) and greedy BLEU."""
+    """Per-token valid loss (no label smoothing) and greedy BLEU, on whole sources."""
     model, device = translator.model, translator.device
     loss, _ = mean_nll(model, valid.src_ids, valid.tgt_ids, batch_tokens, device)
     hyps = translator.translate(valid.sources, beam_size=1)
@@ -282,43 +362,48 @@ def _validate(translator: Translator, valid: Split, batch_tokens: int) -> tuple[
     return loss, score(hyps, valid.references, ["bleu"], lang)["bleu"]["score"]
 
 
-def _test(
-    translator: Translator,
-    run_dir: Path,
-    test: Corpus | None,
-    state: TrainerState,
-    epoch_batches: int,
-) -> dict[str, Any]:
-    """Training summary, and test scores with the best weights if there is a test split.
+# ---------------------------------------------------------------------------- test
 
-    The test set goes through `Translator`, the same path `nmt translate` takes.
+
+def score_test(run: Run, epochs_done: float) -> dict[str, Any]:
+    """Training summary and, with a test split, its scores with the best weights.
+
+    Every line of the test set is translated and scored (an empty source gives an empty
+    hypothesis), through `Translator`, the same path `nmt translate` takes. The summary
+    is written to results.json and returned.
     """
-    device = translator.device
+    state, device, test_split = run.state, run.device, run.data.test
     results: dict[str, Any] = {
         "steps": state.step,
-        "epochs": round(state.epoch + state.position / max(epoch_batches, 1), 2),
+        "epochs": epochs_done,
         "train_seconds": round(state.train_seconds, 1),
         "train_tokens_per_second": round(state.train_tokens / max(state.train_seconds, 1e-9)),
         "best_step": state.best_step,
         "valid_bleu": state.best_bleu if state.best_bleu >= 0 else None,
+        "skipped_updates": state.skipped,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
     }
-    if test is None:
-        return results
-    checkpoint.load_weights(run_dir / checkpoint.WEIGHTS, translator.model, device)
-    start = time.perf_counter()
-    hyps = translator.translate(test.source)
-    seconds = time.perf_counter() - start
-    recipe = translator.recipe
-    scores = score(hyps, test.target, ["bleu", "chrf"], recipe.data.target_lang)
-    files.write_text(run_dir / "test.hyp", "".join(f"{h}\n" for h in hyps))
-    return {
-        "bleu": scores["bleu"]["score"],
-        "chrf": scores["chrf"]["score"],
-        "signature": {name: s["signature"] for name, s in scores.items()},
-        "beam_size": recipe.decode.beam_size,
-        "decode": decode_summary(recipe.decode),
-        "test_sentences": len(hyps),
-        "test_translate_seconds": round(seconds, 2),
-        **results,
-    }
+    hyps = None
+    if test_split is not None:
+        translator = run.translator
+        run.run_dir.load_best(translator.model, device)
+        settings = translator.decode_config()
+        cut_before = translator.truncated
+        start = time.perf_counter()
+        hyps = translator.translate(test_split.source)
+        seconds = time.perf_counter() - start
+        lang = run.recipe.data.target_lang
+        scores = score(hyps, test_split.target, ["bleu", "chrf"], lang)
+        results = {
+            "bleu": scores["bleu"]["score"],
+            "chrf": scores["chrf"]["score"],
+            "signature": {name: s["signature"] for name, s in scores.items()},
+            "beam_size": settings.beam_size,
+            "decode": decode_summary(settings),
+            "test_sentences": len(hyps),
+            "test_truncated": translator.truncated - cut_before,
+            "test_translate_seconds": round(seconds, 2),
+            **results,
+        }
+    run.run_dir.write_results(results, hyps)
+    return results

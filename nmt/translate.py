@@ -5,10 +5,14 @@
     translator.translate(["three red dogs sleep"], beam_size=5)
 
 Lines are tokenized, sorted by length into batches of about `decode.batch_tokens` source
-tokens, searched, and put back in input order; an empty line gives an empty line, and a
-line longer than the model's `data.max_length` tokens is cut to it (and counted in
-`Translator.truncated`). The trainer decodes its valid and test sets with the same
-`decode_ids`.
+tokens, searched, and put back in input order; an empty line gives an empty line. Every
+source is translated whole: `data.max_length` filters training pairs only. A cap at
+translation time is explicit (`decode.max_input_length`), and the lines it cuts are
+counted in `Translator.truncated`. The trainer decodes its valid and test sets through
+the same `Translator`.
+
+Decode settings are the recipe's `decode:` section; each call may override some of them
+with typed keyword arguments (`DecodeOptions`), e.g. `translate(lines, beam_size=1)`.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 
@@ -29,8 +33,21 @@ from nmt.config import DecodeConfig, Recipe, check_decode, load_recipe
 from nmt.device import pick_device
 from nmt.errors import UserError
 from nmt.model import Seq2Seq, build_model
-from nmt.search import Hypothesis, beam_search, greedy_search, max_output_lengths
+from nmt.search import Hypothesis, Normalization, beam_search, greedy_search, max_output_lengths
 from nmt.tokenizer import Tokenizer, load_tokenizers
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+
+class DecodeOptions(TypedDict, total=False):
+    """Per-call overrides of the recipe's `decode:` settings; None keeps the recipe's."""
+
+    beam_size: int | None
+    length_normalization: Normalization | None
+    length_penalty: float | None  # GNMT α, the same name from the CLI down to search
+    min_length: int | None
+    max_input_length: int | None  # cut sources to this many tokens (counted)
 
 
 @torch.no_grad()
@@ -54,17 +71,27 @@ def decode_ids(
         max_lengths = max_output_lengths(
             batch.src_lengths.to(device), decode.max_length_ratio, decode.max_length_offset
         )
-        options: dict[str, Any] = dict(
-            min_length=decode.min_length,
-            normalization=decode.length_normalization,
-            length_penalty=decode.length_penalty,
-            return_attention=return_attention,
-        )
         if decode.beam_size == 1:
-            hyps = greedy_search(model.step, state, max_lengths, **options)
+            hyps = greedy_search(
+                model.step,
+                state,
+                max_lengths,
+                min_length=decode.min_length,
+                normalization=decode.length_normalization,
+                length_penalty=decode.length_penalty,
+                return_attention=return_attention,
+            )
         else:
             hyps = beam_search(
-                model.step, state, max_lengths, decode.beam_size, nbest=nbest, **options
+                model.step,
+                state,
+                max_lengths,
+                decode.beam_size,
+                nbest=nbest,
+                min_length=decode.min_length,
+                normalization=decode.length_normalization,
+                length_penalty=decode.length_penalty,
+                return_attention=return_attention,
             )
         for row, found in zip(rows, hyps, strict=True):
             for h in found:  # the batch pads sources: keep this sentence's own columns
@@ -99,7 +126,7 @@ class Translator:
         self.src_tokenizer = src_tokenizer
         self.tgt_tokenizer = tgt_tokenizer
         self.device = device
-        self.truncated = 0  # source lines cut to data.max_length tokens so far
+        self.truncated = 0  # source lines cut to decode.max_input_length tokens so far
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "auto") -> Translator:
@@ -111,22 +138,27 @@ class Translator:
             )
         recipe = load_recipe(model_dir / checkpoint.RECIPE)
         src_tok, tgt_tok = load_tokenizers(recipe.tokenizer, model_dir)
-        model = build_model(recipe.model, src_tok.vocab_size, tgt_tok.vocab_size)
+        weights = model_dir / checkpoint.WEIGHTS
+        sizes = recipe.model, src_tok.vocab_size, tgt_tok.vocab_size
+        with torch.device("meta"):  # shapes only: no memory for a recipe.yaml edited huge
+            checkpoint.check_shapes(weights, build_model(*sizes))
+        model = build_model(*sizes)
         target = pick_device(device)
-        checkpoint.load_weights(model_dir / checkpoint.WEIGHTS, model, target)
+        checkpoint.load_weights(weights, model, target)
         return cls(model, recipe, src_tok, tgt_tok, target)
 
-    def decode_config(self, **overrides: Any) -> DecodeConfig:
+    def decode_config(self, **options: Unpack[DecodeOptions]) -> DecodeConfig:
         """The recipe's decode settings with the given ones (those not None) replaced."""
-        chosen = {k: v for k, v in overrides.items() if v is not None}
+        chosen = {k: v for k, v in options.items() if v is not None}
         settings = dataclasses.replace(self.recipe.decode, **chosen)
         check_decode(settings, "decode options")
         return settings
 
-    def encode(self, lines: Sequence[str]) -> list[list[int]]:
-        """Token ids per line; longer lines are cut to the model's maximum and counted."""
-        limit = self.recipe.data.max_length
+    def encode(self, lines: Sequence[str], limit: int | None = None) -> list[list[int]]:
+        """Token ids per line, whole; with a `limit`, longer lines are cut and counted."""
         ids = self.src_tokenizer.encode([line.strip() for line in lines])
+        if limit is None:
+            return ids
         self.truncated += sum(len(x) > limit for x in ids)
         return [x[:limit] for x in ids]
 
@@ -136,23 +168,23 @@ class Translator:
         chunk: int = 1000,
         nbest: int = 1,
         attention: bool = False,
-        **decode: Any,
+        **options: Unpack[DecodeOptions],
     ) -> Iterator[list[Translation]]:
         """`search` over an endless input, `chunk` lines at a time, in order."""
-        self.search_settings(nbest, attention, **decode)  # fail before reading anything
+        self.search_settings(nbest, attention, **options)  # fail before reading anything
         lines = iter(lines)
         while batch := list(itertools.islice(lines, chunk)):
-            yield from self.search(batch, nbest, attention, **decode)
+            yield from self.search(batch, nbest, attention, **options)
 
-    def translate(self, lines: Sequence[str], **decode: Any) -> list[str]:
+    def translate(self, lines: Sequence[str], **options: Unpack[DecodeOptions]) -> list[str]:
         """One translation per line. Keyword arguments override `decode.*` settings."""
-        return [found[0].text if found else "" for found in self.search(lines, **decode)]
+        return [found[0].text if found else "" for found in self.search(lines, **options)]
 
     def search_settings(
-        self, nbest: int = 1, attention: bool = False, **decode: Any
+        self, nbest: int = 1, attention: bool = False, **options: Unpack[DecodeOptions]
     ) -> DecodeConfig:
         """Check a search request without running it; return its decode settings."""
-        settings = self.decode_config(**decode)
+        settings = self.decode_config(**options)
         if attention and self.recipe.model.attention == "none":
             raise UserError("this model has no attention to show (its model.attention is none)")
         if nbest < 1:
@@ -162,11 +194,15 @@ class Translator:
         return settings
 
     def search(
-        self, lines: Sequence[str], nbest: int = 1, attention: bool = False, **decode: Any
+        self,
+        lines: Sequence[str],
+        nbest: int = 1,
+        attention: bool = False,
+        **options: Unpack[DecodeOptions],
     ) -> list[list[Translation]]:
         """The `nbest` best translations of each line, with scores and, if asked, attention."""
-        settings = self.search_settings(nbest, attention, **decode)
-        src_ids = self.encode(lines)
+        settings = self.search_settings(nbest, attention, **options)
+        src_ids = self.encode(lines, settings.max_input_length)
         found = decode_ids(self.model, src_ids, settings, self.device, nbest, attention)
         out = []
         for ids, hyps in zip(src_ids, found, strict=True):

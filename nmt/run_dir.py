@@ -1,0 +1,238 @@
+"""The model directory of a training run: checked, locked, and written only through here.
+
+    runs/x/
+      recipe.yaml            the resolved recipe, exactly as trained
+      model.safetensors      best weights (loading them runs no code)
+      spm.model | ...        tokenizers (see nmt.tokenizer.file_names)
+      checkpoints/last/      weights + optimizer + trainer state, to resume (nmt.checkpoint)
+      metrics.jsonl          one JSON object per evaluation
+      results.json, test.hyp test-set scores and the translations they score
+
+`RunDir.open` checks the directory before anything is read or written and refuses what
+could lose something the user has; `start` creates it only once the data is ready. An
+exclusive lock (`flock` on the directory itself, so it writes nothing) is held for the
+whole run: a second training into the same directory is refused, not interleaved.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nmt import checkpoint, files
+from nmt.config import Recipe, load_recipe, recipe_to_dict, recipe_to_yaml
+from nmt.errors import UserError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; runs are not locked there
+    fcntl = None  # type: ignore[assignment]
+
+RECIPE, WEIGHTS, METRICS, RESULTS, TEST_HYP = (
+    checkpoint.RECIPE,
+    checkpoint.WEIGHTS,
+    "metrics.jsonl",
+    "results.json",
+    "test.hyp",
+)
+# What a training run writes into its directory; --overwrite removes these and nothing else.
+RUN_FILES = frozenset(
+    {
+        RECIPE,
+        WEIGHTS,
+        METRICS,
+        RESULTS,
+        TEST_HYP,
+        "checkpoints",
+        "spm.model",
+        "src.spm.model",
+        "tgt.spm.model",
+        "vocab.txt",
+        "src.vocab.txt",
+        "tgt.vocab.txt",
+    }
+)
+# Recipe keys that may differ when a run is resumed: limits, logging, saving, decoding.
+RESUMABLE = (
+    "output_dir",
+    "train.max_epochs",
+    "train.max_steps",
+    "train.max_minutes",
+    "train.eval_every",
+    "train.patience",
+    "train.log_every",
+    "train.save_every",
+    "train.skip_nonfinite",
+    "decode.",
+)
+START_OVER = "--overwrite starts it over"
+
+
+@dataclass
+class RunDir:
+    """A model directory being trained into; a context manager that holds its lock."""
+
+    path: Path
+    resume: bool = False
+    overwrite: bool = False
+    _lock: int | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------ before any write
+
+    @classmethod
+    def open(cls, recipe: Recipe, resume: bool, overwrite: bool) -> RunDir:
+        """The directory training will write, checked (and locked if it exists)."""
+        run = cls(Path(recipe.output_dir or "runs/model"), resume, overwrite)
+        if resume and overwrite:
+            raise UserError(
+                "--resume continues a model directory, --overwrite replaces it: choose one"
+            )
+        for path in (run.path, *run.path.parents):
+            if path.exists() and not path.is_dir():
+                raise UserError(f"{path} is a file, not a directory: give --output-dir a directory")
+        if run.path.is_dir():
+            run._take_lock()
+        try:
+            run._check(recipe)
+        except BaseException:
+            run.close()
+            raise
+        return run
+
+    def __enter__(self) -> RunDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check(self, recipe: Recipe) -> None:
+        path = self.path
+        if self.resume:
+            if not (path / RECIPE).is_file():
+                raise UserError(f"{path}: nothing to resume (no {RECIPE}); train without --resume")
+            if not checkpoint.has_last(path):
+                raise UserError(
+                    f"{path}: the run stopped before its first checkpoint, so there is nothing "
+                    f"to resume; {START_OVER}"
+                )
+            changed = _changed_keys(load_recipe(path / RECIPE), recipe)
+            if changed:
+                raise UserError(
+                    f"{path} was trained with other values of {', '.join(changed[:6])}; "
+                    "--resume may change only train.max_epochs/max_steps/max_minutes, "
+                    "eval_every, patience, log_every, save_every, skip_nonfinite and decode.*"
+                )
+        elif path.is_dir() and any(path.iterdir()):
+            if not self.overwrite:
+                raise UserError(
+                    f"{path} already exists and is not empty; pass --resume to continue its "
+                    f"training, --overwrite to start it over, or --output-dir to train elsewhere"
+                )
+            foreign = sorted(p.name for p in path.iterdir() if not _written_by_nmt(p.name))
+            if foreign:
+                raise UserError(
+                    f"{path} holds files nmt did not write ({', '.join(foreign[:4])}); "
+                    "--overwrite only replaces model directories: choose another --output-dir"
+                )
+
+    def _take_lock(self) -> None:
+        if fcntl is None or self._lock is not None:
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UserError(
+                f"{self.path} is in use by another nmt train; wait for it to finish or "
+                "choose another --output-dir"
+            ) from None
+        self._lock = fd
+
+    def close(self) -> None:
+        """Release the lock (the process ending releases it too)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    # ------------------------------------------------------------ the run's writes
+
+    def start(self, recipe: Recipe, tokenizers: dict[str, bytes]) -> None:
+        """Create (or, with --overwrite, clear) the directory, then write the tokenizers.
+
+        Runs once the data is ready. A directory created now is locked and checked again,
+        in case another run filled it while this one read its data.
+        """
+        if not self.resume:
+            if self.overwrite and self.path.is_dir():
+                for path in self.path.iterdir():
+                    if _written_by_nmt(path.name):
+                        shutil.rmtree(path) if path.is_dir() else path.unlink()
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                reason = f"cannot create the model directory ({e.strerror})"
+                raise UserError(f"{self.path}: {reason}") from None
+            if self._lock is None:
+                self._take_lock()
+                self._check(recipe)
+            for name, data in tokenizers.items():
+                files.write_bytes(self.path / name, data)
+        files.write_text(self.path / RECIPE, recipe_to_yaml(recipe))
+
+    def resume_metrics(self, step: int) -> None:
+        """Keep only the evaluations up to the resumed step: a run killed after writing an
+        evaluation but before saving its checkpoint evaluates that step again."""
+        path = self.path / METRICS
+        if path.is_file():  # rewritten even if nothing goes: read_jsonl drops a torn line
+            kept = [row for row in files.read_jsonl(path) if row.get("step", 0) <= step]
+            files.write_text(path, "".join(files.to_json(row) + "\n" for row in kept))
+
+    def append_metrics(self, entry: dict[str, Any]) -> None:
+        files.append_jsonl(self.path / METRICS, entry)
+
+    def save_best(self, model: torch.nn.Module) -> None:
+        checkpoint.save_weights(self.path / WEIGHTS, model)
+
+    def load_best(self, model: torch.nn.Module, device: torch.device) -> None:
+        checkpoint.load_weights(self.path / WEIGHTS, model, device)
+
+    def save_last(self, model, optimizer, scheduler, trainer_state: dict[str, Any]) -> None:
+        checkpoint.save_last(self.path, model, optimizer, scheduler, trainer_state)
+
+    def load_last(self, model, optimizer, scheduler, device: torch.device) -> dict[str, Any]:
+        return checkpoint.load_last(self.path, model, optimizer, scheduler, device)
+
+    def write_results(self, results: dict[str, Any], hypotheses: list[str] | None) -> None:
+        if hypotheses is not None:
+            files.write_text(self.path / TEST_HYP, "".join(f"{h}\n" for h in hypotheses))
+        files.write_json(self.path / RESULTS, results)
+
+
+def _written_by_nmt(name: str) -> bool:
+    return name in RUN_FILES or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def _changed_keys(saved: Recipe, new: Recipe) -> list[str]:
+    """Dotted recipe keys whose values differ, apart from those a resume may change."""
+    a, b = _flatten(recipe_to_dict(saved)), _flatten(recipe_to_dict(new))
+    return [
+        k
+        for k in sorted(a.keys() | b.keys())
+        if a.get(k) != b.get(k) and not k.startswith(RESUMABLE)
+    ]
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
