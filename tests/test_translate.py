@@ -4,7 +4,7 @@ Checked on the shared tiny model of conftest.py (it translates badly, so nothing
 compares with a reference): output i answers input i; empty and blank lines give ""
 without disturbing the others; a batch decodes exactly as each line alone, greedy and
 beam; n-best lists have n entries sorted by score, and nbest > beam is a UserError; long
-lines are cut to data.max_length and counted; attention has one row per target piece
+lines are translated whole unless decode.max_input_length cuts them (counted); attention has one row per target piece
 plus </s>, one column per source piece, rows summing to 1; the beam_size and
 length_penalty overrides take effect; loading a directory that is not a model directory
 is a UserError.
@@ -92,17 +92,29 @@ def test_nbest_wider_than_the_beam_is_a_user_error(translator):
         translator.search(LINES[:1], nbest=2, beam_size=1)
 
 
-def test_long_lines_are_truncated_and_counted(fresh_translator):
+def test_long_lines_are_translated_whole(fresh_translator):
+    # data.max_length filters training pairs; it must not cut what users translate.
     limit = fresh_translator.recipe.data.max_length
     long_line = " ".join(["three hundred forty-two red dogs sleep"] * 40)
-    assert len(fresh_translator.src_tokenizer.encode([long_line])[0]) > limit
+    pieces = len(fresh_translator.src_tokenizer.encode([long_line])[0])
+    assert pieces > limit
+    found = fresh_translator.search([LINES[0], long_line], beam_size=1)
+    assert len(found[1][0].source_pieces) == pieces
     assert fresh_translator.truncated == 0
-    found = fresh_translator.search([LINES[0], long_line, long_line], beam_size=1)
+
+
+def test_max_input_length_cuts_long_lines_and_counts_them(fresh_translator):
+    long_line = " ".join(["three hundred forty-two red dogs sleep"] * 4)
+    short = len(fresh_translator.src_tokenizer.encode([LINES[0]])[0])
+    cap = short + 1
+    found = fresh_translator.search([LINES[0], long_line, long_line], max_input_length=cap)
     assert fresh_translator.truncated == 2
-    assert len(found[1][0].source_pieces) == limit
-    assert len(found[0][0].source_pieces) < limit
-    fresh_translator.translate([long_line, LINES[1]], beam_size=1)
+    assert len(found[1][0].source_pieces) == cap
+    assert len(found[0][0].source_pieces) == short
+    fresh_translator.translate([long_line, LINES[0]], beam_size=1, max_input_length=cap)
     assert fresh_translator.truncated == 3  # a running count
+    fresh_translator.translate([long_line], beam_size=1)  # no cap: nothing cut
+    assert fresh_translator.truncated == 3
 
 
 def check_attention(translation):
