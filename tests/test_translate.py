@@ -204,3 +204,12 @@ def test_stream_checks_its_request_before_reading(translator):
 
     with pytest.raises(UserError, match="--nbest 3"):
         next(translator.stream(source(), nbest=3, beam_size=1))
+
+
+def test_a_recipe_edited_to_a_huge_model_is_refused_before_allocating_it(copy_model):
+    # 100000-wide LSTMs would take hundreds of GB; the safetensors header is read first.
+    run_dir = copy_model()
+    recipe = run_dir / "recipe.yaml"
+    recipe.write_text(recipe.read_text().replace("hidden_size: 32", "hidden_size: 100000"))
+    with pytest.raises(UserError, match="do not fit the model its recipe.yaml describes"):
+        Translator.load(run_dir, "cpu")
