@@ -16,11 +16,12 @@ It reports through one callback (`on_event`) and never prints.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -80,8 +81,8 @@ class Run:
     translator: Translator  # decodes valid and test, as `nmt translate` would
     state: TrainerState
     on_event: Callable[[Event], None]
+    autocast: contextlib.AbstractContextManager  # bf16 on CUDA when asked, else a no-op
     saved_step: int | None = None  # step of the last resumable checkpoint
-    autocast: Any = field(default=None, repr=False)
 
     @property
     def cfg(self) -> TrainConfig:
@@ -184,7 +185,7 @@ def prepare_run(
     autocast = make_autocast(cfg.precision, dev)
     return Run(
         recipe, run_dir, dev, data, model, optimizer, scheduler, translator, state, on_event,
-        saved_step, autocast,
+        autocast, saved_step,
     )  # fmt: skip
 
 
