@@ -47,7 +47,10 @@ class DecodeOptions(TypedDict, total=False):
     length_normalization: Normalization | None
     length_penalty: float | None  # GNMT α, the same name from the CLI down to search
     min_length: int | None
+    max_length_ratio: float | None
+    max_length_offset: int | None
     max_input_length: int | None  # cut sources to this many tokens (counted)
+    batch_tokens: int | None  # source tokens per search batch
 
 
 @torch.no_grad()
