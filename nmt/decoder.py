@@ -1,6 +1,6 @@
 """The decoder: a stacked RNN that writes the target one token at a time.
 
-Three wirings, chosen by the attention name:
+Three wirings, chosen once by the attention name from the table `WIRINGS`:
 
 * `none` (Sutskever et al. 2014; Cho et al. 2014): the RNN starts from the encoder's
   final state and reads only the previous token; its state is the output.
@@ -10,6 +10,11 @@ Three wirings, chosen by the attention name:
 * `luong_*` (Luong et al. 2015): the RNN steps first, the new state s_i queries the
   source, and the output is the attentional vector h̃_i = tanh(W_c [c_i; s_i]). With input
   feeding, h̃_{i-1} joins the next step's input.
+
+Each row of `WIRINGS` is a `Wiring` that spells out what differs: which state queries the
+source, whether the context joins the RNN input, what the output projection reads, whether
+input feeding can apply and whether all positions can run at once. The decoder reads those
+fields and never asks which design it is.
 
 Search drives `step(prev_tokens, state)`; the state is an explicit, reorderable
 dataclass, so beam search never sees RNN internals. Training calls `forward` on the whole
@@ -22,6 +27,7 @@ same modules as the step path and gives the same numbers (a test checks this).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +36,7 @@ from torch import nn
 from nmt.attention import ATTENTION
 from nmt.config import Attention, Bridge, Cell
 from nmt.encoder import RNNS, EncoderOutput
-from nmt.vocab import BOS, PAD
+from nmt.vocab import NEVER_WRITTEN, PAD
 
 
 @dataclass
@@ -58,20 +64,80 @@ class DecoderState:
         )
 
 
+Query = Literal["previous", "current"]  # s_{i-1} before the RNN step, or s_i after it
+Output = Literal["state", "attentional", "deep"]
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What tells the three decoder designs apart. `Decoder` reads these fields only.
+
+    query: the decoder state that queries the source: "previous" s_{i-1}, before the RNN
+        step (Bahdanau), or "current" s_i, after it (Luong); None: no attention at all.
+    context_in_input: the context c_i joins the previous token's embedding as RNN input.
+    output: what the output projection reads: the RNN "state" s_i; Luong's "attentional"
+        vector h̃_i = tanh(W_c [c_i; s_i]); Bahdanau's "deep" output tanh(W_o [s_i; c_i; E y]).
+    input_feeding: h̃_{i-1} may join the next step's input (Luong et al. 2015, §3.3).
+    parallel: unless input feeding is on, no step needs the previous step's output, so
+        teacher-forced training can run all positions at once (the RNN input never holds a
+        context, and the query is the RNN's own output).
+    """
+
+    query: Query | None
+    context_in_input: bool
+    output: Output
+    input_feeding: bool
+    parallel: bool
+
+    @property
+    def attends(self) -> bool:
+        return self.query is not None
+
+
+WIRINGS: dict[str, Wiring] = {
+    "none": Wiring(
+        query=None,
+        context_in_input=False,
+        output="state",
+        input_feeding=False,
+        parallel=True,
+    ),
+    "bahdanau": Wiring(
+        query="previous",
+        context_in_input=True,
+        output="deep",
+        input_feeding=False,
+        parallel=False,
+    ),
+    "luong": Wiring(
+        query="current",
+        context_in_input=False,
+        output="attentional",
+        input_feeding=True,
+        parallel=True,
+    ),
+}
+
+
+def wiring_for(attention: Attention) -> Wiring:
+    """The wiring of an attention name: its family, the part before "_" (luong_dot: luong)."""
+    return WIRINGS[attention.partition("_")[0]]
+
+
 # Functional one-step cells matching nn.LSTM / nn.GRU / nn.RNN (tanh) weight layouts.
 CELLS = {"lstm": torch.lstm_cell, "gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
 _WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 def _never_special(logits: torch.Tensor) -> torch.Tensor:
-    """Logits with <pad> and <s> at -inf: the decoder never produces them.
+    """Logits with `NEVER_WRITTEN` (<pad>, <s>) at -inf: the decoder never produces them.
 
     Applied in training, scoring and search alike, so the loss, the perplexity and the
     search all see one distribution, over the tokens the model can actually write.
     """
     logits = logits.clone()
-    logits[..., PAD] = float("-inf")  # two fills: no index tensor to copy to the GPU
-    logits[..., BOS] = float("-inf")
+    for token in NEVER_WRITTEN:  # one fill per id: no index tensor to copy to the GPU
+        logits[..., token] = float("-inf")
     return logits
 
 
@@ -92,8 +158,9 @@ class Decoder(nn.Module):
         tie_embeddings: bool = False,
     ):
         super().__init__()
-        self.style = "none" if attention == "none" else attention.split("_")[0]
-        self.input_feeding = input_feeding and self.style == "luong"
+        self.wiring = wiring = wiring_for(attention)
+        # the config resolves the default (`ModelConfig.feeds_input`); the wiring guards it
+        self.input_feeding = input_feeding and wiring.input_feeding
         self.hidden_size = hidden_size
         self.num_layers = num_layers
         self.encoder_layers = encoder_layers
@@ -102,11 +169,9 @@ class Decoder(nn.Module):
 
         self.embed = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD)
         self.dropout = nn.Dropout(dropout)
-        self.attention = (
-            None if self.style == "none" else ATTENTION[attention](hidden_size, memory_size)
-        )
+        self.attention = ATTENTION[attention](hidden_size, memory_size) if wiring.attends else None
         rnn_input = embedding_size
-        rnn_input += memory_size if self.style == "bahdanau" else 0
+        rnn_input += memory_size if wiring.context_in_input else 0
         rnn_input += hidden_size if self.input_feeding else 0
         self.rnn = RNNS[cell](
             rnn_input,
@@ -115,9 +180,9 @@ class Decoder(nn.Module):
             batch_first=True,
             dropout=dropout if num_layers > 1 else 0.0,
         )
-        if self.style == "luong":
+        if wiring.output == "attentional":
             self.combine = nn.Linear(memory_size + hidden_size, hidden_size, bias=False)  # W_c
-        elif self.style == "bahdanau":
+        elif wiring.output == "deep":  # W_o
             self.combine = nn.Linear(hidden_size + memory_size + embedding_size, hidden_size)
         # Bridge: decoder layer l starts from encoder layer l (or the top one when the
         # stacks differ in depth) through linear + tanh, separate maps for h and c; "copy"
@@ -174,23 +239,34 @@ class Decoder(nn.Module):
         Returns the output (B, H) after dropout, ready for the projection and, with input
         feeding, fed back as it is (as OpenNMT-py does).
         """
+        context = weights = None
         inputs = [emb]
-        if self.style == "bahdanau":
-            context, weights = self._attend(state.hidden[-1], state)  # query s_{i-1}
+        if self.wiring.query == "previous":
+            context, weights = self._attend(state.hidden[-1], state)  # query s_{i-1}: (B, D)
+        if self.wiring.context_in_input:
             inputs.append(context)
-        elif self.input_feeding:
-            inputs.append(state.input_feed)
+        if self.input_feeding:
+            inputs.append(state.input_feed)  # h̃_{i-1}: (B, H)
         s, hidden, cell = self._rnn_step(torch.cat(inputs, dim=-1), state)  # s: (B, H)
-        if self.style == "luong":
-            context, weights = self._attend(s, state)  # query s_i
-            out = torch.tanh(self.combine(torch.cat([context, s], dim=-1)))
-        elif self.style == "bahdanau":
-            out = torch.tanh(self.combine(torch.cat([s, context, emb], dim=-1)))
-        else:
-            out, weights = s, None
-        out = self.dropout(out)
+        if self.wiring.query == "current":
+            context, weights = self._attend(s, state)  # query s_i: (B, D)
+        out = self.dropout(self._output(s, context, emb))
         feed = out if self.input_feeding else None
         return out, replace(state, hidden=hidden, cell=cell, input_feed=feed), weights
+
+    def _output(
+        self, s: torch.Tensor, context: torch.Tensor | None, emb: torch.Tensor
+    ) -> torch.Tensor:
+        """What the output projection reads (`Wiring.output`), before dropout.
+
+        s (..., H), context (..., D), emb (..., E) → (..., H), for one step (B, ·) or all
+        steps (B, T, ·) alike.
+        """
+        if self.wiring.output == "attentional":  # Luong: h̃_i = tanh(W_c [c_i; s_i])
+            return torch.tanh(self.combine(torch.cat([context, s], dim=-1)))
+        if self.wiring.output == "deep":  # Bahdanau: tanh(W_o [s_i; c_i; E y_{i-1}])
+            return torch.tanh(self.combine(torch.cat([s, context, emb], dim=-1)))
+        return s
 
     def _attend(
         self, query: torch.Tensor, state: DecoderState
@@ -246,13 +322,9 @@ class Decoder(nn.Module):
         instead of the gold previous token.
         """
         emb = self.dropout(self.embed(tgt_in))  # (B, T, E)
-        parallel = self.style == "none" or (self.style == "luong" and not self.input_feeding)
+        parallel = self.wiring.parallel and not self.input_feeding
         if parallel and teacher_forcing >= 1.0 and not step_by_step:
-            rnn_out, _ = self._run_rnn(emb, state)  # (B, T, H): one cuDNN call
-            if self.style == "luong":
-                context, _ = self._attend(rnn_out, state)  # (B, T, D): one batched product
-                rnn_out = torch.tanh(self.combine(torch.cat([context, rnn_out], dim=-1)))
-            return _never_special(self.output(self.dropout(rnn_out)))
+            return self._forward_parallel(emb, state)
         outputs, logits = [], []
         for t in range(tgt_in.size(1)):
             emb_t = emb[:, t]
@@ -267,3 +339,15 @@ class Decoder(nn.Module):
         if logits:
             return torch.stack(logits, dim=1)
         return _never_special(self.output(torch.stack(outputs, dim=1)))  # one projection
+
+    def _forward_parallel(self, emb: torch.Tensor, state: DecoderState) -> torch.Tensor:
+        """Logits (B, T, V) for all positions at once from the embedded inputs emb (B, T, E).
+
+        Only for a `Wiring.parallel` wiring without input feeding: one cuDNN call for the
+        RNN and one batched attention product, with the step path's modules and numbers.
+        """
+        rnn_out, _ = self._run_rnn(emb, state)  # (B, T, H): one cuDNN call
+        context = None
+        if self.wiring.attends:  # the query is s_i, which the RNN has just computed
+            context, _ = self._attend(rnn_out, state)  # (B, T, D): one batched product
+        return _never_special(self.output(self.dropout(self._output(rnn_out, context, emb))))

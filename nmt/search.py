@@ -1,6 +1,7 @@
 """Greedy and batched beam search, for any model that can take one step.
 
-Search knows nothing of RNNs. It needs a step function and a state:
+Search knows nothing of RNNs. It needs a step function and a state, typed as the
+protocols `StepFn` and `SearchState` (`Seq2Seq.step` and `DecoderState` satisfy them):
 
     log_probs, state, attention = step(prev_tokens, state)    # (N,) → (N, V), ..., (N, S)
     state = state.reorder(index)                               # row b ← row index[b]
@@ -14,16 +15,34 @@ so that the rest run on smaller tensors.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 import torch
 
 from nmt.vocab import BOS, EOS
 
 Normalization = Literal["none", "average", "gnmt"]
-StepFn = Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any, torch.Tensor | None]]
+StateT = TypeVar("StateT", bound="SearchState")
+
+
+@runtime_checkable
+class SearchState(Protocol):
+    """A model's decoder state as search sees it: N rows it can keep, repeat and permute."""
+
+    def reorder(self: StateT, index: torch.Tensor) -> StateT:
+        """The state whose row b is row index[b] of this one; index (N',) of row numbers."""
+        ...
+
+
+class StepFn(Protocol[StateT]):
+    """One decoder step over N rows, which keeps the type of its state."""
+
+    def __call__(
+        self, prev_tokens: torch.Tensor, state: StateT, /
+    ) -> tuple[torch.Tensor, StateT, torch.Tensor | None]:
+        """prev_tokens (N,) → log-probabilities (N, V), the next state, attention (N, S)."""
+        ...
 
 
 @dataclass
@@ -80,8 +99,8 @@ def _mask_step(
 
 @torch.no_grad()
 def greedy_search(
-    step: StepFn,
-    state: Any,
+    step: StepFn[StateT],
+    state: StateT,
     max_lengths: torch.Tensor,
     min_length: int = 0,
     normalization: Normalization = "none",
@@ -126,8 +145,8 @@ def greedy_search(
 
 @torch.no_grad()
 def beam_search(
-    step: StepFn,
-    state: Any,
+    step: StepFn[StateT],
+    state: StateT,
     max_lengths: torch.Tensor,
     beam_size: int,
     nbest: int = 1,

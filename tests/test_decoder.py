@@ -3,6 +3,7 @@
 The fast all-steps path equals the step-by-step path (logits, loss and gradients);
 teacher-forced `forward` equals driving `step` with the gold tokens; a sentence in a padded
 batch gets the logits it gets alone; `DecoderState.reorder` moves every field's rows;
+each attention name gets its row of the `WIRINGS` table, and the modules that row asks for;
 scheduled sampling feeds the model's own greedy predictions after the first position;
 tied embeddings share one tensor; `build_model`'s uniform init stays in range.
 """
@@ -16,7 +17,7 @@ from torch import nn
 
 from nmt.attention import ATTENTION
 from nmt.config import ModelConfig
-from nmt.decoder import Decoder, DecoderState
+from nmt.decoder import WIRINGS, Decoder, DecoderState, wiring_for
 from nmt.encoder import Encoder
 from nmt.loss import token_nll
 from nmt.model import Seq2Seq, build_model
@@ -227,6 +228,50 @@ def test_bridge_maps_encoder_layer_l_to_decoder_layer_l(decoder_layers):
             c = torch.tanh(decoder.bridge_c[layer](encoded.cell[source]))
             torch.testing.assert_close(state.hidden[layer], h)
             torch.testing.assert_close(state.cell[layer], c)
+
+
+# ------------------------------------------------------------------ wirings
+
+
+@pytest.mark.parametrize(
+    "attention, family",
+    [("none", "none"), ("bahdanau", "bahdanau")] + [(a, "luong") for a in ATTENTION if "_" in a],
+)
+def test_each_attention_name_gets_its_family_wiring(attention, family):
+    assert wiring_for(attention) is WIRINGS[family]
+    for feeding in (True, False):
+        decoder = tiny_model(attention, input_feeding=feeding).decoder
+        wiring = decoder.wiring
+        assert wiring is WIRINGS[family]
+        assert (decoder.attention is None) == (not wiring.attends)
+        assert hasattr(decoder, "combine") == (wiring.output != "state")
+        # input feeding applies only where the wiring allows it, whatever is asked for
+        assert decoder.input_feeding == (feeding and wiring.input_feeding)
+
+
+@pytest.mark.parametrize("family", WIRINGS)
+def test_wiring_table_is_consistent(family):
+    wiring = WIRINGS[family]
+    # the output reads a context exactly when there is attention
+    assert wiring.attends == (wiring.output != "state")
+    # only Luong's attentional vector h~ can be fed back
+    assert not wiring.input_feeding or wiring.output == "attentional"
+    # all positions at once needs an RNN input without context, queried by its own output
+    if wiring.parallel:
+        assert not wiring.context_in_input and wiring.query in (None, "current")
+    # a context in the RNN input can only come from the previous state's query
+    assert not wiring.context_in_input or wiring.query == "previous"
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "none"])
+def test_input_feeding_never_applies_without_luong(attention):
+    fed = tiny_model(attention, input_feeding=True).eval()
+    unfed = tiny_model(attention, input_feeding=False).eval()
+    assert fed.decoder.rnn.input_size == unfed.decoder.rnn.input_size
+    src, src_lengths, tgt_in, _ = toy_batch()
+    with torch.no_grad():
+        assert fed.encode(src, src_lengths).input_feed is None
+        assert torch.equal(fed(src, src_lengths, tgt_in), unfed(src, src_lengths, tgt_in))
 
 
 # ------------------------------------------------------------------ scheduled sampling

@@ -5,7 +5,8 @@ decoded so far, so the best hypotheses and their scores can be worked out on pap
 beam sizes 1-3 with n-best lists, length normalization that changes the winner, the
 stopping rule (go on while an unfinished hypothesis can still win, stop when none can),
 min_length and max_lengths. On a small random model: beam size 1 equals greedy, a batch
-equals each sentence alone, and attention rows are distributions over the source.
+equals each sentence alone, and attention rows are distributions over the source. Both the
+scripted model and the real decoder satisfy the `StepFn` and `SearchState` protocols.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from nmt.decoder import Decoder
+from nmt.decoder import Decoder, DecoderState
 from nmt.encoder import Encoder
 from nmt.model import Seq2Seq
-from nmt.search import beam_search, gnmt_penalty, greedy_search
+from nmt.search import SearchState, StateT, StepFn, beam_search, gnmt_penalty, greedy_search
 from nmt.vocab import BOS, EOS, PAD, UNK
 
 # ------------------------------------------------------------------ the scripted model
@@ -376,3 +377,29 @@ def test_returned_attention_has_a_row_per_output_token(attention, beam_size):
             assert h.attention.shape == (len(h.tokens) + 1, src.size(1))
             torch.testing.assert_close(h.attention.sum(-1), torch.ones(len(h.tokens) + 1))
             assert not h.attention[:, SRC_LENGTHS[b] :].any()  # no weight on padding
+
+
+# ------------------------------------------------------------------ the search protocols
+
+
+def check_protocols(step: StepFn[StateT], state: StateT, rows: int) -> None:
+    """A step keeps its state's type and the state reorders: all that search relies on."""
+    assert isinstance(state, SearchState) and not isinstance(object(), SearchState)
+    _, stepped, _ = step(torch.full((rows,), BOS), state)
+    repeated = stepped.reorder(torch.arange(rows).repeat_interleave(2))
+    assert type(stepped) is type(repeated) is type(state)
+    log_probs, _, _ = step(torch.full((2 * rows,), BOS), repeated)
+    assert log_probs.size(0) == 2 * rows
+
+
+def test_scripted_model_satisfies_the_search_protocols():
+    model = Scripted(MAIN, STOP)
+    check_protocols(model, model.start(), rows=2)
+
+
+@pytest.mark.parametrize("attention", ["luong_general", "bahdanau", "none"])
+def test_decoder_state_and_step_satisfy_the_search_protocols(attention):
+    model = tiny_model(attention)
+    state = model.encode(*source_batch(SRC_LENGTHS))
+    assert isinstance(state, DecoderState)
+    check_protocols(model.step, state, rows=len(SRC_LENGTHS))
