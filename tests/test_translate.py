@@ -5,9 +5,9 @@ compares with a reference): output i answers input i; empty and blank lines give
 without disturbing the others; a batch decodes exactly as each line alone, greedy and
 beam; n-best lists have n entries sorted by score, and nbest > beam is a UserError; long
 lines are translated whole unless decode.max_input_length cuts them (counted); attention
-has one row per target piece plus </s>, one column per source piece, rows summing to 1; the beam_size and
-length_penalty overrides take effect; loading a directory that is not a model directory
-is a UserError.
+has one row per target piece plus </s>, one column per source piece, rows summing to 1;
+the beam_size and length_penalty overrides take effect; loading a directory that is not
+a model directory is a UserError.
 """
 
 from __future__ import annotations
