@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,11 +18,14 @@ from cli.options import (
     LengthNormalization,
     LengthPenalty,
     MinLength,
+    check_not_an_input,
     check_output,
     decode_overrides,
+    file_status,
 )
 from nmt import evaluate as ev
 from nmt.errors import UserError
+from nmt.files import atomic_output, same_file
 from nmt.translate import Translator
 
 app = typer.Typer(
@@ -43,6 +47,28 @@ def _print_scores(report: dict[str, Any], metrics: list[str]) -> None:
                 f"    {name}: {c['score']:.2f} vs {c['baseline']:.2f}, "
                 f"p = {c['p_value']:.4f}   {c['signature']}"
             )
+
+
+def _check_files(
+    hypothesis: Path | None,
+    reference: Path,
+    source: Path | None,
+    compare: Path | None,
+    output: Path | None,
+) -> None:
+    """Refuse, before any work, a comparison of a system with itself and an --output that
+    would overwrite a file being read."""
+    if hypothesis is not None and compare is not None:
+        hyp, other = file_status(hypothesis), file_status(compare)
+        if hyp is not None and other is not None and same_file(hyp, other):
+            raise UserError(
+                f"--compare {compare} is the same file as the hypothesis {hypothesis}: "
+                "comparing a system with itself says nothing; give another system's output"
+            )
+    check_output(output, "--output")
+    named = [("--source", source), ("--reference", reference), ("--compare", compare)]
+    inputs = [(f"{flag} {path}", file_status(path)) for flag, path in named if path is not None]
+    check_not_an_input(output, "--output", inputs)
 
 
 @app.command()
@@ -82,13 +108,15 @@ def bleu(
     decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
     if model is None and (output is not None or greedy or any(decode.values())):
         raise UserError("--output and the decode options apply only with --model")
-    check_output(output, "--output")
+    _check_files(hypothesis, reference, source, compare, output)
     if model is not None:
         translator = Translator.load(model, device.value)
-        report = ev.score_model(translator, source, reference, names, compare, **decode)
-        hyps = report.pop("hypotheses")
-        if output is not None:
-            output.write_text("".join(f"{h}\n" for h in hyps), encoding="utf-8")
+        with contextlib.ExitStack() as files:  # opened first: a bad --output fails fast
+            out = files.enter_context(atomic_output(output, "--output")) if output else None
+            report = ev.score_model(translator, source, reference, names, compare, **decode)
+            hyps = report.pop("hypotheses")
+            if out is not None:  # renamed over an older file only once all is written
+                out.write("".join(f"{h}\n" for h in hyps))
     else:
         report = ev.score_files(hypothesis, reference, names, compare)
     if as_json:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from nmt.errors import UserError
+from nmt.files import same_file
 
 
 class Device(str, Enum):
@@ -29,7 +32,9 @@ Greedy = Annotated[bool, typer.Option(help="Greedy search: beam size 1.")]
 LengthNormalization = Annotated[
     Normalization | None, typer.Option(help="How hypotheses of different lengths are ranked.")
 ]
-LengthPenalty = Annotated[float | None, typer.Option(help="GNMT length penalty alpha.")]
+LengthPenalty = Annotated[
+    float | None, typer.Option(help="Length penalty: the GNMT alpha (decode.length_penalty).")
+]
 MinLength = Annotated[int | None, typer.Option(help="Tokens before </s> may end a translation.")]
 
 
@@ -41,6 +46,8 @@ def decode_overrides(
     min_length: int | None,
 ) -> dict[str, Any]:
     """Keyword arguments for Translator.translate / search; None keeps the recipe's value."""
+    if greedy and beam is not None:
+        raise UserError(f"--beam {beam} and --greedy contradict each other; give one of them")
     return {
         "beam_size": 1 if greedy else beam,
         "length_normalization": length_normalization.value if length_normalization else None,
@@ -57,3 +64,36 @@ def check_output(path: Path | None, option: str) -> None:
         raise UserError(f"{option} {path} is a directory; give a file name")
     if not path.parent.is_dir():
         raise UserError(f"{option} {path}: the directory {path.parent} does not exist")
+
+
+def file_status(path: Path) -> os.stat_result | None:
+    """The file's stat (device and inode name it, whatever its name), None if it is absent."""
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):  # absent, a path through a file, a NUL in the name
+        return None
+
+
+def same_path(a: Path, b: Path) -> bool:
+    """Whether two names are one file: an existing one by device and inode (hard links
+    and symbolic links included), names of files yet to be written by where they lead."""
+    a_stat, b_stat = file_status(a), file_status(b)
+    if a_stat is not None and b_stat is not None:
+        return same_file(a_stat, b_stat)
+    return a.resolve() == b.resolve()
+
+
+def check_not_an_input(
+    output: Path | None, option: str, inputs: list[tuple[str, os.stat_result | None]]
+) -> None:
+    """Refuse an output that is one of the input files, named `(what, its stat)`: writing
+    it would destroy what is being read. (A terminal or a pipe can be both.)"""
+    mine = file_status(output) if output is not None else None
+    if mine is None or not stat.S_ISREG(mine.st_mode):
+        return
+    for name, theirs in inputs:
+        if theirs is not None and same_file(mine, theirs):
+            raise UserError(
+                f"{option} {output} is the input file too (the same file as {name}); "
+                "write the output somewhere else"
+            )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, TextIO
 
@@ -18,13 +20,17 @@ from cli.options import (
     LengthNormalization,
     LengthPenalty,
     MinLength,
+    check_not_an_input,
     check_output,
     decode_overrides,
+    file_status,
+    same_path,
 )
 from nmt.corpus import decode_lines, iter_lines
 from nmt.errors import UserError
+from nmt.files import LabelledWriter, atomic_output, is_regular
 from nmt.plot import plot_attention, pyplot
-from nmt.translate import Translator, attention_record, nbest_lines
+from nmt.translate import Translation, Translator, attention_record, nbest_lines
 
 CHUNK = 1000  # lines translated at a time from a file or a pipe
 
@@ -36,6 +42,63 @@ def _lines(source: str) -> tuple[Iterator[str], int]:
         lines = (text.strip() for _, text in decode_lines(sys.stdin.buffer, "standard input"))
         return lines, 1 if sys.stdin.isatty() else CHUNK
     return iter_lines(Path(source), "the input"), CHUNK
+
+
+def _input_status(source: str) -> os.stat_result | None:
+    """The input's device and inode: of the file, or of what stdin is (a redirected file)."""
+    if source != "-":
+        return file_status(Path(source))
+    try:
+        return os.fstat(sys.stdin.fileno())
+    except (OSError, ValueError):  # stdin replaced by an object without a descriptor
+        return None
+
+
+def _check_outputs(source: str, output: Path | None, attention_out: Path | None) -> None:
+    """Outputs that would destroy the input or each other are refused before any work."""
+    name = "standard input" if source == "-" else f"the input {source}"
+    inputs = [(name, _input_status(source))]
+    check_not_an_input(output, "--output", inputs)
+    check_not_an_input(attention_out, "--attention-out", inputs)
+    if (
+        output is not None
+        and attention_out is not None
+        and same_path(output, attention_out)
+        and is_regular(output)  # a terminal or /dev/null can take both
+    ):
+        raise UserError(
+            f"--output {output} and --attention-out {attention_out} are the same file; "
+            "give each its own file"
+        )
+    check_output(output, "--output")
+    check_output(attention_out, "--attention-out")
+
+
+def _write_all(
+    results: Iterable[list[Translation]],
+    out: TextIO | LabelledWriter,
+    attn: LabelledWriter | None,
+    plot: Path | None,
+    plot_count: int,
+    nbest: int,
+    flush: bool,
+) -> int:
+    """Write each line's translations (and attention, plots); the index of the last line.
+    `flush`: someone is typing, so answer each line at once."""
+    index = -1
+    for index, found in enumerate(results):
+        best = found[0] if found else None
+        if nbest == 1:
+            out.write((best.text if best else "") + "\n")
+        else:
+            out.write("".join(nbest_lines(index, found)))
+        if flush:
+            out.flush()
+        if attn is not None:
+            attn.write(attention_record(index, best))
+        if plot is not None and best is not None and index < plot_count:
+            plot_attention(best, plot / f"attention-{index}.png")
+    return index
 
 
 @user_errors
@@ -64,53 +127,39 @@ def translate(
 ) -> None:
     """Translate line by line: output line i answers input line i; empty gives empty."""
     lines, chunk = _lines(source)  # a missing input is reported here, before any output
-    for path in (output, attention_out):
-        if path is not None and source != "-" and path.resolve() == Path(source).resolve():
-            raise UserError(f"{path} is the input file too; write the output somewhere else")
-    check_output(output, "--output")
-    check_output(attention_out, "--attention-out")
-    translator = Translator.load(model, device.value)
     decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
+    _check_outputs(source, output, attention_out)
+    translator = Translator.load(model, device.value)
     want_attention = attention_out is not None or plot is not None
     settings = translator.search_settings(nbest, want_attention, **decode)  # before any file
     typer.echo(
         f"decoding with beam {settings.beam_size}, {settings.length_normalization} length "
-        f"normalization (alpha {settings.length_penalty}), min length {settings.min_length}",
+        f"normalization (length penalty {settings.length_penalty}), "
+        f"min length {settings.min_length}",
         err=True,
     )
     if plot is not None:
         pyplot()  # fail before translating anything if matplotlib is missing
         plot.mkdir(parents=True, exist_ok=True)
-    out: TextIO = output.open("w", encoding="utf-8") if output else sys.stdout
-    attn_file = attention_out.open("w", encoding="utf-8") if attention_out else None
-    index = -1
-    try:
+    # Files are written under a temporary name and renamed over the old ones only when all
+    # went well: a bad line halfway through leaves an earlier --output as it was.
+    with contextlib.ExitStack() as files:
+        out: TextIO | LabelledWriter = sys.stdout
+        if output is not None:
+            out = files.enter_context(atomic_output(output, "--output"))
+        attn = None
+        if attention_out is not None:
+            attn = files.enter_context(atomic_output(attention_out, "--attention-out"))
         results = translator.stream(lines, chunk, nbest, want_attention, **decode)
-        for index, found in enumerate(results):
-            best = found[0] if found else None
-            if nbest == 1:
-                out.write((best.text if best else "") + "\n")
-            else:
-                out.writelines(nbest_lines(index, found))
-            if attn_file is not None:
-                attn_file.write(attention_record(index, best))
-            if plot is not None and best is not None and index < plot_count:
-                plot_attention(best, plot / f"attention-{index}.png")
-            if chunk == 1:
-                out.flush()  # someone is typing: answer each line at once
-    finally:
-        if output:
-            out.close()
-        if attn_file is not None:
-            attn_file.close()
+        index = _write_all(results, out, attn, plot, plot_count, nbest, flush=chunk == 1)
     if index < 0:
         name = source if source != "-" else "standard input"
         typer.secho(f"warning: {name} had no lines to translate", err=True, fg=typer.colors.YELLOW)
     if translator.truncated:
-        limit = translator.recipe.data.max_length
+        limit = settings.max_input_length
         typer.secho(
-            f"warning: {translator.truncated} lines were longer than the model's "
-            f"{limit} tokens and were cut to it",
+            f"warning: {translator.truncated} lines were longer than decode.max_input_length "
+            f"({limit} tokens) and were cut to it",
             err=True,
             fg=typer.colors.YELLOW,
         )

@@ -10,8 +10,10 @@ A source (`data.train`, `data.valid`, `data.test` in a recipe) is one of::
     {toy: numbers, split: train}              # nmt's own synthetic corpus (nmt/toy.py)
 
 `read_corpus(source, src_lang, tgt_lang, key)` returns a `Corpus` of stripped, non-empty
-pairs; empty pairs are skipped and counted. Every mistake a user can make with a corpus
-(missing file, misaligned line counts, bytes that are not UTF-8, a TSV line with the
+pairs; empty pairs are skipped and counted, or with `keep_empty=True` kept in order (a
+test set is scored on every line). A file may be a pipe (a FIFO, bash's `<(...)`): it is
+opened once and read once. Every mistake a user can make with a corpus
+(missing file, a directory, misaligned line counts, bytes that are not UTF-8, a TSV line with the
 wrong number of columns, an unreachable hub dataset) raises `UserError` with one line
 naming the file and the fix. Length and ratio filters act on token counts, so they live
 here as a pure function of lengths and run after tokenization (`length_filter`).
@@ -19,6 +21,7 @@ here as a pure function of lengths and run after tokenization (`length_filter`).
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import zlib
@@ -96,40 +99,50 @@ class Corpus:
     source: list[str]
     target: list[str]
     origin: str  # where the pairs came from, for log lines
-    skipped_empty: int = 0  # pairs dropped because one side was empty
+    skipped_empty: int = 0  # pairs dropped because one side was empty (0 with keep_empty)
 
     def __len__(self) -> int:
         return len(self.source)
 
 
-def read_corpus(source: Source, src_lang: str, tgt_lang: str, key: str = "data") -> Corpus:
-    """Read all pairs of `source`; `key` (e.g. "data.train") names it in messages."""
+def read_corpus(
+    source: Source, src_lang: str, tgt_lang: str, key: str = "data", keep_empty: bool = False
+) -> Corpus:
+    """Read all pairs of `source`; `key` (e.g. "data.train") names it in messages.
+
+    Pairs with an empty side are skipped and counted, or with `keep_empty` kept in their
+    place, so that a test set is scored on every line (a blank line of a JSONL file holds
+    no row and is never a pair).
+    """
     if isinstance(source, FilesSource):
         src_path = Path(source.pattern.replace("{lang}", src_lang))
         tgt_path = Path(source.pattern.replace("{lang}", tgt_lang))
         src, tgt = read_aligned(src_path, tgt_path, key)
-        return _clean(src, tgt, f"{src_path} + {tgt_path}")
+        return _clean(src, tgt, f"{src_path} + {tgt_path}", keep_empty)
     if isinstance(source, TsvSource):
-        return _read_tsv(Path(source.tsv), key)
+        path = Path(source.tsv)
+        return _clean(*_read_tsv(path, key), str(path), keep_empty)
     if isinstance(source, JsonlSource):
         path = Path(source.jsonl)
         lines = _numbered_lines(path, key)
         rows = ((n, _parse_json(line, path, n)) for n, line in lines if line.strip())
-        return _from_rows(rows, src_lang, tgt_lang, f"{path}:")
-    if isinstance(source, HubSource):
-        return _read_hub(source, src_lang, tgt_lang, key)
-    if isinstance(source, DatasetDirSource):
-        return _read_dataset_dir(source, src_lang, tgt_lang, key)
+        return _clean(*_from_rows(rows, src_lang, tgt_lang, f"{path}:"), str(path), keep_empty)
+    if isinstance(source, HubSource | DatasetDirSource):
+        origin, rows = _dataset(source, src_lang, tgt_lang, key)
+        return _clean(*_from_rows(rows, src_lang, tgt_lang, origin), origin, keep_empty)
     if isinstance(source, ToySource):
-        if source.toy not in toy.TASKS:
-            raise UserError(
-                f"{key}: unknown toy corpus {source.toy!r}; known: {', '.join(toy.TASKS)}"
-            )
-        if source.split not in toy.SPLITS:
-            raise UserError(f"{key}: toy split must be one of {', '.join(toy.SPLITS)}")
-        pairs = toy.TASKS[source.toy](source.split, source.size)
-        return _clean([p[0] for p in pairs], [p[1] for p in pairs], f"toy:{source.toy}")
+        pairs = _toy_pairs(source, key)
+        src, tgt = [p[0] for p in pairs], [p[1] for p in pairs]
+        return _clean(src, tgt, f"toy:{source.toy}", keep_empty)
     raise TypeError(f"not a corpus source: {source!r}")
+
+
+def _toy_pairs(source: ToySource, key: str) -> list[tuple[str, str]]:
+    if source.toy not in toy.TASKS:
+        raise UserError(f"{key}: unknown toy corpus {source.toy!r}; known: {', '.join(toy.TASKS)}")
+    if source.split not in toy.SPLITS:
+        raise UserError(f"{key}: toy split must be one of {', '.join(toy.SPLITS)}")
+    return toy.TASKS[source.toy](source.split, source.size)
 
 
 def read_lines(path: Path, key: str = "input") -> list[str]:
@@ -137,14 +150,22 @@ def read_lines(path: Path, key: str = "input") -> list[str]:
     return list(iter_lines(path, key))
 
 
-def read_aligned(first: Path, second: Path, key: str = "input") -> tuple[list[str], list[str]]:
-    """The lines of two files that must answer each other line by line."""
+def read_aligned(
+    first: Path, second: Path, key: str = "input", *, purpose: str | None = None
+) -> tuple[list[str], list[str]]:
+    """The lines of two files that must answer each other line by line.
+
+    With a `purpose` (e.g. "score") the files must hold lines for it: empty ones are an
+    error, "FIRST is empty: nothing to score".
+    """
     a, b = read_lines(first, key), read_lines(second, key)
     if len(a) != len(b):
         raise UserError(
             f"{first} has {len(a)} lines but {second} has {len(b)}: the files must be "
             "line-aligned (line i of one answers line i of the other)"
         )
+    if purpose is not None and not a:
+        raise UserError(f"{first} is empty: nothing to {purpose}")
     return a, b
 
 
@@ -196,7 +217,10 @@ def length_filter(
 
 
 def _numbered_lines(path: Path, key: str) -> Iterator[tuple[int, str]]:
-    if not path.is_file():
+    """Checked now, read later: a regular file, a FIFO or a pipe such as /dev/fd/63."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not a text file (named by {key}); give a file")
+    if not path.exists():
         hint = "check the path in the recipe (relative paths start where nmt runs)"
         hint = hint if key.startswith("data.") else "check the path"
         raise UserError(f"{path}: no such file (named by {key}); {hint}")
@@ -204,16 +228,24 @@ def _numbered_lines(path: Path, key: str) -> Iterator[tuple[int, str]]:
 
 
 def _read_numbered(path: Path) -> Iterator[tuple[int, str]]:
-    with path.open("rb") as probe:
-        gzipped = probe.read(2) == b"\x1f\x8b"
+    """Opened once and read once, so a pipe loses nothing; gzip is found by its magic bytes,
+    peeked at without consuming them."""
     try:
-        with (gzip.open if gzipped else open)(path, "rb") as f:
-            yield from decode_lines(f, str(path))
+        f = path.open("rb")
+    except OSError as e:
+        raise UserError(f"{path}: cannot be opened ({e.strerror})") from None
+    try:
+        with f:
+            gzipped = f.peek(2)[:2] == b"\x1f\x8b"
+            with gzip.GzipFile(fileobj=f) if gzipped else contextlib.nullcontext(f) as stream:
+                yield from decode_lines(stream, str(path))
     except (EOFError, OSError, zlib.error) as e:  # a cut-off or corrupt .gz, a read error
         raise UserError(f"{path}: cannot be read to the end ({e}); is the file complete?") from None
 
 
-def _clean(src: list[str], tgt: list[str], origin: str) -> Corpus:
+def _clean(src: list[str], tgt: list[str], origin: str, keep_empty: bool = False) -> Corpus:
+    if keep_empty:
+        return Corpus(src, tgt, origin)
     keep = [i for i, (s, t) in enumerate(zip(src, tgt, strict=True)) if s and t]
     skipped = len(src) - len(keep)
     if skipped:
@@ -221,7 +253,7 @@ def _clean(src: list[str], tgt: list[str], origin: str) -> Corpus:
     return Corpus(src, tgt, origin, skipped)
 
 
-def _read_tsv(path: Path, key: str) -> Corpus:
+def _read_tsv(path: Path, key: str) -> tuple[list[str], list[str]]:
     src, tgt = [], []
     for n, line in _numbered_lines(path, key):
         if not line.strip():
@@ -236,7 +268,7 @@ def _read_tsv(path: Path, key: str) -> Corpus:
             )
         src.append(columns[0].strip())
         tgt.append(columns[1].strip())
-    return _clean(src, tgt, str(path))
+    return src, tgt
 
 
 def _parse_json(line: str, path: Path, n: int) -> Any:
@@ -250,7 +282,7 @@ def _parse_json(line: str, path: Path, n: int) -> Any:
 
 def _from_rows(
     rows: Iterator[tuple[int, Any]], src_lang: str, tgt_lang: str, origin: str
-) -> Corpus:
+) -> tuple[list[str], list[str]]:
     """Numbered rows, flat {src: .., tgt: ..} or nested {"translation": {src: .., tgt: ..}}.
 
     `origin` ends in ":" for files (rows are line numbers) or names a dataset (row indices).
@@ -268,7 +300,7 @@ def _from_rows(
             )
         src.append(str(pair[src_lang] or "").strip())
         tgt.append(str(pair[tgt_lang] or "").strip())
-    return _clean(src, tgt, origin.rstrip(":"))
+    return src, tgt
 
 
 def _dataset_rows(dataset: Any, src_lang: str, tgt_lang: str) -> Iterator[tuple[int, dict]]:
@@ -281,7 +313,18 @@ def _dataset_rows(dataset: Any, src_lang: str, tgt_lang: str) -> Iterator[tuple[
     return enumerate(dataset, start=1)
 
 
-def _read_hub(source: HubSource, src_lang: str, tgt_lang: str, key: str) -> Corpus:
+def _dataset(
+    source: HubSource | DatasetDirSource, src_lang: str, tgt_lang: str, key: str
+) -> tuple[str, Iterator[tuple[int, dict]]]:
+    """Where a `datasets` source's rows come from (for messages), and the rows."""
+    if isinstance(source, HubSource):
+        origin, dataset = _load_hub(source, key)
+    else:
+        origin, dataset = str(Path(source.dataset_dir)), _load_dataset_dir(source, key)
+    return origin, _dataset_rows(dataset, src_lang, tgt_lang)
+
+
+def _load_hub(source: HubSource, key: str) -> tuple[str, Any]:
     import datasets  # slow to import; only hub and dataset_dir sources need it
 
     name = source.hub + (f" ({source.config})" if source.config else "")
@@ -295,10 +338,10 @@ def _read_hub(source: HubSource, src_lang: str, tgt_lang: str, key: str) -> Corp
             "(e.g. data.train: corpus/train.{lang}.gz or {dataset_dir: DIR, split: S}, or "
             "--set data.use=NAME for a recipe's data.alternatives)"
         ) from None
-    return _from_rows(_dataset_rows(dataset, src_lang, tgt_lang), src_lang, tgt_lang, f"hub:{name}")
+    return f"hub:{name}", dataset
 
 
-def _read_dataset_dir(source: DatasetDirSource, src_lang: str, tgt_lang: str, key: str) -> Corpus:
+def _load_dataset_dir(source: DatasetDirSource, key: str) -> Any:
     import datasets
 
     path = Path(source.dataset_dir)
@@ -322,4 +365,4 @@ def _read_dataset_dir(source: DatasetDirSource, src_lang: str, tgt_lang: str, ke
         loaded = loaded[split]
     elif source.split is not None:
         raise UserError(f"{path} holds a single dataset without splits; remove {key}.split")
-    return _from_rows(_dataset_rows(loaded, src_lang, tgt_lang), src_lang, tgt_lang, str(path))
+    return loaded

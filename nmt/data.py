@@ -30,7 +30,8 @@ class Split:
 
 @dataclass
 class Data:
-    """Everything training reads, ready: tokenizers, encoded splits, the test corpus."""
+    """Everything training reads, ready: tokenizers, encoded splits, the test corpus (all
+    its lines, empty ones included)."""
 
     src_tok: Tokenizer
     tgt_tok: Tokenizer
@@ -62,7 +63,12 @@ def _read(recipe: Recipe, name: str, report: Callable[[str], None]) -> Corpus | 
     if source is None:
         return None
     key = f"data.{name}"
-    corpus = read_corpus(source, recipe.data.source_lang, recipe.data.target_lang, key)
+    data = recipe.data
+    # The test split keeps every line, empty or not, so its BLEU compares with any other
+    # system's on the same file; training and validation need text on both sides.
+    corpus = read_corpus(
+        source, data.source_lang, data.target_lang, key, keep_empty=name == "test"
+    )
     if len(corpus) == 0:
         raise UserError(f"{key}: {corpus.origin} holds no sentence pairs with text on both sides")
     skipped = f", {corpus.skipped_empty} empty pairs skipped" if corpus.skipped_empty else ""

@@ -17,9 +17,9 @@ from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.metrics.base import Metric
 from sacrebleu.significance import PairedTest
 
-from nmt import corpus, loss
+from nmt import loss
 from nmt.config import DecodeConfig
-from nmt.corpus import length_filter
+from nmt.corpus import length_filter, read_aligned
 from nmt.errors import UserError
 from nmt.translate import Translator
 
@@ -99,14 +99,6 @@ def compare(
     return out
 
 
-def read_aligned(first: Path, second: Path) -> tuple[list[str], list[str]]:
-    """Two line-aligned files, which must hold something to score."""
-    a, b = corpus.read_aligned(first, second)
-    if not a:
-        raise UserError(f"{first} is empty: nothing to score")
-    return a, b
-
-
 def score_files(
     hypothesis: Path,
     reference: Path,
@@ -115,7 +107,7 @@ def score_files(
 ) -> dict[str, Any]:
     """What `nmt evaluate bleu HYP --reference REF [--compare OTHER]` reports."""
     check_metrics(metrics)
-    hyps, refs = read_aligned(hypothesis, reference)
+    hyps, refs = read_aligned(hypothesis, reference, purpose="score")
     return _report(hyps, refs, reference, metrics, baseline, None)
 
 
@@ -132,7 +124,7 @@ def score_model(
     The report carries the translations under "hypotheses".
     """
     check_metrics(metrics, translator.recipe.data.target_lang)
-    sources, refs = read_aligned(source, reference)
+    sources, refs = read_aligned(source, reference, purpose="score")
     settings = translator.decode_config(**decode)
     start = time.perf_counter()
     hyps = translator.translate(sources, **decode)
@@ -156,7 +148,7 @@ def _report(
 ) -> dict[str, Any]:
     report: dict[str, Any] = {"sentences": len(hyps), **score(hyps, refs, metrics, target_lang)}
     if baseline is not None:
-        other, _ = read_aligned(baseline, reference)
+        other, _ = read_aligned(baseline, reference, purpose="score")
         found = compare(hyps, other, refs, metrics, target_lang)
         report["compare"] = {"baseline": str(baseline), **found}
     return report
@@ -177,7 +169,7 @@ def decode_summary(settings: DecodeConfig) -> dict[str, Any]:
 
 def perplexity(translator: Translator, source: Path, reference: Path) -> dict[str, Any]:
     """Per-token cross-entropy (nats) and perplexity of the reference given the source."""
-    sources, refs = read_aligned(source, reference)
+    sources, refs = read_aligned(source, reference, purpose="score")
     src_ids = translator.encode(sources)
     tgt_ids = translator.tgt_tokenizer.encode(refs)
     keep = length_filter([len(x) for x in src_ids], [len(y) for y in tgt_ids]).keep

@@ -112,33 +112,59 @@ def same_file(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
+class LabelledWriter:
+    """A text file whose write errors (a full disk, say) become one UserError naming it."""
+
+    def __init__(self, file: IO[str], label: str):
+        self.file, self.label = file, label
+
+    def write(self, text: str) -> None:
+        with _labelled(self.label, "writing failed"):
+            self.file.write(text)
+
+    def flush(self) -> None:
+        with _labelled(self.label, "writing failed"):
+            self.file.flush()
+
+
 @contextlib.contextmanager
-def atomic_output(path: Path, option: str) -> Iterator[IO[str]]:
+def _labelled(label: str, what: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as e:
+        raise UserError(f"{label}: {what} ({e.strerror or e})") from None
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, option: str) -> Iterator[LabelledWriter]:
     """A text file that replaces `path` only if the block finishes without an error.
 
     Until then the old file (if any) stays as it was; on an error the temporary file is
-    removed. A special file (a FIFO, a device) is written in place. An OSError (a full
-    disk, a directory without write permission) becomes a UserError naming `option`.
+    removed. A symbolic link is written through (its target is replaced, the link kept);
+    a special file (a FIFO, a device) is written in place. Failures to open, write or
+    rename (a full disk, a directory without write permission) become a UserError naming
+    `option` and the path; errors raised by the block itself pass unchanged.
     """
-    direct = not is_regular(path)
-    target = path if direct else _temporary(path)
-    try:
+    label = f"{option} {path}"
+    real = Path(os.path.realpath(path)) if path.is_symlink() else path
+    direct = not is_regular(real)
+    target = real if direct else _temporary(real)
+    with _labelled(label, "cannot be written"):
         f = target.open("w", encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"{option} {path}: cannot be written ({e.strerror})") from None
+    done = False
     try:
-        with f:
-            yield f
+        yield LabelledWriter(f, label)
+        with _labelled(label, "writing failed"):
             f.flush()
             if not direct:
                 os.fsync(f.fileno())
-        if not direct:
-            replace_durably(target, path)
-    except OSError as e:
-        if not direct:
+            f.close()
+            if not direct:
+                replace_durably(target, real)
+        done = True
+    finally:
+        if not f.closed:
+            with contextlib.suppress(OSError):  # data that could not be written is dropped
+                f.close()
+        if not done and not direct:
             target.unlink(missing_ok=True)
-        raise UserError(f"{option} {path}: writing failed ({e.strerror})") from None
-    except BaseException:
-        if not direct:
-            target.unlink(missing_ok=True)
-        raise

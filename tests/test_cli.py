@@ -8,6 +8,8 @@ existing directory, a directory that is no model, mismatched files) ends in one
 say; `nmt evaluate bleu` scores files (or translates and scores) as one JSON object with
 sacreBLEU signatures, and `nmt evaluate perplexity` reports a consistent cross-entropy
 and perplexity. One test runs the installed `nmt` console script in a real process.
+The files the CLI reads and writes (pipes, hard links, full disks) are tested in
+test_cli_files.py.
 """
 
 from __future__ import annotations
@@ -195,7 +197,7 @@ def test_translate_search_flags(runner, model_dir, translator, source_file, flag
 def test_translate_length_penalty_flag(runner, model_dir, source_file):
     result = translate(runner, model_dir, str(source_file), "--length-penalty", "1.5")
     assert result.exit_code == 0, result.output
-    assert "(alpha 1.5)" in result.stderr
+    assert "(length penalty 1.5)" in result.stderr
 
 
 def test_translate_nbest(runner, model_dir, translator, tmp_path):

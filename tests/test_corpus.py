@@ -6,7 +6,8 @@ counts or the line; empty pairs are skipped and counted; TSV and JSONL (flat and
 "translation") with their per-line errors; `datasets` directories written by
 `save_to_disk` (DatasetDict and single Dataset, flat and nested columns, split choice); an
 unreachable hub dataset fails fast offline with a hint to use local files; toy sources;
-and `length_filter`'s counts.
+`keep_empty=True` keeping empty pairs in place for every source kind; `read_aligned`'s
+`purpose` refusing empty files; and `length_filter`'s counts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from nmt import toy
 from nmt.corpus import (
     DatasetDirSource,
     FilesSource,
@@ -26,6 +28,7 @@ from nmt.corpus import (
     ToySource,
     TsvSource,
     length_filter,
+    read_aligned,
     read_corpus,
     read_lines,
 )
@@ -319,6 +322,56 @@ def test_unknown_toy_task_lists_known_ones():
 def test_unknown_toy_split():
     message = message_of(ToySource("numbers", "dev", 5))
     assert "train" in message and "valid" in message and "test" in message
+
+
+# ---------------------------------------------------------------------------- keep_empty
+
+GAPS = [("eins", "one"), ("", "two"), ("drei", ""), ("", ""), ("fünf", "five")]
+GAP_DE, GAP_EN = [d for d, _ in GAPS], [e for _, e in GAPS]
+KINDS = ["files", "gzip", "tsv", "jsonl", "dataset_dir", "hub", "toy"]
+
+
+def gaps_source(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A source of each kind holding GAPS: pairs with an empty side between full ones."""
+    rows = [{"de": d, "en": e} for d, e in GAPS]
+    if kind in ("files", "gzip"):
+        return FilesSource(write_pair(tmp_path, "t", GAP_DE, GAP_EN, gz=kind == "gzip"))
+    if kind == "tsv":
+        (tmp_path / "t.tsv").write_text("".join(f"{d}\t{e}\n" for d, e in GAPS), "utf-8")
+        return TsvSource(str(tmp_path / "t.tsv"))
+    if kind == "jsonl":
+        write_jsonl(tmp_path / "t.jsonl", rows)
+        return JsonlSource(str(tmp_path / "t.jsonl"))
+    if kind == "toy":
+        monkeypatch.setitem(toy.TASKS, "numbers", lambda split, size: list(GAPS))
+        return ToySource("numbers", "test")
+    datasets = pytest.importorskip("datasets")
+    if kind == "dataset_dir":
+        datasets.Dataset.from_dict({"de": GAP_DE, "en": GAP_EN}).save_to_disk(str(tmp_path / "ds"))
+        return DatasetDirSource(str(tmp_path / "ds"))
+    (tmp_path / "hub").mkdir()  # datasets.load_dataset on a local directory: the hub code path
+    write_jsonl(tmp_path / "hub" / "test.jsonl", [{"translation": r} for r in rows])
+    return HubSource(str(tmp_path / "hub"), "test")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_keep_empty_keeps_every_pair_in_order(tmp_path, monkeypatch, kind):
+    source = gaps_source(kind, tmp_path, monkeypatch)
+    kept = read_corpus(source, "de", "en", "data.test", keep_empty=True)
+    assert kept.source == GAP_DE and kept.target == GAP_EN
+    assert len(kept) == len(GAPS) and kept.skipped_empty == 0
+    skipped = read_corpus(source, "de", "en", "data.test")
+    assert skipped.source == ["eins", "fünf"] and skipped.target == ["one", "five"]
+    assert skipped.skipped_empty == 3
+    assert kept.origin == skipped.origin
+
+
+def test_read_aligned_with_a_purpose_refuses_empty_files(tmp_path):
+    (tmp_path / "hyp").write_text("", encoding="utf-8")
+    (tmp_path / "ref").write_text("", encoding="utf-8")
+    assert read_aligned(tmp_path / "hyp", tmp_path / "ref") == ([], [])
+    with pytest.raises(UserError, match="hyp is empty: nothing to score"):
+        read_aligned(tmp_path / "hyp", tmp_path / "ref", purpose="score")
 
 
 # ---------------------------------------------------------------------------- length filter

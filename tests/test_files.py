@@ -99,3 +99,13 @@ def test_atomic_output_on_a_full_device_is_a_user_error():
     with pytest.raises(UserError, match="--output /dev/full"):  # noqa: PT012
         with files.atomic_output(Path("/dev/full"), "--output") as f:
             f.write("x" * 100_000)
+
+
+def test_atomic_output_writes_through_a_symbolic_link(tmp_path):
+    target = tmp_path / "real.txt"
+    target.write_text("old\n")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    with files.atomic_output(link, "--output") as f:
+        f.write("new\n")
+    assert link.is_symlink() and target.read_text() == "new\n"
