@@ -10,6 +10,8 @@ are applied to the YAML before it is checked, so they get exactly the same check
 Corpus sources (`data.train`, `data.valid`, `data.test`) are described in nmt/corpus.py.
 A recipe may also name alternative sets of splits under `data.alternatives` and pick one
 with `data.use`, so that one `--set data.use=local` switches every split at once.
+Field rules (`checked`, `positive`, ...) live in nmt/recipe_fields.py; reading YAML within
+size limits, and quoting values in errors within a length, in nmt/recipe_yaml.py.
 """
 
 from __future__ import annotations
@@ -18,50 +20,31 @@ import contextlib
 import copy
 import dataclasses
 import difflib
+import itertools
 import types
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
 
-from nmt.corpus import (
-    SOURCE_KINDS,
-    FilesSource,
-    Source,
-)
+from nmt.corpus import SOURCE_KINDS, FilesSource, Source
 from nmt.errors import UserError
+from nmt.recipe_fields import check_fields, checked, fraction, non_negative, positive
+from nmt.recipe_yaml import check_size, cut, parse_yaml, read_recipe_file, shown
 
 Cell = Literal["lstm", "gru", "rnn"]
 Attention = Literal["none", "bahdanau", "luong_dot", "luong_general", "luong_concat"]
 Bridge = Literal["linear", "zeros", "copy"]
 
+# Beam search scores beam × vocabulary continuations per sentence and step, so memory and
+# time grow with the beam, while quality peaks at small beams (5-10 here) and often falls
+# for wide ones (Koehn & Knowles 2017): a beam past 100 is a mistake, not a setting.
+MAX_BEAM = 100
+
 
 # ---------------------------------------------------------------------------- sections
-
-
-def checked(default: Any, test: Callable[[Any], bool], rule: str) -> Any:
-    """A field whose value, unless None, must pass `test`; errors quote `rule`."""
-    return field(default=default, metadata={"test": test, "rule": rule})
-
-
-def positive(default: Any) -> Any:
-    return checked(default, lambda v: v > 0, "> 0")
-
-
-def non_negative(default: Any) -> Any:
-    return checked(default, lambda v: v >= 0, ">= 0")
-
-
-def fraction(default: float, low_open: bool, high_open: bool) -> Any:
-    rule = f"in {'(' if low_open else '['}0, 1{')' if high_open else ']'}"
-    return checked(
-        default,
-        lambda v: (0 < v if low_open else 0 <= v) and (v < 1 if high_open else v <= 1),
-        rule,
-    )
 
 
 @dataclass(frozen=True)
@@ -145,7 +128,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    beam_size: int = positive(5)  # 1 is greedy search
+    beam_size: int = checked(5, lambda v: 0 < v <= MAX_BEAM, f"in [1, {MAX_BEAM}]")  # 1: greedy
     length_penalty: float = non_negative(0.6)  # GNMT alpha, for length_normalization gnmt
     length_normalization: Literal["none", "average", "gnmt"] = "gnmt"
     max_length_ratio: float = positive(2.0)  # output may be this many times the source...
@@ -172,14 +155,7 @@ class Recipe:
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Read a recipe file, apply `--set key=value` overrides, check and resolve it."""
     path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such recipe file; recipes/ holds examples")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: not valid YAML: {_one_line(e)}") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text; save the recipe as UTF-8") from None
+    raw = read_recipe_file(path)
     recipe = recipe_from_dict(raw if raw is not None else {}, str(path), overrides)
     if recipe.output_dir is None:
         recipe = dataclasses.replace(recipe, output_dir=str(Path("runs") / path.stem))
@@ -192,6 +168,7 @@ def recipe_from_dict(
     """Build a checked `Recipe` from plain YAML data; `where` names it in error messages."""
     if not isinstance(raw, dict):
         raise UserError(f"{where}: a recipe is a YAML mapping of sections (data:, model:, ...)")
+    check_size(raw, where)  # before anything walks it: a YAML alias bomb walks for ever
     raw = copy.deepcopy(raw)
     for item in overrides:
         _apply_override(raw, item, where)
@@ -226,7 +203,7 @@ def parse_source(value: Any, where: str, key: str) -> Source:
     if isinstance(value, str):
         if "{lang}" not in value:
             raise UserError(
-                f"{where}: {key}: the file pattern {value!r} has no {{lang}}; write e.g. "
+                f"{where}: {key}: the file pattern {shown(value)} has no {{lang}}; write e.g. "
                 "corpus/train.{lang}.gz for corpus/train.de.gz + corpus/train.en.gz, "
                 "or {tsv: FILE} for a tab-separated file"
             )
@@ -236,7 +213,7 @@ def parse_source(value: Any, where: str, key: str) -> Source:
         if len(kinds) != 1:
             raise UserError(
                 f"{where}: {key}: a source mapping needs exactly one of "
-                f"{', '.join(SOURCE_KINDS)} (found {', '.join(map(str, value)) or 'nothing'})"
+                f"{', '.join(SOURCE_KINDS)} (found {_names(value) or 'nothing'})"
             )
         return _build(SOURCE_KINDS[kinds[0]], value, where, f"{key}.")
     raise UserError(
@@ -249,16 +226,16 @@ def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
     """Check `raw` against dataclass `cls` field by field and construct it."""
     section = prefix.rstrip(".") or "the recipe"
     if not isinstance(raw, dict):
-        raise UserError(f"{where}: {section} must be a mapping of keys, got {raw!r}")
+        raise UserError(f"{where}: {section} must be a mapping of keys, got {shown(raw)}")
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in fields(cls)}
     for key in raw:
         if key not in known:
-            hint = difflib.get_close_matches(str(key), known, n=1)
+            hint = difflib.get_close_matches(_name(key), known, n=1)
             suggestion = f" (did you mean '{prefix}{hint[0]}'?)" if hint else ""
             raise UserError(
-                f"{where}: unknown key '{prefix}{key}'{suggestion}; valid keys in {section}: "
-                f"{', '.join(known)}"
+                f"{where}: unknown key '{prefix}{_name(key)}'{suggestion}; "
+                f"valid keys in {section}: {', '.join(known)}"
             )
     values = {}
     for name, f in known.items():
@@ -269,16 +246,6 @@ def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
     built = cls(**values)
     check_fields(built, where, prefix)
     return built
-
-
-def check_fields(section: Any, where: str, prefix: str) -> None:
-    """Each field's own rule (`checked` above), for values from a recipe or given later."""
-    for f in fields(section):
-        value = getattr(section, f.name)
-        if "test" in f.metadata and value is not None and not f.metadata["test"](value):
-            raise UserError(
-                f"{where}: '{prefix}{f.name}' must be {f.metadata['rule']}, got {value!r}"
-            )
 
 
 def _check(tp: Any, value: Any, where: str, key: str) -> Any:
@@ -297,12 +264,12 @@ def _check(tp: Any, value: Any, where: str, key: str) -> Any:
     if origin is Literal:
         if value not in args:
             raise UserError(
-                f"{where}: '{key}' must be one of {', '.join(map(str, args))}, got {value!r}"
+                f"{where}: '{key}' must be one of {', '.join(map(str, args))}, got {shown(value)}"
             )
         return value
     if origin is dict:
         if not isinstance(value, dict):
-            raise UserError(f"{where}: '{key}' must be a mapping, got {value!r}")
+            raise UserError(f"{where}: '{key}' must be a mapping, got {shown(value)}")
         return value
     if tp is float and isinstance(value, str):
         # PyYAML follows YAML 1.1, which reads 1e-3 (no dot) as a string.
@@ -316,25 +283,29 @@ def _check(tp: Any, value: Any, where: str, key: str) -> Any:
     }[tp]
     if not ok:
         hint = f" (YAML reads {value} as a boolean: quote it)" if isinstance(value, bool) else ""
-        raise UserError(f"{where}: '{key}' must be {tp.__name__}, got {value!r}{hint}")
-    return float(value) if tp is float else value
+        raise UserError(f"{where}: '{key}' must be {tp.__name__}, got {shown(value)}{hint}")
+    if tp is not float:
+        return value
+    try:
+        return float(value)
+    except OverflowError:  # an int too large for a float: not a finite number either
+        raise UserError(f"{where}: '{key}' must be a finite number, got {shown(value)}") from None
 
 
 def _apply_override(raw: dict, item: str, where: str) -> None:
     key, sep, text = item.partition("=")
     key = key.strip()
+    named = f"--set {_name(item)!r}"  # the start, which names the key
     if not sep or not key:
-        raise UserError(f"--set {item!r}: write --set section.key=value, e.g. train.max_epochs=3")
-    try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError as e:
-        raise UserError(f"--set {item!r}: value is not valid YAML: {_one_line(e)}") from None
+        raise UserError(f"{named}: write --set section.key=value, e.g. train.max_epochs=3")
+    value = parse_yaml(text, named, "value is not valid YAML") if text.strip() else None
+    check_size(value, named, "the value")
     node = raw
     parts = key.split(".")
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise UserError(f"--set {item!r}: '{part}' is not a section in {where}")
+            raise UserError(f"{named}: '{_name(part)}' is not a section in {where}")
         node = child
     node[parts[-1]] = value
 
@@ -344,22 +315,21 @@ def _use_alternative(recipe: Recipe, where: str) -> Recipe:
     if data.use is None:
         return recipe
     if data.use not in data.alternatives:
-        names = ", ".join(data.alternatives) or "none defined"
         raise UserError(
-            f"{where}: data.use is {data.use!r} but data.alternatives has no such entry "
-            f"(defined: {names})"
+            f"{where}: data.use is {shown(data.use)} but data.alternatives has no such entry "
+            f"(defined: {_names(data.alternatives) or 'none defined'})"
         )
     chosen = data.alternatives[data.use]
     if not isinstance(chosen, dict):
-        raise UserError(f"{where}: data.alternatives.{data.use} must map train/valid/test")
+        raise UserError(f"{where}: data.alternatives.{_name(data.use)} must map train/valid/test")
     splits = {}
     for key, value in chosen.items():
         if key not in ("train", "valid", "test"):
             raise UserError(
-                f"{where}: unknown key 'data.alternatives.{data.use}.{key}'; "
+                f"{where}: unknown key 'data.alternatives.{_name(data.use)}.{_name(key)}'; "
                 "valid keys: train, valid, test"
             )
-        splits[key] = parse_source(value, where, f"data.alternatives.{data.use}.{key}")
+        splits[key] = parse_source(value, where, f"data.alternatives.{_name(data.use)}.{key}")
     return dataclasses.replace(recipe, data=dataclasses.replace(data, **splits))
 
 
@@ -422,5 +392,12 @@ def check_decode(d: DecodeConfig, where: str) -> None:
     check_fields(d, where, "decode.")
 
 
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split())
+def _name(key: Any) -> str:
+    """A key as typed, cut if absurdly long, for an error message."""
+    return cut(key if isinstance(key, str) else shown(key), 60)
+
+
+def _names(keys: Any) -> str:
+    """The first few keys of a mapping, comma-separated, for an error message."""
+    names = [_name(k) for k in itertools.islice(keys, 12)]
+    return ", ".join(names) + (", ..." if len(keys) > len(names) else "")

@@ -66,9 +66,7 @@ def _read(recipe: Recipe, name: str, report: Callable[[str], None]) -> Corpus | 
     data = recipe.data
     # The test split keeps every line, empty or not, so its BLEU compares with any other
     # system's on the same file; training and validation need text on both sides.
-    corpus = read_corpus(
-        source, data.source_lang, data.target_lang, key, keep_empty=name == "test"
-    )
+    corpus = read_corpus(source, data.source_lang, data.target_lang, key, keep_empty=name == "test")
     if len(corpus) == 0:
         raise UserError(f"{key}: {corpus.origin} holds no sentence pairs with text on both sides")
     skipped = f", {corpus.skipped_empty} empty pairs skipped" if corpus.skipped_empty else ""

@@ -161,13 +161,42 @@ def train_tokenizers(
 
 
 def load_tokenizers(cfg: TokenizerConfig, model_dir: Path) -> tuple[Tokenizer, Tokenizer]:
-    kind = KINDS[cfg.type]
+    """The tokenizers `nmt train` saved in `model_dir`; a missing or broken file is a UserError."""
     src_name, tgt_name = file_names(cfg)
-    for name in {src_name, tgt_name}:
-        if not (model_dir / name).is_file():
-            raise UserError(
-                f"{model_dir / name}: missing; {model_dir} is not a complete model "
-                "directory (train one with nmt train)"
-            )
-    src = kind.load(model_dir / src_name)
-    return src, (src if tgt_name == src_name else kind.load(model_dir / tgt_name))
+    src = _load(cfg.type, model_dir, src_name)
+    return src, (src if tgt_name == src_name else _load(cfg.type, model_dir, tgt_name))
+
+
+def _load(kind: str, model_dir: Path, name: str) -> Tokenizer:
+    path = model_dir / name
+    if not path.is_file():
+        raise UserError(
+            f"{path}: missing; {model_dir} is not a complete model directory "
+            "(train one with nmt train)"
+        )
+    fix = "copy the model directory again or train again"
+    try:
+        if kind == "word":
+            return WordTokenizer.load(path)
+        proto = path.read_bytes()
+        if not proto:  # SentencePiece would take it as no model at all
+            raise RuntimeError("empty")
+        tokenizer = SentencePieceTokenizer(proto)
+    except OSError as e:
+        raise UserError(f"{path}: cannot be read ({e.strerror or e}); {fix}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text, so not a word vocabulary; {fix}") from None
+    except ValueError:  # WordTokenizer: the specials are not the first lines
+        first = " ".join(SPECIALS)
+        raise UserError(
+            f"{path}: not a word vocabulary (its first lines must be {first}); {fix}"
+        ) from None
+    except RuntimeError:  # SentencePiece could not parse it
+        raise UserError(f"{path}: not a SentencePiece model; {fix}") from None
+    specials = tokenizer.vocab_size >= len(SPECIALS) and tokenizer.pieces(range(len(SPECIALS)))
+    if specials != list(SPECIALS):
+        raise UserError(
+            f"{path}: a SentencePiece model without nmt's special symbols "
+            f"({' '.join(SPECIALS)} as ids 0-3), so not one nmt trained; {fix}"
+        )
+    return tokenizer

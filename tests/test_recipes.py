@@ -1,5 +1,6 @@
 """Every recipe in recipes/ is usable: the quickstart with every cell × attention, and the
-full-size classic and Multi30k recipes at reduced size on the toy corpus.
+full-size classic and Multi30k recipes at reduced size on the toy corpus; and every variant
+of benchmarks/ablation.py makes a valid recipe of the Multi30k one.
 
 The classic recipes (Sutskever, Bahdanau, Luong) cannot train here at full size; these
 tests keep each recipe's architecture (layers, directions, cell, attention, bridge,
@@ -8,6 +9,7 @@ reversal, tokenizer kind, optimizer, schedule) and shrink only sizes and data.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,8 @@ from cli.main import app
 from nmt.config import load_recipe
 from nmt.translate import Translator
 
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "recipes"
 TOY = [
     "data.train={toy: numbers, split: train, size: 400}",
     "data.valid={toy: numbers, split: valid, size: 20}",
@@ -131,3 +134,25 @@ def test_multi30k_recipe_trains_at_reduced_size(tmp_path, path):
         "cpu",
     )
     assert load_recipe(model / "recipe.yaml").model.attention == full.model.attention
+
+
+def ablation_variants() -> dict[str, list[str]]:
+    spec = importlib.util.spec_from_file_location("ablation", ROOT / "benchmarks" / "ablation.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.VARIANTS
+
+
+@pytest.mark.parametrize("name", list(ablation_variants()))
+def test_ablation_variant_makes_a_valid_recipe(name):
+    """What benchmarks/ablation.py loads before it trains each variant (not trained here)."""
+    overrides = ablation_variants()[name]
+    recipe = load_recipe(
+        RECIPES / "multi30k_de_en.yaml",
+        ["data.use=local", *overrides, "train.max_epochs=5", f"output_dir=runs/ablation/{name}"],
+    )
+    model = recipe.model
+    assert f"model.attention={model.attention}" in overrides
+    assert model.feeds_input == name.endswith("+feed")
+    assert model.reverse_input == name.endswith("+reverse")

@@ -5,13 +5,19 @@ BPE) trains on a tiny corpus, round-trips text, tolerates a vocabulary size the 
 cannot fill, and maps unseen characters to <unk>; joint training gives one tokenizer for
 both sides, per-side training two; tokenizers saved under `file_names` load back with
 identical encodings; the word tokenizer ranks by frequency, ties alphabetically, and
-decodes by joining words; a missing tokenizer file is a `UserError` naming it.
+decodes by joining words; a missing or broken tokenizer file (junk bytes, an empty file,
+a SentencePiece model without nmt's specials, a vocab.txt not starting with them or not
+UTF-8) is a `UserError` naming it, from the library and as one `error:` line from the CLI.
 """
 
 from __future__ import annotations
 
-import pytest
+import io
 
+import pytest
+import sentencepiece as spm
+
+from cli.main import app
 from nmt import toy
 from nmt.config import TokenizerConfig
 from nmt.errors import UserError
@@ -27,6 +33,7 @@ from nmt.tokenizer import (
     load_tokenizers,
     train_tokenizers,
 )
+from nmt.translate import Translator
 
 PAIRS = toy.numbers("valid", 200)
 ENGLISH = [en for en, _ in PAIRS]
@@ -156,6 +163,75 @@ def test_missing_tokenizer_file_is_named(tmp_path, kind):
 def test_empty_model_dir(tmp_path):
     with pytest.raises(UserError, match="spm.model"):
         load_tokenizers(TokenizerConfig(), tmp_path)
+
+
+FIX = "copy the model directory again or train again"
+
+
+@pytest.mark.parametrize(
+    ("kind", "content", "words"),
+    [
+        ("sentencepiece", b"\x00junk\xffbytes, not a protobuf" * 10, "not a SentencePiece model"),
+        ("sentencepiece", b"", "not a SentencePiece model"),
+        ("word", b"the\ncat\n", "its first lines must be <pad> <unk> <s> </s>"),
+        ("word", b"", "its first lines must be"),
+        ("word", "<pad>\n<unk>\n<s>\n</s>\nGr\xfc\xdfe\n".encode("latin-1"), "not UTF-8"),
+    ],
+    ids=["spm-junk", "spm-empty", "words-no-specials", "words-empty", "words-latin1"],
+)
+@pytest.mark.parametrize("joint", [True, False])
+def test_broken_tokenizer_file_is_named(tmp_path, kind, content, words, joint):
+    cfg = TokenizerConfig(type=kind, vocab_size=50, joint=joint)
+    save(train_tokenizers(cfg, ENGLISH, GERMAN), cfg, tmp_path)
+    broken = tmp_path / file_names(cfg)[1]  # the target side's, or the joint file
+    broken.write_bytes(content)
+    with pytest.raises(UserError) as e:
+        load_tokenizers(cfg, tmp_path)
+    message = str(e.value)
+    assert message.startswith(f"{broken}: ") and words in message and FIX in message
+
+
+def test_sentencepiece_model_without_nmt_specials(tmp_path):
+    proto = io.BytesIO()  # SentencePiece's own id layout: <unk>=0, <s>=1, </s>=2, no <pad>
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(ENGLISH), model_writer=proto, vocab_size=60, minloglevel=2
+    )
+    (tmp_path / "spm.model").write_bytes(proto.getvalue())
+    with pytest.raises(UserError, match="spm.model: a SentencePiece model without nmt's special"):
+        load_tokenizers(TokenizerConfig(), tmp_path)
+
+
+def assert_one_error_line(result, *fragments: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    assert sum(x.startswith("error: ") for x in lines) == 1, result.stderr
+    line = lines[-1]  # informational lines may come before it, never after
+    assert line.startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in line, (fragment, line)
+
+
+def test_junk_sentencepiece_model_in_a_model_directory(copy_model, runner, tmp_path):
+    model = copy_model()
+    (model / "spm.model").write_bytes(b"this is not a SentencePiece model\n" * 20)
+    with pytest.raises(UserError) as e:
+        Translator.load(model, "cpu")
+    assert str(model / "spm.model") in str(e.value) and FIX in str(e.value)
+
+    source = tmp_path / "in.en"
+    source.write_text("one red dog sleeps\n", encoding="utf-8")
+    result = runner.invoke(
+        app, ["translate", str(source), "--model", str(model), "--device", "cpu"]
+    )
+    assert_one_error_line(result, str(model / "spm.model"), "not a SentencePiece model", FIX)
+    assert result.stdout == ""
+
+    reference = tmp_path / "ref.de"
+    reference.write_text("ein roter Hund schläft\n", encoding="utf-8")
+    args = ["bleu", "--model", str(model), "--source", str(source), "--reference", str(reference)]
+    result = runner.invoke(app, ["evaluate", *args, "--device", "cpu"])
+    assert_one_error_line(result, str(model / "spm.model"), "not a SentencePiece model")
 
 
 # ---------------------------------------------------------------------------- words

@@ -1,0 +1,59 @@
+"""Per-field rules of recipe sections: `checked(default, test, rule)` and its shorthands.
+
+A rule sits on a dataclass field as metadata, so each key's constraint is written once,
+beside its default; `check_fields` applies the rules to a built section, whether its values
+came from a recipe or were given later (decode options at translation time). nmt.config
+re-exports these names.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import field, fields
+from typing import Any
+
+from nmt.errors import UserError
+from nmt.recipe_yaml import shown
+
+
+def checked(default: Any, test: Callable[[Any], bool], rule: str) -> Any:
+    """A field whose value, unless None, must pass `test`; errors quote `rule`."""
+    return field(default=default, metadata={"test": test, "rule": rule})
+
+
+def positive(default: Any) -> Any:
+    return checked(default, lambda v: v > 0, "> 0")
+
+
+def non_negative(default: Any) -> Any:
+    return checked(default, lambda v: v >= 0, ">= 0")
+
+
+def fraction(default: float, low_open: bool, high_open: bool) -> Any:
+    rule = f"in {'(' if low_open else '['}0, 1{')' if high_open else ']'}"
+    return checked(
+        default,
+        lambda v: (0 < v if low_open else 0 <= v) and (v < 1 if high_open else v <= 1),
+        rule,
+    )
+
+
+def check_fields(section: Any, where: str, prefix: str) -> None:
+    """Each field's own rule (`checked` above), for values from a recipe or given later.
+
+    A ruled number must also be finite: inf passes `> 0` and NaN fails every rule unclearly.
+    """
+    for f in fields(section):
+        value = getattr(section, f.name)
+        if "test" not in f.metadata or value is None:
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UserError(
+                f"{where}: '{prefix}{f.name}' must be a finite number ({f.metadata['rule']}), "
+                f"got {value}"
+            )
+        if not f.metadata["test"](value):
+            raise UserError(
+                f"{where}: '{prefix}{f.name}' must be {f.metadata['rule']}, got {shown(value)}"
+            )
