@@ -77,7 +77,7 @@ def test_a_real_decoders_smoothed_loss_and_gradients_are_finite():
     tgt_out = torch.tensor([[4, 5, EOS], [6, EOS, PAD]])
     loss = token_nll(model(src, torch.tensor([3, 2]), tgt_in), tgt_out, 0.1)
     loss.backward()
-    assert math.isfinite(float(loss))
+    assert math.isfinite(loss.item())
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in model.parameters())
 
 
