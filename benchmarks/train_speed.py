@@ -21,9 +21,9 @@ import torch
 from nmt.batching import batch_indices, collate
 from nmt.config import load_recipe
 from nmt.data import prepare_data
-from nmt.device import pick_device
+from nmt.device import make_autocast, pick_device
 from nmt.model import build_model
-from nmt.train import OPTIMIZERS, make_autocast, train_step
+from nmt.train import OPTIMIZERS, train_step
 
 
 def main() -> None:

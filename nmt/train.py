@@ -109,10 +109,12 @@ def train(
         while stop is None:
             rows, epoch_end = next(batches)
             batch = collate(*train_ids, rows)
-            loss_sum, applied = train_step(run, batch.to(run.device), batch.target_tokens)
+            tokens = batch.target_tokens
+            step = (batch.to(run.device), tokens, run.optimizer, cfg, run.autocast)
+            loss_sum, applied = train_step(run.model, *step)
             state.step += 1
             if applied:
-                meter.add(loss_sum, batch.target_tokens, state.step)
+                meter.add(loss_sum, tokens, state.step)
             else:
                 state.skipped += 1
                 on_event(Message(f"step {state.step}: loss not finite, update skipped"))
@@ -238,16 +240,22 @@ class Meter:
         self.start = time.perf_counter()
 
 
-def train_step(run: Run, batch: Batch, tokens: int) -> tuple[torch.Tensor, bool]:
+def train_step(
+    model: Seq2Seq,
+    batch: Batch,
+    tokens: int,
+    optimizer: torch.optim.Optimizer,
+    cfg: TrainConfig,
+    autocast: contextlib.AbstractContextManager,
+) -> tuple[torch.Tensor, bool]:
     """One update: teacher-forced forward, masked cross-entropy, backward, clip, step.
 
     The loss is averaged over the batch's `tokens` real target tokens. Returns its sum
     (still on the device) and whether the update was applied: with
     train.skip_nonfinite, a NaN/inf loss or gradient skips it (this waits for the device).
     """
-    model, optimizer, cfg = run.model, run.optimizer, run.cfg
     model.train()
-    with run.autocast:
+    with autocast:
         logits = model(batch.src, batch.src_lengths, batch.tgt_in, cfg.teacher_forcing)
         loss_sum = token_nll(logits, batch.tgt_out, cfg.label_smoothing)
     (loss_sum / tokens).backward()

@@ -1,0 +1,41 @@
+"""The benchmark scripts still run against the library (they are not timed here).
+
+Benchmarks import the trainer's and translator's own functions, so a change of signature
+breaks them silently unless something runs them: each script runs once on the tiny
+quickstart recipe and must print the JSON it promises.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import QUICKSTART, ROOT, TINY, set_args
+
+
+def run(script: str, *args: str) -> str:
+    command = [sys.executable, str(ROOT / "benchmarks" / script), *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_train_speed_reports_tokens_per_second():
+    out = run(
+        "train_speed.py", str(QUICKSTART), *set_args(TINY), "--steps", "3", "--warmup", "1",
+        "--device", "cpu",
+    )  # fmt: skip
+    report = json.loads(out)
+    assert report["results"]["fp32"]["target_tokens_per_second"] > 0
+
+
+def test_decode_speed_reports_sentences_per_second(model_dir, tmp_path):
+    source = tmp_path / "src.txt"
+    source.write_text("one red dog sleeps\ni see three cats\n", encoding="utf-8")
+    out = run(
+        "decode_speed.py", "--model", str(model_dir), "--source", str(source), "--beam", "1",
+        "--beam", "2", "--repeat", "1", "--device", "cpu",
+    )  # fmt: skip
+    results = json.loads(out)["results"]
+    assert results["beam1"]["sentences_per_second"] > 0 and "beam2" in results
