@@ -314,8 +314,13 @@ class Decoder(nn.Module):
         state: DecoderState,
         teacher_forcing: float = 1.0,
         step_by_step: bool = False,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits (B, T, V) for every target position, reading tgt_in (B, T) = <s> y.
+
+        With `positions` (B, T), a boolean mask such as the real (non-padding) targets,
+        only those rows are projected: logits (N, V) in row-major order. The output layer
+        and its softmax are the largest cost of a step, and padding is a sixth of a batch.
 
         teacher_forcing < 1 is scheduled sampling (Bengio et al. 2015): at each position,
         with probability 1 - teacher_forcing, the model reads its own greedy prediction
@@ -324,7 +329,7 @@ class Decoder(nn.Module):
         emb = self.dropout(self.embed(tgt_in))  # (B, T, E)
         parallel = self.wiring.parallel and not self.input_feeding
         if parallel and teacher_forcing >= 1.0 and not step_by_step:
-            return self._forward_parallel(emb, state)
+            return self._project(self._forward_parallel(emb, state), positions)
         outputs, logits = [], []
         for t in range(tgt_in.size(1)):
             emb_t = emb[:, t]
@@ -337,11 +342,17 @@ class Decoder(nn.Module):
             if teacher_forcing < 1.0:  # the next step needs this step's prediction
                 logits.append(_never_special(self.output(out)))
         if logits:
-            return torch.stack(logits, dim=1)
-        return _never_special(self.output(torch.stack(outputs, dim=1)))  # one projection
+            found = torch.stack(logits, dim=1)  # (B, T, V)
+            return found if positions is None else found[positions]
+        return self._project(torch.stack(outputs, dim=1), positions)  # one projection
+
+    def _project(self, out: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
+        """Logits of the outputs (B, T, H) after dropout: (B, T, V), or (N, V) at `positions`."""
+        return _never_special(self.output(out if positions is None else out[positions]))
 
     def _forward_parallel(self, emb: torch.Tensor, state: DecoderState) -> torch.Tensor:
-        """Logits (B, T, V) for all positions at once from the embedded inputs emb (B, T, E).
+        """Outputs (B, T, H) for all positions at once from the embedded inputs emb (B, T, E),
+        after dropout, ready for the projection.
 
         Only for a `Wiring.parallel` wiring without input feeding: one cuDNN call for the
         RNN and one batched attention product, with the step path's modules and numbers.
@@ -350,4 +361,4 @@ class Decoder(nn.Module):
         context = None
         if self.wiring.attends:  # the query is s_i, which the RNN has just computed
             context, _ = self._attend(rnn_out, state)  # (B, T, D): one batched product
-        return _never_special(self.output(self.dropout(self._output(rnn_out, context, emb))))
+        return self.dropout(self._output(rnn_out, context, emb))

@@ -24,10 +24,11 @@ from nmt.vocab import NEVER_WRITTEN, PAD
 def token_nll(
     logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0
 ) -> torch.Tensor:
-    """Summed (label-smoothed) cross-entropy over the real tokens of target (B, T).
+    """Summed (label-smoothed) cross-entropy over the real tokens of target (B, T) or (N,).
 
-    logits (B, T, V) with -inf at `NEVER_WRITTEN`. With smoothing ε, each position costs
-    (1 - ε) · (-log p(y)) + ε · mean over the W writable tokens w of (-log p(w)).
+    logits (B, T, V) or (N, V) with -inf at `NEVER_WRITTEN`; PAD targets cost nothing.
+    With smoothing ε, each position costs (1 - ε) · (-log p(y)) + ε · mean over the W
+    writable tokens w of (-log p(w)).
     """
     flat = logits.reshape(-1, logits.size(-1)).float()  # (N, V)
     gold = target.reshape(-1)  # (N,)
@@ -58,8 +59,9 @@ def mean_nll(
         batch = collate(src_ids, tgt_ids, rows)
         tokens += batch.target_tokens
         batch = batch.to(device)
-        logits = model(batch.src, batch.src_lengths, batch.tgt_in)
-        total += float(token_nll(logits, batch.tgt_out))
+        real = batch.tgt_out != PAD
+        logits = model(batch.src, batch.src_lengths, batch.tgt_in, positions=real)
+        total += float(token_nll(logits, batch.tgt_out[real]))
     return total / max(tokens, 1), tokens
 
 

@@ -37,10 +37,12 @@ class Seq2Seq(nn.Module):
         tgt_in: torch.Tensor,
         teacher_forcing: float = 1.0,
         step_by_step: bool = False,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Teacher-forced logits (B, T, V) for targets tgt_in (B, T) = <s> y."""
+        """Teacher-forced logits (B, T, V) for targets tgt_in (B, T) = <s> y; with a mask
+        `positions` (B, T), only those rows: (N, V) (see `Decoder.forward`)."""
         state = self.encode(src, src_lengths)
-        return self.decoder(tgt_in, state, teacher_forcing, step_by_step)
+        return self.decoder(tgt_in, state, teacher_forcing, step_by_step, positions)
 
 
 def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:

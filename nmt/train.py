@@ -38,6 +38,7 @@ from nmt.model import Seq2Seq, build_model
 from nmt.run_dir import RunDir
 from nmt.tokenizer import file_names, load_tokenizers
 from nmt.translate import Translator
+from nmt.vocab import PAD
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -255,9 +256,12 @@ def train_step(
     train.skip_nonfinite, a NaN/inf loss or gradient skips it (this waits for the device).
     """
     model.train()
+    real = batch.tgt_out != PAD  # (B, T): project and score real targets only
     with autocast:
-        logits = model(batch.src, batch.src_lengths, batch.tgt_in, cfg.teacher_forcing)
-        loss_sum = token_nll(logits, batch.tgt_out, cfg.label_smoothing)
+        logits = model(
+            batch.src, batch.src_lengths, batch.tgt_in, cfg.teacher_forcing, positions=real
+        )
+        loss_sum = token_nll(logits, batch.tgt_out[real], cfg.label_smoothing)
     (loss_sum / tokens).backward()
     finite = loss_sum.isfinite()
     if cfg.clip_norm > 0:

@@ -378,3 +378,25 @@ def test_training_logits_never_offer_pad_or_bos(input_feeding):
     logits = model(src, src_lengths, tgt_in)
     assert torch.isneginf(logits[..., PAD]).all() and torch.isneginf(logits[..., BOS]).all()
     assert torch.isfinite(logits[..., 3:]).all()
+
+
+@pytest.mark.parametrize(
+    "attention, input_feeding, teacher_forcing",
+    [("luong_general", False, 1.0), ("luong_general", True, 1.0), ("bahdanau", False, 1.0),
+     ("none", False, 1.0), ("luong_dot", True, 0.5)],
+)  # fmt: skip
+def test_projecting_only_real_positions_equals_projecting_all(
+    attention, input_feeding, teacher_forcing
+):
+    # The trainer asks for the real target positions only; the rows must be those of the
+    # full (B, T, V) logits, on the parallel path, the step path and scheduled sampling.
+    model = tiny_model(attention, input_feeding=input_feeding)
+    src, src_lengths, tgt_in, tgt_out = toy_batch()
+    real = tgt_out != PAD
+    torch.manual_seed(1)
+    full = model(src, src_lengths, tgt_in, teacher_forcing)
+    torch.manual_seed(1)
+    some = model(src, src_lengths, tgt_in, teacher_forcing, positions=real)
+    assert some.shape == (int(real.sum()), TGT_VOCAB)
+    assert torch.equal(some, full[real])
+    assert torch.allclose(token_nll(some, tgt_out[real]), token_nll(full, tgt_out))
