@@ -82,7 +82,7 @@ class Run:
     translator: Translator  # decodes valid and test, as `nmt translate` would
     state: TrainerState
     on_event: Callable[[Event], None]
-    autocast: contextlib.AbstractContextManager  # bf16 on CUDA when asked, else a no-op
+    autocast: contextlib.AbstractContextManager  # bf16 when asked, else a no-op
     saved_step: int | None = None  # step of the last resumable checkpoint
 
     @property
@@ -163,8 +163,6 @@ def prepare_run(
     seed_everything(recipe.seed)
     if dev.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 matrix products on Ampere+
-    if cfg.precision == "bf16" and dev.type != "cuda":
-        on_event(Message("train.precision bf16 applies on CUDA only; training in fp32"))
 
     saved = load_tokenizers(recipe.tokenizer, run_dir.path) if resume else None
     data = prepare_data(recipe, lambda text: on_event(Message(text)), saved)
