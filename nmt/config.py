@@ -68,6 +68,7 @@ class TokenizerConfig:
     target_vocab_size: int | None = checked(None, lambda v: v > 4, "> 4")  # per side only
     model_type: Literal["unigram", "bpe"] = "unigram"  # SentencePiece algorithm
     character_coverage: float = fraction(1.0, low_open=True, high_open=False)  # SentencePiece
+    restrict_target: bool = True  # output layer over the pieces the target side uses only
 
 
 @dataclass(frozen=True)

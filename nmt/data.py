@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from nmt.config import Recipe
 from nmt.corpus import Corpus, length_filter, read_corpus
 from nmt.errors import UserError
-from nmt.tokenizer import Tokenizer, train_tokenizers
+from nmt.tokenizer import TargetSubset, Tokenizer, train_tokenizers
 
 
 @dataclass
@@ -49,9 +49,13 @@ def prepare_data(
     corpora = {name: _read(recipe, name, report) for name in ("train", "valid", "test")}
     train_text = corpora["train"]
     assert train_text is not None  # data.train is required
-    src_tok, tgt_tok = tokenizers or train_tokenizers(
-        recipe.tokenizer, train_text.source, train_text.target, recipe.seed
-    )
+    if tokenizers is None:
+        cfg = recipe.tokenizer
+        src_tok, tgt_tok = train_tokenizers(cfg, train_text.source, train_text.target, recipe.seed)
+        if cfg.restrict_target:  # the output layer covers what the target side uses
+            tgt_tok = TargetSubset.of_texts(tgt_tok, train_text.target)
+    else:
+        src_tok, tgt_tok = tokenizers
     report(f"vocabulary: {src_tok.vocab_size} source, {tgt_tok.vocab_size} target")
     train_split = _encode_train(recipe, train_text, src_tok, tgt_tok, report)
     valid = _encode(corpora["valid"], src_tok, tgt_tok)

@@ -3,7 +3,7 @@
     runs/x/
       recipe.yaml            the resolved recipe, exactly as trained
       model.safetensors      best weights (loading them runs no code)
-      spm.model | ...        tokenizers (see nmt.tokenizer.file_names)
+      spm.model | ...        tokenizers (see nmt.tokenizer.tokenizer_files)
       checkpoints/last/      weights + optimizer + trainer state, to resume (nmt.checkpoint)
       metrics.jsonl          one JSON object per evaluation
       results.json, test.hyp test-set scores and the translations they score
@@ -55,6 +55,7 @@ RUN_FILES = frozenset(
         "vocab.txt",
         "src.vocab.txt",
         "tgt.vocab.txt",
+        "target_vocab.txt",
     }
 )
 # Recipe keys that may differ when a run is resumed: limits, logging, saving, decoding.

@@ -129,7 +129,57 @@ class WordTokenizer:
         return [self.words[int(i)] for i in ids if int(i) not in (PAD, BOS, EOS)]
 
 
-Tokenizer = SentencePieceTokenizer | WordTokenizer
+class TargetSubset:
+    """A tokenizer restricted to the pieces the target side of the training data uses.
+
+    A joint vocabulary serves both languages, so about half of its pieces never occur in
+    the target language, and an output layer over all of them spends a large share of
+    every step (the output projection and its softmax are the biggest single cost of a
+    CPU training step) on tokens the model should never write. Ids here are compact:
+    0..n-1, the special symbols first and unchanged; a piece outside the subset encodes
+    as <unk>, and decoding maps back to the full tokenizer. Stored beside the tokenizer
+    as target_vocab.txt, one full id and its piece per line.
+    """
+
+    file_name = "target_vocab.txt"
+
+    def __init__(self, inner: SentencePieceTokenizer | WordTokenizer, kept: Iterable[int]):
+        self.inner = inner
+        self.kept = sorted({*range(len(SPECIALS)), *(int(i) for i in kept)})
+        self.index = {full: compact for compact, full in enumerate(self.kept)}
+        self.vocab_size = len(self.kept)
+
+    @classmethod
+    def of_texts(
+        cls, inner: SentencePieceTokenizer | WordTokenizer, texts: Sequence[str]
+    ) -> TargetSubset:
+        """The pieces `texts` use (the target side of the training split)."""
+        return cls(inner, {i for ids in inner.encode(texts) for i in ids})
+
+    @classmethod
+    def load(cls, inner: SentencePieceTokenizer | WordTokenizer, path: Path) -> TargetSubset:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        kept = [int(line.split("\t", 1)[0]) for line in lines if line]
+        if any(not 0 <= i < inner.vocab_size for i in kept):
+            raise ValueError("an id outside the tokenizer")
+        return cls(inner, kept)
+
+    def to_bytes(self) -> bytes:
+        pieces = [*SPECIALS, *self.inner.pieces(self.kept[len(SPECIALS) :])]
+        return "".join(f"{i}\t{p}\n" for i, p in zip(self.kept, pieces, strict=True)).encode()
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        index = self.index
+        return [[index.get(i, UNK) for i in ids] for ids in self.inner.encode(texts)]
+
+    def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
+        return self.inner.decode([[self.kept[int(i)] for i in x] for x in ids])
+
+    def pieces(self, ids: Sequence[int]) -> list[str]:
+        return self.inner.pieces([self.kept[int(i)] for i in ids])
+
+
+Tokenizer = SentencePieceTokenizer | WordTokenizer | TargetSubset
 KINDS: dict[str, type[SentencePieceTokenizer] | type[WordTokenizer]] = {
     "sentencepiece": SentencePieceTokenizer,
     "word": WordTokenizer,
@@ -140,6 +190,16 @@ def file_names(cfg: TokenizerConfig) -> tuple[str, str]:
     """Names of the source and target tokenizer files in a model directory."""
     name = KINDS[cfg.type].file_name
     return (name, name) if cfg.joint else (f"src.{name}", f"tgt.{name}")
+
+
+def tokenizer_files(cfg: TokenizerConfig, src: Tokenizer, tgt: Tokenizer) -> dict[str, bytes]:
+    """Every file the tokenizers need in a model directory, by name."""
+    src_name, tgt_name = file_names(cfg)
+    inner = tgt.inner if isinstance(tgt, TargetSubset) else tgt
+    files = {src_name: src.to_bytes(), tgt_name: inner.to_bytes()}
+    if isinstance(tgt, TargetSubset):
+        files[TargetSubset.file_name] = tgt.to_bytes()
+    return files
 
 
 def train_tokenizers(
@@ -164,7 +224,16 @@ def load_tokenizers(cfg: TokenizerConfig, model_dir: Path) -> tuple[Tokenizer, T
     """The tokenizers `nmt train` saved in `model_dir`; a missing or broken file is a UserError."""
     src_name, tgt_name = file_names(cfg)
     src = _load(cfg.type, model_dir, src_name)
-    return src, (src if tgt_name == src_name else _load(cfg.type, model_dir, tgt_name))
+    tgt = src if tgt_name == src_name else _load(cfg.type, model_dir, tgt_name)
+    subset = model_dir / TargetSubset.file_name
+    if not subset.is_file():  # trained with tokenizer.restrict_target: false, or before it
+        return src, tgt
+    try:
+        return src, TargetSubset.load(tgt, subset)
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise UserError(
+            f"{subset}: not a list of target ids; copy the model directory again or train again"
+        ) from None
 
 
 def _load(kind: str, model_dir: Path, name: str) -> Tokenizer:

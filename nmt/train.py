@@ -36,7 +36,7 @@ from nmt.events import Evaluation, Event, Message, Progress
 from nmt.loss import mean_nll, perplexity, token_nll
 from nmt.model import Seq2Seq, build_model
 from nmt.run_dir import RunDir
-from nmt.tokenizer import file_names, load_tokenizers
+from nmt.tokenizer import load_tokenizers, tokenizer_files
 from nmt.translate import Translator
 from nmt.vocab import PAD
 
@@ -166,8 +166,7 @@ def prepare_run(
 
     saved = load_tokenizers(recipe.tokenizer, run_dir.path) if resume else None
     data = prepare_data(recipe, lambda text: on_event(Message(text)), saved)
-    tokenizers = (data.src_tok.to_bytes(), data.tgt_tok.to_bytes())
-    run_dir.start(recipe, dict(zip(file_names(recipe.tokenizer), tokenizers, strict=True)))
+    run_dir.start(recipe, tokenizer_files(recipe.tokenizer, data.src_tok, data.tgt_tok))
 
     model = build_model(recipe.model, data.src_tok.vocab_size, data.tgt_tok.vocab_size).to(dev)
     params = sum(p.numel() for p in model.parameters())

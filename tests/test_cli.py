@@ -249,7 +249,7 @@ def test_translate_attention_out(runner, model_dir, translator, source_file, tmp
             assert sum(row) == pytest.approx(1.0, abs=1e-4)
             assert sum(row[len(r["source"]) :]) == 0.0  # nothing on padding
         # the attention belongs to the translation that was written
-        assert translator.tgt_tokenizer.sp.decode_pieces(r["target"][:-1]) == texts[i]
+        assert translator.tgt_tokenizer.inner.sp.decode_pieces(r["target"][:-1]) == texts[i]
 
 
 def test_translate_attention_out_has_one_column_per_source_piece(
@@ -298,8 +298,10 @@ def test_translate_decode_options(runner, model_dir, translator, source_file, no
         lines, beam_size=3, length_normalization=normalization, min_length=4
     )
     assert result.stdout.split("\n")[:-1] == expected
-    pieces = translator.tgt_tokenizer.encode([expected[0], expected[2]])
-    assert all(len(p) >= 4 for p in pieces)  # at least min-length tokens before </s>
+    found = translator.search(
+        lines, beam_size=3, length_normalization=normalization, min_length=4
+    )  # at least min-length tokens before </s>
+    assert all(len(f[0].target_pieces) >= 4 for f in (found[0], found[2]))
 
 
 def test_translate_refuses_to_write_over_its_input(runner, model_dir, source_file):
