@@ -133,9 +133,10 @@ def _never_special(logits: torch.Tensor) -> torch.Tensor:
     """Logits with `NEVER_WRITTEN` (<pad>, <s>) at -inf: the decoder never produces them.
 
     Applied in training, scoring and search alike, so the loss, the perplexity and the
-    search all see one distribution, over the tokens the model can actually write.
+    search all see one distribution, over the tokens the model can actually write. Fills
+    in place, without a copy of the (B, V) logits: every caller passes the fresh output of
+    the projection, which nothing else holds and whose backward does not need it.
     """
-    logits = logits.clone()
     for token in NEVER_WRITTEN:  # one fill per id: no index tensor to copy to the GPU
         logits[..., token] = float("-inf")
     return logits

@@ -175,6 +175,7 @@ def beam_search(
     history = torch.full((batch * k, 1), BOS, dtype=torch.long, device=device)
     attn_history: torch.Tensor | None = None  # (n·k, t, S)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    best_done = torch.full((batch, nbest), float("-inf"), device=device)  # finished, ranked
 
     for t in range(int(max_len.max()) + 1):
         n = scores.size(0)
@@ -206,6 +207,9 @@ def beam_search(
                 finished[sentence[i]].append(
                     Hypothesis(prefixes[e], score, None if attn is None else attn[e])
                 )
+            new = torch.full((n, k), float("-inf"), device=device)
+            new[ends[:, 0], ends[:, 1]] = ranked
+            best_done = torch.cat([best_done, new], dim=1).topk(nbest, dim=1).values
 
         # The best k extensions that do not end carry on (a stable sort keeps their order).
         keep = torch.argsort(is_eos.int(), dim=1, stable=True)[:, :k]
@@ -215,19 +219,11 @@ def beam_search(
 
         # A sentence is done when no live beam can beat its nbest-th finished hypothesis:
         # the best live one may at most keep its log-probability up to the longest length.
-        bound = normalize(scores[:, 0], max_len + 1.0, normalization, length_penalty).tolist()
-        longest = max_len.tolist()
-        live = []
-        for i in range(n):
-            done = finished[sentence[i]]
-            if t >= longest[i] or bound[i] == float("-inf"):
-                continue
-            if len(done) >= nbest and sorted(h.score for h in done)[-nbest] >= bound[i]:
-                continue
-            live.append(i)
-        if not live:
+        bound = normalize(scores[:, 0], max_len + 1.0, normalization, length_penalty)
+        done = (t >= max_len) | (bound == float("-inf")) | (best_done[:, -1] >= bound)
+        live_t = (~done).nonzero().squeeze(1)
+        if len(live_t) == 0:
             break
-        live_t = torch.tensor(live, device=device)
         rows = rows[live_t].view(-1)
         state = state.reorder(rows)
         history = torch.cat([history[rows], tokens[live_t].view(-1, 1)], dim=1)
@@ -235,6 +231,7 @@ def beam_search(
             attn_history = attn_history[rows]
         scores = scores[live_t]
         max_len = max_len[live_t]
-        sentence = [sentence[i] for i in live]
+        best_done = best_done[live_t]
+        sentence = [sentence[i] for i in live_t.tolist()]
 
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
