@@ -18,10 +18,12 @@ from cli.options import (
     LengthNormalization,
     LengthPenalty,
     MinLength,
+    Threads,
     check_not_an_input,
     check_output,
     decode_overrides,
     file_status,
+    use_threads,
 )
 from nmt import evaluate as ev
 from nmt.errors import UserError
@@ -99,9 +101,11 @@ def bleu(
         Path | None, typer.Option(help="With --model: save the translations.")
     ] = None,
     device: DeviceOption = Device.auto,
+    threads: Threads = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score a file of translations, or translate --source with --model and score that."""
+    use_threads(threads)
     names = [m.strip().lower() for m in metrics.split(",") if m.strip()]
     if (hypothesis is None) == (model is None) or (model is not None) != (source is not None):
         raise UserError("give either HYPOTHESIS, or --model and --source (not both)")
@@ -132,9 +136,11 @@ def perplexity(
     source: Annotated[Path, typer.Option("--source", "-s", help="Source sentences.")],
     reference: Annotated[Path, typer.Option("--reference", "-r", help="Their translations.")],
     device: DeviceOption = Device.auto,
+    threads: Threads = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Per-token cross-entropy and perplexity of the references under the model."""
+    use_threads(threads)
     report = ev.perplexity(Translator.load(model, device.value), source, reference)
     if as_json:
         typer.echo(json.dumps(report))

@@ -8,6 +8,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
+import torch
 import typer
 
 from nmt.errors import UserError
@@ -36,6 +37,19 @@ LengthPenalty = Annotated[
     float | None, typer.Option(help="Length penalty: the GNMT alpha (decode.length_penalty).")
 ]
 MinLength = Annotated[int | None, typer.Option(help="Tokens before </s> may end a translation.")]
+Threads = Annotated[
+    int | None,
+    typer.Option(help="CPU threads for PyTorch's operators (default: the cores it sees)."),
+]
+
+
+def use_threads(threads: int | None) -> None:
+    """Set PyTorch's intra-op threads; on a 2-core CPU more threads than cores only thrash."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise UserError(f"--threads {threads}: give 1 or more threads")
+    torch.set_num_threads(threads)
 
 
 def decode_overrides(

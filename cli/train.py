@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.errors import user_errors
-from cli.options import Device, DeviceOption
+from cli.options import Device, DeviceOption, Threads, use_threads
 from nmt.config import load_recipe
 from nmt.events import Evaluation, Event, Message, Progress
 from nmt.train import train as run_training
@@ -44,6 +44,7 @@ def train(
         Path | None, typer.Option(help="Model directory to write (default: the recipe's).")
     ] = None,
     device: DeviceOption = Device.auto,
+    threads: Threads = None,
     resume: Annotated[
         bool, typer.Option(help="Continue the training saved in the model directory.")
     ] = False,
@@ -54,6 +55,7 @@ def train(
     ] = False,
 ) -> None:
     """Train a model from a recipe and write its model directory."""
+    use_threads(threads)
     overrides = [*(set_ or []), *(["train.deterministic=true"] if deterministic else [])]
     cfg = load_recipe(recipe, overrides)
     if output_dir is not None:

@@ -20,11 +20,13 @@ from cli.options import (
     LengthNormalization,
     LengthPenalty,
     MinLength,
+    Threads,
     check_not_an_input,
     check_output,
     decode_overrides,
     file_status,
     same_path,
+    use_threads,
 )
 from nmt.corpus import decode_lines, iter_lines
 from nmt.errors import UserError
@@ -124,8 +126,10 @@ def translate(
     ] = None,
     plot_count: Annotated[int, typer.Option(help="How many lines --plot draws.")] = 10,
     device: DeviceOption = Device.auto,
+    threads: Threads = None,
 ) -> None:
     """Translate line by line: output line i answers input line i; empty gives empty."""
+    use_threads(threads)
     lines, chunk = _lines(source)  # a missing input is reported here, before any output
     decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
     _check_outputs(source, output, attention_out)
