@@ -1,10 +1,13 @@
-"""Decoding time of a trained model on a file, for several beam sizes, as JSON.
+"""Decoding time of a trained model on a file, for several beam and batch sizes, as JSON.
 
     python benchmarks/decode_speed.py --model runs/multi30k_de_en \
-        --source ../shared/data/multi30k/test_2016_flickr.de.gz --beam 1 --beam 5
+        --source ../shared/data/multi30k/test_2016_flickr.de.gz --beam 1 --beam 5 \
+        --batch-tokens 8000 --batch-tokens 2000
 
-Warms up on the first lines, then times `Translator.translate` over the whole file
-(tokenization and detokenization included) with the GPU synchronized around it.
+Warms up on the first lines, then times `Translator.search` over the whole file
+(tokenization and detokenization included) with the GPU synchronized around it, and
+reports the median of --repeat runs: sentences/s and output tokens/s (models that write
+longer outputs take more steps, so sentences/s alone can mislead).
 """
 
 from __future__ import annotations
@@ -25,6 +28,9 @@ def main() -> None:
     parser.add_argument("--model", required=True)
     parser.add_argument("--source", required=True)
     parser.add_argument("--beam", type=int, action="append")
+    parser.add_argument(
+        "--batch-tokens", type=int, action="append", help="source tokens per batch (repeatable)"
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
@@ -34,22 +40,28 @@ def main() -> None:
     cuda = translator.device.type == "cuda"
     results = {}
     for beam in args.beam or [translator.recipe.decode.beam_size]:
-        translator.translate(lines[:200], beam_size=beam)  # warm-up
-        times = []
-        for _ in range(args.repeat):
-            if cuda:
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            translator.translate(lines, beam_size=beam)
-            if cuda:
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-        best = sorted(times)[len(times) // 2]
-        results[f"beam{beam}"] = {
-            "seconds_median": round(best, 3),
-            "sentences_per_second": round(len(lines) / best, 1),
-            "runs": [round(t, 3) for t in times],
-        }
+        for batch_tokens in args.batch_tokens or [translator.recipe.decode.batch_tokens]:
+            options = {"beam_size": beam, "batch_tokens": batch_tokens}
+            translator.search(lines[:200], **options)  # warm-up
+            times = []
+            for _ in range(args.repeat):
+                if cuda:
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                found = translator.search(lines, **options)
+                if cuda:
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - start)
+            median = sorted(times)[len(times) // 2]
+            tokens = sum(len(f[0].target_pieces) + 1 for f in found if f)  # </s> counted
+            words = sum(len(f[0].text.split()) for f in found if f)
+            results[f"beam{beam}_batch{batch_tokens}"] = {
+                "seconds_median": round(median, 3),
+                "sentences_per_second": round(len(lines) / median, 1),
+                "output_tokens_per_second": round(tokens / median),
+                "mean_output_words": round(words / len(lines), 2),
+                "runs": [round(t, 3) for t in times],
+            }
     print(
         json.dumps(
             {
@@ -57,6 +69,7 @@ def main() -> None:
                 "source": args.source,
                 "sentences": len(lines),
                 "device": torch.cuda.get_device_name() if cuda else "cpu",
+                "threads": torch.get_num_threads(),
                 "results": results,
             },
             indent=1,
