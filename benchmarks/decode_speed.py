@@ -31,12 +31,34 @@ def main() -> None:
     parser.add_argument(
         "--batch-tokens", type=int, action="append", help="source tokens per batch (repeatable)"
     )
+    parser.add_argument("--precision", choices=["fp32", "bf16", "int8"], action="append")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
 
-    translator = Translator.load(args.model, args.device)
     lines = read_lines(Path(args.source))
+    results = {}
+    for precision in args.precision or ["fp32"]:
+        translator = Translator.load(args.model, args.device, precision)
+        results.update(measure(translator, lines, args, precision))
+    cuda = translator.device.type == "cuda"
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "source": args.source,
+                "sentences": len(lines),
+                "device": torch.cuda.get_device_name() if cuda else "cpu",
+                "threads": torch.get_num_threads(),
+                "results": results,
+            },
+            indent=1,
+        )
+    )
+
+
+def measure(translator: Translator, lines: list[str], args, precision: str) -> dict:
+    """{"PRECISION_beamB_batchN": timings} for each beam and batch size asked for."""
     cuda = translator.device.type == "cuda"
     results = {}
     for beam in args.beam or [translator.recipe.decode.beam_size]:
@@ -55,26 +77,14 @@ def main() -> None:
             median = sorted(times)[len(times) // 2]
             tokens = sum(len(f[0].target_pieces) + 1 for f in found if f)  # </s> counted
             words = sum(len(f[0].text.split()) for f in found if f)
-            results[f"beam{beam}_batch{batch_tokens}"] = {
+            results[f"{precision}_beam{beam}_batch{batch_tokens}"] = {
                 "seconds_median": round(median, 3),
                 "sentences_per_second": round(len(lines) / median, 1),
                 "output_tokens_per_second": round(tokens / median),
                 "mean_output_words": round(words / len(lines), 2),
                 "runs": [round(t, 3) for t in times],
             }
-    print(
-        json.dumps(
-            {
-                "model": args.model,
-                "source": args.source,
-                "sentences": len(lines),
-                "device": torch.cuda.get_device_name() if cuda else "cpu",
-                "threads": torch.get_num_threads(),
-                "results": results,
-            },
-            indent=1,
-        )
-    )
+    return results
 
 
 if __name__ == "__main__":

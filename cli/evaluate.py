@@ -18,6 +18,8 @@ from cli.options import (
     LengthNormalization,
     LengthPenalty,
     MinLength,
+    Precision,
+    PrecisionOption,
     Threads,
     check_not_an_input,
     check_output,
@@ -102,6 +104,7 @@ def bleu(
     ] = None,
     device: DeviceOption = Device.auto,
     threads: Threads = None,
+    precision: PrecisionOption = Precision.fp32,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score a file of translations, or translate --source with --model and score that."""
@@ -114,7 +117,7 @@ def bleu(
         raise UserError("--output and the decode options apply only with --model")
     _check_files(hypothesis, reference, source, compare, output)
     if model is not None:
-        translator = Translator.load(model, device.value)
+        translator = Translator.load(model, device.value, precision.value)
         with contextlib.ExitStack() as files:  # opened first: a bad --output fails fast
             out = files.enter_context(atomic_output(output, "--output")) if output else None
             report = ev.score_model(translator, source, reference, names, compare, **decode)
@@ -137,11 +140,12 @@ def perplexity(
     reference: Annotated[Path, typer.Option("--reference", "-r", help="Their translations.")],
     device: DeviceOption = Device.auto,
     threads: Threads = None,
+    precision: PrecisionOption = Precision.fp32,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Per-token cross-entropy and perplexity of the references under the model."""
     use_threads(threads)
-    report = ev.perplexity(Translator.load(model, device.value), source, reference)
+    report = ev.perplexity(Translator.load(model, device.value, precision.value), source, reference)
     if as_json:
         typer.echo(json.dumps(report))
     else:

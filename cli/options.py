@@ -21,6 +21,12 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    int8 = "int8"
+
+
 class Normalization(str, Enum):
     none = "none"
     average = "average"
@@ -37,6 +43,13 @@ LengthPenalty = Annotated[
     float | None, typer.Option(help="Length penalty: the GNMT alpha (decode.length_penalty).")
 ]
 MinLength = Annotated[int | None, typer.Option(help="Tokens before </s> may end a translation.")]
+PrecisionOption = Annotated[
+    Precision,
+    typer.Option(
+        help="Arithmetic of decoding: fp32; bf16 (fast on CPUs with AVX-512 BF16 or AMX); "
+        "int8 (CPU only: linear layers quantized)."
+    ),
+]
 Threads = Annotated[
     int | None,
     typer.Option(help="CPU threads for PyTorch's operators (default: the cores it sees)."),

@@ -20,6 +20,8 @@ from cli.options import (
     LengthNormalization,
     LengthPenalty,
     MinLength,
+    Precision,
+    PrecisionOption,
     Threads,
     check_not_an_input,
     check_output,
@@ -127,13 +129,14 @@ def translate(
     plot_count: Annotated[int, typer.Option(help="How many lines --plot draws.")] = 10,
     device: DeviceOption = Device.auto,
     threads: Threads = None,
+    precision: PrecisionOption = Precision.fp32,
 ) -> None:
     """Translate line by line: output line i answers input line i; empty gives empty."""
     use_threads(threads)
     lines, chunk = _lines(source)  # a missing input is reported here, before any output
     decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
     _check_outputs(source, output, attention_out)
-    translator = Translator.load(model, device.value)
+    translator = Translator.load(model, device.value, precision.value)
     want_attention = attention_out is not None or plot is not None
     settings = translator.search_settings(nbest, want_attention, **decode)  # before any file
     typer.echo(

@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+from typing import Literal
 
 import numpy as np
 import torch
 
 from nmt.errors import UserError
+
+Precision = Literal["fp32", "bf16", "int8"]  # int8: inference only (nmt.model.quantize_int8)
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -21,7 +24,9 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def make_autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+def make_autocast(
+    precision: Precision | str, device: torch.device
+) -> contextlib.AbstractContextManager:
     """bf16 autocast when asked (CUDA, or a CPU: fast where it has AVX-512 BF16 or AMX);
     otherwise a context that changes nothing."""
     if precision == "bf16":

@@ -35,8 +35,9 @@ def test_decode_speed_reports_sentences_per_second(model_dir, tmp_path):
     source.write_text("one red dog sleeps\ni see three cats\n", encoding="utf-8")
     out = run(
         "decode_speed.py", "--model", str(model_dir), "--source", str(source), "--beam", "1",
-        "--beam", "2", "--repeat", "1", "--device", "cpu",
+        "--beam", "2", "--repeat", "1", "--device", "cpu", "--precision", "fp32",
+        "--precision", "int8",
     )  # fmt: skip
     results = json.loads(out)["results"]
-    assert results["beam1_batch8000"]["sentences_per_second"] > 0
-    assert results["beam2_batch8000"]["output_tokens_per_second"] > 0
+    assert results["fp32_beam1_batch8000"]["sentences_per_second"] > 0
+    assert results["int8_beam2_batch8000"]["output_tokens_per_second"] > 0
