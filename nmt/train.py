@@ -32,7 +32,7 @@ from nmt.data import Data, Split, prepare_data
 from nmt.device import make_autocast, pick_device, seed_everything, set_deterministic
 from nmt.errors import UserError
 from nmt.evaluate import check_metrics, decode_summary, score
-from nmt.events import Evaluation, Event, Message, Progress
+from nmt.events import Evaluation, Event, Message, Meter, Progress
 from nmt.loss import mean_nll, perplexity, token_nll
 from nmt.model import Seq2Seq, build_model
 from nmt.run_dir import RunDir
@@ -200,42 +200,6 @@ def _trainer_state(run_dir: RunDir, saved: dict[str, Any]) -> TrainerState:
 
 
 # ---------------------------------------------------------------------------- the loop
-
-
-class Meter:
-    """Loss, target tokens and seconds of the training steps since the last `take`.
-
-    The loss sum stays on the device, and so does the first step whose loss was not
-    finite, so nothing waits for the GPU until a report is due.
-    """
-
-    def __init__(self, device: torch.device):
-        self.loss = torch.zeros((), device=device)
-        self.first_bad = torch.full((), -1, device=device)  # step of the first NaN/inf
-        self.tokens = 0
-        self.start = time.perf_counter()
-
-    def add(self, loss_sum: torch.Tensor, tokens: int, step: int) -> None:
-        self.loss += loss_sum
-        self.tokens += tokens
-        bad = ~loss_sum.isfinite() & (self.first_bad < 0)
-        self.first_bad = torch.where(bad, step, self.first_bad)
-
-    def take(self) -> tuple[float, int, float, int]:
-        """(loss per token, tokens, seconds, first non-finite step or -1); starts anew."""
-        window = (
-            float(self.loss) / max(self.tokens, 1),  # waits for the device
-            self.tokens,
-            time.perf_counter() - self.start,
-            int(self.first_bad),
-        )
-        self.loss.zero_()
-        self.tokens = 0
-        self.restart()
-        return window
-
-    def restart(self) -> None:
-        self.start = time.perf_counter()
 
 
 def train_step(
