@@ -23,7 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from nmt.errors import UserError
-from nmt.files import fsync_dir, replace_durably
+from nmt.files import fsync_dir, replace_durably, temporary_name
 
 FORMAT = "1"  # bump when a model directory written before can no longer be read
 RECIPE, WEIGHTS = "recipe.yaml", "model.safetensors"
@@ -45,7 +45,7 @@ def _tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _save_tensors(path: Path, model: torch.nn.Module) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temporary_name(path)
     save_file(_tensors(model), str(tmp), metadata={"nmt_format": FORMAT})
     umask = os.umask(0)
     os.umask(umask)
@@ -60,8 +60,8 @@ def save_weights(path: Path, model: torch.nn.Module) -> None:
     _save_tensors(path, model)
 
 
-def _header(path: Path) -> tuple[str | None, dict[str, tuple[int, ...]]]:
-    """The format version and the tensors' shapes, read from the header only."""
+def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The tensors' shapes, read from the header only, once its format version is checked."""
     if not path.is_file():
         raise UserError(f"{path}: missing; is {path.parent} a model directory from nmt train?")
     try:
@@ -75,12 +75,12 @@ def _header(path: Path) -> tuple[str | None, dict[str, tuple[int, ...]]]:
             f"{path}: written by another version of nmt (format {version}, this one reads "
             f"{FORMAT}); translate with that version or train the model again"
         )
-    return version, shapes
+    return shapes
 
 
 def check_shapes(path: Path, model: torch.nn.Module) -> None:
     """Refuse weights that do not fit `model` (which may live on the meta device)."""
-    _, shapes = _header(path)
+    shapes = _shapes(path)
     expected = {k: tuple(v.shape) for k, v in _named(model).items()}
     missing, unexpected = expected.keys() - shapes.keys(), shapes.keys() - expected.keys()
     differ = [k for k in expected if k in shapes and shapes[k] != expected[k]]

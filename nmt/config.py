@@ -20,7 +20,6 @@ import contextlib
 import copy
 import dataclasses
 import difflib
-import itertools
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -32,7 +31,7 @@ import yaml
 from nmt.corpus import SOURCE_KINDS, FilesSource, Source
 from nmt.errors import UserError
 from nmt.recipe_fields import check_fields, checked, fraction, non_negative, positive
-from nmt.recipe_yaml import check_size, cut, parse_yaml, read_recipe_file, shown
+from nmt.recipe_yaml import check_size, parse_yaml, read_recipe_file, shown, shown_key, shown_keys
 
 Cell = Literal["lstm", "gru", "rnn"]
 Attention = Literal["none", "bahdanau", "luong_dot", "luong_general", "luong_concat"]
@@ -214,7 +213,7 @@ def parse_source(value: Any, where: str, key: str) -> Source:
         if len(kinds) != 1:
             raise UserError(
                 f"{where}: {key}: a source mapping needs exactly one of "
-                f"{', '.join(SOURCE_KINDS)} (found {_names(value) or 'nothing'})"
+                f"{', '.join(SOURCE_KINDS)} (found {shown_keys(value) or 'nothing'})"
             )
         return _build(SOURCE_KINDS[kinds[0]], value, where, f"{key}.")
     raise UserError(
@@ -232,10 +231,10 @@ def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
     known = {f.name: f for f in fields(cls)}
     for key in raw:
         if key not in known:
-            hint = difflib.get_close_matches(_name(key), known, n=1)
+            hint = difflib.get_close_matches(shown_key(key), known, n=1)
             suggestion = f" (did you mean '{prefix}{hint[0]}'?)" if hint else ""
             raise UserError(
-                f"{where}: unknown key '{prefix}{_name(key)}'{suggestion}; "
+                f"{where}: unknown key '{prefix}{shown_key(key)}'{suggestion}; "
                 f"valid keys in {section}: {', '.join(known)}"
             )
     values = {}
@@ -296,7 +295,7 @@ def _check(tp: Any, value: Any, where: str, key: str) -> Any:
 def _apply_override(raw: dict, item: str, where: str) -> None:
     key, sep, text = item.partition("=")
     key = key.strip()
-    named = f"--set {_name(item)!r}"  # the start, which names the key
+    named = f"--set {shown_key(item)!r}"  # the start, which names the key
     if not sep or not key:
         raise UserError(f"{named}: write --set section.key=value, e.g. train.max_epochs=3")
     value = parse_yaml(text, named, "value is not valid YAML") if text.strip() else None
@@ -306,7 +305,7 @@ def _apply_override(raw: dict, item: str, where: str) -> None:
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise UserError(f"{named}: '{_name(part)}' is not a section in {where}")
+            raise UserError(f"{named}: '{shown_key(part)}' is not a section in {where}")
         node = child
     node[parts[-1]] = value
 
@@ -318,19 +317,21 @@ def _use_alternative(recipe: Recipe, where: str) -> Recipe:
     if data.use not in data.alternatives:
         raise UserError(
             f"{where}: data.use is {shown(data.use)} but data.alternatives has no such entry "
-            f"(defined: {_names(data.alternatives) or 'none defined'})"
+            f"(defined: {shown_keys(data.alternatives) or 'none defined'})"
         )
     chosen = data.alternatives[data.use]
     if not isinstance(chosen, dict):
-        raise UserError(f"{where}: data.alternatives.{_name(data.use)} must map train/valid/test")
+        raise UserError(
+            f"{where}: data.alternatives.{shown_key(data.use)} must map train/valid/test"
+        )
     splits = {}
     for key, value in chosen.items():
         if key not in ("train", "valid", "test"):
             raise UserError(
-                f"{where}: unknown key 'data.alternatives.{_name(data.use)}.{_name(key)}'; "
+                f"{where}: unknown key 'data.alternatives.{shown_key(data.use)}.{shown_key(key)}'; "
                 "valid keys: train, valid, test"
             )
-        splits[key] = parse_source(value, where, f"data.alternatives.{_name(data.use)}.{key}")
+        splits[key] = parse_source(value, where, f"data.alternatives.{shown_key(data.use)}.{key}")
     return dataclasses.replace(recipe, data=dataclasses.replace(data, **splits))
 
 
@@ -391,14 +392,3 @@ def _validate(r: Recipe, where: str) -> None:
 def check_decode(d: DecodeConfig, where: str) -> None:
     """Decode settings overridden at translation time get the recipe's rules."""
     check_fields(d, where, "decode.")
-
-
-def _name(key: Any) -> str:
-    """A key as typed, cut if absurdly long, for an error message."""
-    return cut(key if isinstance(key, str) else shown(key), 60)
-
-
-def _names(keys: Any) -> str:
-    """The first few keys of a mapping, comma-separated, for an error message."""
-    names = [_name(k) for k in itertools.islice(keys, 12)]
-    return ", ".join(names) + (", ..." if len(keys) > len(names) else "")

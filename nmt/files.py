@@ -34,7 +34,8 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _temporary(path: Path) -> Path:
+def temporary_name(path: Path) -> Path:
+    """Where a file is written before it is renamed over `path`: `.NAME.tmp` beside it."""
     return path.with_name(f".{path.name}.tmp")
 
 
@@ -45,7 +46,7 @@ def replace_durably(tmp: Path, path: Path) -> None:
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    tmp = _temporary(path)
+    tmp = temporary_name(path)
     with tmp.open("wb") as f:
         f.write(data)
         f.flush()
@@ -148,7 +149,7 @@ def atomic_output(path: Path, option: str) -> Iterator[LabelledWriter]:
     label = f"{option} {path}"
     real = Path(os.path.realpath(path)) if path.is_symlink() else path
     direct = not is_regular(real)
-    target = real if direct else _temporary(real)
+    target = real if direct else temporary_name(real)
     with _labelled(label, "cannot be written"):
         f = target.open("w", encoding="utf-8")
     done = False

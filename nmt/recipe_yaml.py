@@ -54,6 +54,17 @@ def cut(text: str, limit: int = MAX_SHOWN) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def shown_key(key: Any) -> str:
+    """A key as typed, cut if absurdly long, for an error message."""
+    return cut(key if isinstance(key, str) else shown(key), 60)
+
+
+def shown_keys(keys: Any) -> str:
+    """The first few keys of a mapping, comma-separated, for an error message."""
+    names = [shown_key(k) for k in itertools.islice(keys, 12)]
+    return ", ".join(names) + (", ..." if len(keys) > len(names) else "")
+
+
 def read_recipe_file(path: Path) -> Any:
     """The YAML data in recipe file `path`, refused with a `UserError` if unreadable or huge."""
     if not path.is_file():
