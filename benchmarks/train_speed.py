@@ -23,6 +23,7 @@ from nmt.config import load_recipe
 from nmt.data import prepare_data
 from nmt.device import make_autocast, pick_device
 from nmt.model import build_model
+from nmt.tokenizer import joint_ids
 from nmt.train import OPTIMIZERS, train_step
 
 
@@ -51,7 +52,8 @@ def main() -> None:
     results = {}
     for precision in args.precision or [recipe.train.precision]:
         torch.manual_seed(recipe.seed)
-        model = build_model(recipe.model, data.src_tok.vocab_size, data.tgt_tok.vocab_size)
+        sizes = data.src_tok.vocab_size, data.tgt_tok.vocab_size
+        model = build_model(recipe.model, *sizes, target_ids=joint_ids(data.tgt_tok))
         model.to(device)
         optimizer = OPTIMIZERS[recipe.train.optimizer](
             model.parameters(), lr=recipe.train.learning_rate

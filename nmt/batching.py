@@ -10,7 +10,7 @@ seed. The target is stored twice, shifted: `tgt_in = <s> y` is what the decoder 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -103,40 +103,49 @@ class EpochPosition(Protocol):
     position: int  # batches taken in the current epoch
 
 
+# epoch → that epoch's (source ids, target ids) of the training pairs (nmt.data.Data.train_ids)
+IdsForEpoch = Callable[[int], tuple[Sequence[Sequence[int]], Sequence[Sequence[int]]]]
+
+
 class EpochSchedule:
     """The training batches, epoch after epoch, from where `state` stands.
 
-    An epoch's batches depend only on (seed, epoch), so a resumed run sees the same ones.
-    Taking a batch advances `state.position`; taking an epoch's last batch rolls `state`
-    over to the next epoch. Yields (rows, epoch_end).
+    Each epoch's token ids come from `ids_for_epoch(epoch)`: the same lists every epoch,
+    or, with subword sampling, a segmentation drawn for that epoch. Its batches are cut
+    from those ids' lengths with an rng of (seed, epoch); both depend on (seed, epoch)
+    only, so a resumed run sees the same batches. Taking a batch advances
+    `state.position`; taking an epoch's last batch rolls `state` over to the next epoch,
+    whose ids and batches are made when its first batch is taken. Yields (batch,
+    epoch_end), the batch collated from its own epoch's ids.
     """
 
     def __init__(
-        self,
-        src_ids: Sequence[Sequence[int]],
-        tgt_ids: Sequence[Sequence[int]],
-        batch_tokens: int,
-        seed: int,
-        state: EpochPosition,
+        self, ids_for_epoch: IdsForEpoch, batch_tokens: int, seed: int, state: EpochPosition
     ):
-        self.lengths = [len(x) for x in src_ids], [len(y) for y in tgt_ids]
+        self.ids_for_epoch = ids_for_epoch
         self.batch_tokens, self.seed, self.state = batch_tokens, seed, state
-        self.batches = self._epoch_batches()
+        self._start_epoch()
 
-    def _epoch_batches(self) -> list[list[int]]:
-        rng = np.random.default_rng([self.seed, self.state.epoch])
-        return batch_indices(*self.lengths, self.batch_tokens, rng)
+    def _start_epoch(self) -> None:
+        self.epoch = self.state.epoch
+        self.ids = self.ids_for_epoch(self.epoch)
+        src, tgt = self.ids
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.batches = batch_indices(
+            [len(x) for x in src], [len(y) for y in tgt], self.batch_tokens, rng
+        )
 
-    def __iter__(self) -> Iterator[tuple[list[int], bool]]:
+    def __iter__(self) -> Iterator[tuple[Batch, bool]]:
         state = self.state
         while True:
+            if state.epoch != self.epoch:
+                self._start_epoch()
             rows = self.batches[state.position]
             state.position += 1
             epoch_end = state.position == len(self.batches)
             if epoch_end:
                 state.epoch, state.position = state.epoch + 1, 0
-                self.batches = self._epoch_batches()
-            yield rows, epoch_end
+            yield collate(*self.ids, rows), epoch_end
 
     @property
     def epochs_done(self) -> float:

@@ -60,6 +60,17 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class SamplingConfig:
+    """Subword regularization: SentencePiece's sampling distributions (drawn by
+    nmt.subwords), applied to the training split only."""
+
+    # unigram: smoothing exponent of the sampling distribution; bpe: BPE-dropout probability
+    alpha: float = fraction(0.1, low_open=True, high_open=False)
+    # unigram only: -1 samples from every segmentation (the lattice), n > 1 from the n best
+    nbest: int = checked(-1, lambda v: v == -1 or 1 < v <= 512, "-1 (all) or in [2, 512]")
+
+
+@dataclass(frozen=True)
 class TokenizerConfig:
     type: Literal["sentencepiece", "word"] = "sentencepiece"
     vocab_size: int = checked(8000, lambda v: v > 4, "> 4 (there are 4 special symbols)")
@@ -68,6 +79,9 @@ class TokenizerConfig:
     model_type: Literal["unigram", "bpe"] = "unigram"  # SentencePiece algorithm
     character_coverage: float = fraction(1.0, low_open=True, high_open=False)  # SentencePiece
     restrict_target: bool = True  # output layer over the pieces the target side uses only
+    # None: off; {alpha, nbest}: training segmentations sampled afresh each epoch (Kudo 2018;
+    # BPE-dropout, Provilkov et al. 2020, for model_type bpe); never for valid/test/translate
+    sampling: SamplingConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,7 @@ class ModelConfig:
     bridge: Bridge = "linear"  # copy: the encoder's final states as they are
     dropout: float = fraction(0.3, low_open=False, high_open=True)
     tie_embeddings: bool = False  # target embedding = output projection
+    share_embeddings: bool = False  # source embedding = target embedding (needs joint vocab)
     init_range: float = non_negative(0.1)  # uniform(-r, r), as Sutskever/Luong; 0: PyTorch's
 
     @property
@@ -363,6 +378,30 @@ def _validate(r: Recipe, where: str) -> None:
         (
             not m.tie_embeddings or m.embedding_size == m.hidden_size,
             "model.tie_embeddings needs model.embedding_size == model.hidden_size",
+        ),
+        (
+            not m.share_embeddings or r.tokenizer.joint,
+            "model.share_embeddings needs tokenizer.joint: true (one vocabulary for both "
+            "sides); set tokenizer.joint: true or remove model.share_embeddings",
+        ),
+        (
+            r.tokenizer.sampling is None or r.tokenizer.type == "sentencepiece",
+            "tokenizer.sampling samples subword segmentations: it needs tokenizer.type "
+            "sentencepiece (a word has one segmentation); remove tokenizer.sampling",
+        ),
+        (
+            r.tokenizer.sampling is None
+            or r.tokenizer.model_type == "unigram"
+            or r.tokenizer.sampling.nbest == -1,
+            "tokenizer.sampling.nbest applies to model_type unigram only (BPE-dropout drops "
+            "merges with probability alpha): remove tokenizer.sampling.nbest",
+        ),
+        (
+            r.tokenizer.sampling is None
+            or r.tokenizer.model_type == "unigram"
+            or r.tokenizer.sampling.alpha < 1,
+            "tokenizer.sampling.alpha is BPE-dropout's merge dropout for model_type bpe: "
+            "make it < 1 (1 would drop every merge, leaving single characters)",
         ),
         (
             m.attention != "none" or m.bridge != "zeros",

@@ -35,6 +35,7 @@ from torch import nn
 
 from nmt.attention import ATTENTION
 from nmt.config import Attention, Bridge, Cell
+from nmt.embedding import tied_output
 from nmt.encoder import RNNS, EncoderOutput
 from nmt.vocab import NEVER_WRITTEN, PAD
 
@@ -157,7 +158,10 @@ class Decoder(nn.Module):
         bridge: Bridge = "linear",
         dropout: float = 0.0,
         tie_embeddings: bool = False,
+        embedding: nn.Module | None = None,
     ):
+        """`embedding`: a target embedding to use instead of a new one: the encoder's, for
+        shared embeddings (`nmt.embedding.shared_target_embedding`)."""
         super().__init__()
         self.wiring = wiring = wiring_for(attention)
         # the config resolves the default (`ModelConfig.feeds_input`); the wiring guards it
@@ -168,7 +172,9 @@ class Decoder(nn.Module):
         self.cell = cell
         self.is_lstm = cell == "lstm"
 
-        self.embed = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD)
+        if embedding is None:
+            embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=PAD)
+        self.embed = embedding
         self.dropout = nn.Dropout(dropout)
         self.attention = ATTENTION[attention](hidden_size, memory_size) if wiring.attends else None
         rnn_input = embedding_size
@@ -194,9 +200,11 @@ class Decoder(nn.Module):
         self.bridge_c = nn.ModuleList(
             nn.Linear(memory_size, hidden_size) for _ in range(n_maps if self.is_lstm else 0)
         )
-        self.output = nn.Linear(hidden_size, vocab_size, bias=False)
-        if tie_embeddings:
-            self.output.weight = self.embed.weight
+        self.output = (
+            tied_output(self.embed, hidden_size, vocab_size)
+            if tie_embeddings
+            else nn.Linear(hidden_size, vocab_size, bias=False)
+        )
 
     # ------------------------------------------------------------------ state
 

@@ -7,12 +7,14 @@ them in three lines; `build_model(cfg, ...)` maps a `ModelConfig` onto them.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from nmt.config import ModelConfig
 from nmt.decoder import Decoder, DecoderState
+from nmt.embedding import shared_target_embedding
 from nmt.encoder import Encoder
 
 
@@ -47,7 +49,19 @@ class Seq2Seq(nn.Module):
         return self.decoder(tgt_in, state, teacher_forcing, step_by_step, positions)
 
 
-def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
+def build_model(
+    cfg: ModelConfig,
+    src_vocab_size: int,
+    tgt_vocab_size: int,
+    target_ids: Sequence[int] | None = None,
+) -> Seq2Seq:
+    """The model a `ModelConfig` describes, for these vocabulary sizes.
+
+    `target_ids`: with model.share_embeddings and a restricted target vocabulary
+    (tokenizer.TargetSubset), the joint id of each target id (`TargetSubset.kept`), so the
+    decoder can look its tokens up in the shared table. Training must pass it; loading may
+    leave it out, since the map is saved with the weights (nmt.embedding).
+    """
     encoder = Encoder(
         vocab_size=src_vocab_size,
         embedding_size=cfg.embedding_size,
@@ -58,6 +72,9 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> S
         dropout=cfg.dropout,
         reverse_input=cfg.reverse_input,
     )
+    shared = None
+    if cfg.share_embeddings:  # fairseq's --share-all-embeddings: one table, joint ids
+        shared = shared_target_embedding(encoder.embed, tgt_vocab_size, target_ids)
     decoder = Decoder(
         vocab_size=tgt_vocab_size,
         embedding_size=cfg.embedding_size,
@@ -71,6 +88,7 @@ def build_model(cfg: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> S
         bridge=cfg.bridge,
         dropout=cfg.dropout,
         tie_embeddings=cfg.tie_embeddings,
+        embedding=shared,
     )
     model = Seq2Seq(encoder, decoder)
     if cfg.init_range > 0:

@@ -20,6 +20,7 @@ import sentencepiece as spm
 
 from nmt.config import TokenizerConfig
 from nmt.errors import UserError
+from nmt.subwords import Segmenter, reachable
 from nmt.vocab import BOS, EOS, PAD, SPECIALS, UNK
 
 
@@ -81,6 +82,15 @@ class SentencePieceTokenizer:
 
     def pieces(self, ids: Sequence[int]) -> list[str]:
         return [self.sp.id_to_piece(int(i)) for i in ids]
+
+    def segmenter(self, model_type: str, alpha: float, nbest: int) -> Segmenter:
+        """A sampler of segmentations (subword regularization, nmt.subwords) for this
+        model, which was trained as `model_type` (unigram | bpe)."""
+        return Segmenter(self.sp, model_type, alpha, nbest)
+
+    def reachable(self, texts: Sequence[str]) -> set[int]:
+        """Ids of every piece that a sampled segmentation of `texts` can contain."""
+        return reachable(self.sp, texts)
 
 
 class WordTokenizer:
@@ -151,10 +161,20 @@ class TargetSubset:
 
     @classmethod
     def of_texts(
-        cls, inner: SentencePieceTokenizer | WordTokenizer, texts: Sequence[str]
+        cls,
+        inner: SentencePieceTokenizer | WordTokenizer,
+        texts: Sequence[str],
+        sampled: bool = False,
     ) -> TargetSubset:
-        """The pieces `texts` use (the target side of the training split)."""
-        return cls(inner, {i for ids in inner.encode(texts) for i in ids})
+        """The pieces `texts` use (the target side of the training split); `sampled`: also
+        every piece a sampled segmentation of them can use (`reachable`), so that
+        tokenizer.sampling never turns a training target piece into <unk>."""
+        kept = {i for ids in inner.encode(texts) for i in ids}
+        if sampled:
+            if not isinstance(inner, SentencePieceTokenizer):
+                raise TypeError("only SentencePiece segmentations are sampled")
+            kept |= inner.reachable(texts)
+        return cls(inner, kept)
 
     @classmethod
     def load(cls, inner: SentencePieceTokenizer | WordTokenizer, path: Path) -> TargetSubset:
@@ -169,8 +189,12 @@ class TargetSubset:
         return "".join(f"{i}\t{p}\n" for i, p in zip(self.kept, pieces, strict=True)).encode()
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.compact(self.inner.encode(texts))
+
+    def compact(self, rows: list[list[int]]) -> list[list[int]]:
+        """Ids of the full tokenizer → compact ids (<unk> for a piece outside the subset)."""
         index = self.index
-        return [[index.get(i, UNK) for i in ids] for ids in self.inner.encode(texts)]
+        return [[index.get(i, UNK) for i in ids] for ids in rows]
 
     def decode(self, ids: Sequence[Sequence[int]]) -> list[str]:
         return self.inner.decode([[self.kept[int(i)] for i in x] for x in ids])
@@ -184,6 +208,12 @@ KINDS: dict[str, type[SentencePieceTokenizer] | type[WordTokenizer]] = {
     "sentencepiece": SentencePieceTokenizer,
     "word": WordTokenizer,
 }
+
+
+def joint_ids(tok: Tokenizer) -> list[int] | None:
+    """The joint id of each compact target id when `tok` is a TargetSubset, else None:
+    what a model sharing one embedding table across both sides looks target tokens up by."""
+    return tok.kept if isinstance(tok, TargetSubset) else None
 
 
 def file_names(cfg: TokenizerConfig) -> tuple[str, str]:

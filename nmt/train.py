@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from nmt.batching import Batch, EpochSchedule, collate
+from nmt.batching import Batch, EpochSchedule
 from nmt.config import Recipe, TrainConfig
 from nmt.data import Data, Split, prepare_data
 from nmt.device import make_autocast, pick_device, seed_everything, set_deterministic
@@ -36,7 +36,7 @@ from nmt.events import Evaluation, Event, Message, Meter, Progress
 from nmt.loss import mean_nll, perplexity, token_nll
 from nmt.model import Seq2Seq, build_model
 from nmt.run_dir import RunDir
-from nmt.tokenizer import load_tokenizers, tokenizer_files
+from nmt.tokenizer import joint_ids, load_tokenizers, tokenizer_files
 from nmt.translate import Translator
 from nmt.vocab import PAD
 
@@ -101,15 +101,13 @@ def train(
     with RunDir.open(recipe, resume, overwrite) as run_dir:  # checked and locked
         run = prepare_run(recipe, run_dir, device, resume, on_event)
         cfg, state = run.cfg, run.state
-        train_ids = run.data.train.src_ids, run.data.train.tgt_ids
-        schedule = EpochSchedule(*train_ids, cfg.batch_tokens, recipe.seed, state)
+        schedule = EpochSchedule(run.data.train_ids, cfg.batch_tokens, recipe.seed, state)
         meter = Meter(run.device)
         started = time.perf_counter()
         batches = iter(schedule)
         stop = limit_reached(cfg, state, started)  # a resumed run may already be done
         while stop is None:
-            rows, epoch_end = next(batches)
-            batch = collate(*train_ids, rows)
+            batch, epoch_end = next(batches)  # from this epoch's ids (they may be sampled)
             tokens = batch.target_tokens
             step = (batch.to(run.device), tokens, run.optimizer, cfg, run.autocast)
             loss_sum, applied = train_step(run.model, *step)
@@ -168,7 +166,8 @@ def prepare_run(
     data = prepare_data(recipe, lambda text: on_event(Message(text)), saved)
     run_dir.start(recipe, tokenizer_files(recipe.tokenizer, data.src_tok, data.tgt_tok))
 
-    model = build_model(recipe.model, data.src_tok.vocab_size, data.tgt_tok.vocab_size).to(dev)
+    sizes = data.src_tok.vocab_size, data.tgt_tok.vocab_size
+    model = build_model(recipe.model, *sizes, target_ids=joint_ids(data.tgt_tok)).to(dev)
     params = sum(p.numel() for p in model.parameters())
     on_event(Message(f"model: {params / 1e6:.2f}M parameters on {dev}"))
     optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.learning_rate)

@@ -4,16 +4,21 @@ Checked here: every index lands in exactly one batch; a batch's padded size
 n × max(source length, target length + 1) stays within the budget unless it is a single
 pair too long for any batch; batches are cut from the length-sorted order; with an rng the
 order is shuffled, reproducibly per seed; `collate` builds `tgt_in = <s> y`,
-`tgt_out = y </s>` padded with PAD, keeps lengths and indices; `Batch.target_tokens`.
+`tgt_out = y </s>` padded with PAD, keeps lengths and indices; `Batch.target_tokens`;
+`EpochSchedule` gives each epoch the batches of (seed, epoch) collated from that epoch's
+ids (its last batch too, though the state has rolled over), continues exactly from a
+mid-epoch state, and leaves fixed ids uncopied.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 
-from nmt.batching import Batch, batch_indices, collate
+from nmt.batching import Batch, EpochSchedule, batch_indices, collate
 from nmt.vocab import BOS, EOS, PAD
 
 
@@ -221,3 +226,86 @@ def test_batches_and_collate_restore_corpus_order():
         for row, i in enumerate(batch.indices):
             rows[i] = batch.src[row, : batch.src_lengths[row]].tolist()
     assert [rows[i] for i in range(len(src_ids))] == src_ids
+
+
+# ---------------------------------------------------------------------------- EpochSchedule
+
+
+@dataclass
+class Position:
+    epoch: int = 0
+    position: int = 0
+
+
+def ids_of(epoch: int, n: int = 40) -> tuple[list[list[int]], list[list[int]]]:
+    """Ids that differ by epoch, in content and length, as sampled segmentations do."""
+    src, tgt = lengths(100 + epoch, n=n, high=12)
+    return [[10 + epoch] * k for k in src], [[20 + epoch] * k for k in tgt]
+
+
+def take(schedule: EpochSchedule, count: int) -> list[tuple[Batch, bool, int, int]]:
+    """`count` batches with epoch_end and the state after each."""
+    out, batches = [], iter(schedule)
+    for _ in range(count):
+        batch, end = next(batches)
+        out.append((batch, end, schedule.state.epoch, schedule.state.position))
+    return out
+
+
+def test_schedule_batches_are_those_of_seed_and_epoch():
+    """Each epoch: the batches `batch_indices` cuts with an rng of (seed, epoch), collated
+    from that epoch's ids, the state rolling over after its last batch."""
+    schedule = EpochSchedule(ids_of, 60, seed=3, state=Position())
+    expected = []
+    for epoch in range(3):
+        src, tgt = ids_of(epoch)
+        rng = np.random.default_rng([3, epoch])
+        rows = batch_indices([len(x) for x in src], [len(y) for y in tgt], 60, rng)
+        for k, r in enumerate(rows):
+            end = k == len(rows) - 1
+            expected.append((collate(src, tgt, r), end, epoch + end, 0 if end else k + 1))
+    found = take(schedule, len(expected))
+    for (batch, end, epoch, position), (want, want_end, want_epoch, want_position) in zip(
+        found, expected, strict=True
+    ):
+        assert torch.equal(batch.src, want.src) and torch.equal(batch.tgt_out, want.tgt_out)
+        assert batch.indices == want.indices
+        assert (end, epoch, position) == (want_end, want_epoch, want_position)
+
+
+def test_an_epochs_last_batch_comes_from_its_own_ids():
+    """The state rolls over when the last batch is taken; that batch must still hold the
+    ending epoch's ids, and the next epoch's ids are asked for once, when needed."""
+    asked = []
+
+    def ids_for_epoch(epoch):
+        asked.append(epoch)
+        return ids_of(epoch)
+
+    schedule = EpochSchedule(ids_for_epoch, 60, seed=0, state=Position())
+    per_epoch = len(schedule.batches)
+    found = take(schedule, per_epoch + 1)
+    assert asked == [0, 1]
+    last, first = found[per_epoch - 1], found[per_epoch]
+    assert last[1] and set(last[0].src[last[0].src != PAD].tolist()) == {10}
+    assert set(first[0].src[first[0].src != PAD].tolist()) == {11}
+    assert schedule.epochs_done == round(1 + 1 / len(schedule.batches), 2)
+
+
+def test_a_schedule_started_mid_epoch_continues_as_the_uninterrupted_one():
+    straight = take(EpochSchedule(ids_of, 60, 5, Position()), 30)
+    at = 11
+    epoch, position = straight[at - 1][2], straight[at - 1][3]
+    resumed = take(EpochSchedule(ids_of, 60, 5, Position(epoch, position)), 30 - at)
+    for (a, *rest_a), (b, *rest_b) in zip(straight[at:], resumed, strict=True):
+        assert a.indices == b.indices and torch.equal(a.tgt_in, b.tgt_in)
+        assert rest_a == rest_b
+
+
+def test_fixed_ids_are_never_copied():
+    """Without sampling the ids are the same lists every epoch (nothing re-encoded)."""
+    src, tgt = ids_of(0)
+    calls = []
+    schedule = EpochSchedule(lambda e: calls.append(e) or (src, tgt), 60, 0, Position())
+    take(schedule, 3 * len(schedule.batches))
+    assert schedule.ids[0] is src and schedule.ids[1] is tgt and calls == [0, 1, 2]
