@@ -31,6 +31,7 @@ import yaml
 from nmt.corpus import SOURCE_KINDS, FilesSource, Source
 from nmt.errors import UserError
 from nmt.recipe_fields import check_fields, checked, fraction, non_negative, positive
+from nmt.recipe_rules import check_recipe
 from nmt.recipe_yaml import check_size, parse_yaml, read_recipe_file, shown, shown_key, shown_keys
 
 Cell = Literal["lstm", "gru", "rnn"]
@@ -189,7 +190,7 @@ def recipe_from_dict(
         _apply_override(raw, item, where)
     recipe = _build(Recipe, raw, where, "")
     recipe = _use_alternative(recipe, where)
-    _validate(recipe, where)
+    check_recipe(recipe, where)
     return recipe
 
 
@@ -348,84 +349,6 @@ def _use_alternative(recipe: Recipe, where: str) -> Recipe:
             )
         splits[key] = parse_source(value, where, f"data.alternatives.{shown_key(data.use)}.{key}")
     return dataclasses.replace(recipe, data=dataclasses.replace(data, **splits))
-
-
-def _validate(r: Recipe, where: str) -> None:
-    """Checks that involve more than one key (each key's own rule is on its field)."""
-    m, t = r.model, r.train
-    encoder_out = m.encoder_size * m.directions
-    problems = [
-        (r.data.source_lang != r.data.target_lang, "data.source_lang equals data.target_lang"),
-        (
-            r.tokenizer.target_vocab_size is None or not r.tokenizer.joint,
-            "tokenizer.target_vocab_size needs tokenizer.joint: false (one vocabulary per side)",
-        ),
-        (
-            m.encoder_hidden_size is not None or m.hidden_size % m.directions == 0,
-            "a bidirectional encoder splits model.hidden_size over two directions: make it even "
-            "or set model.encoder_hidden_size",
-        ),
-        (
-            m.attention != "luong_dot" or encoder_out == m.hidden_size,
-            f"luong_dot scores s·h need the encoder output size ({encoder_out}) to equal "
-            f"model.hidden_size ({m.hidden_size}); use luong_general or change the sizes",
-        ),
-        (
-            m.input_feeding is not True or m.attention.startswith("luong"),
-            f"model.input_feeding feeds Luong's attentional vector back; attention "
-            f"{m.attention} has none: remove model.input_feeding",
-        ),
-        (
-            not m.tie_embeddings or m.embedding_size == m.hidden_size,
-            "model.tie_embeddings needs model.embedding_size == model.hidden_size",
-        ),
-        (
-            not m.share_embeddings or r.tokenizer.joint,
-            "model.share_embeddings needs tokenizer.joint: true (one vocabulary for both "
-            "sides); set tokenizer.joint: true or remove model.share_embeddings",
-        ),
-        (
-            r.tokenizer.sampling is None or r.tokenizer.type == "sentencepiece",
-            "tokenizer.sampling samples subword segmentations: it needs tokenizer.type "
-            "sentencepiece (a word has one segmentation); remove tokenizer.sampling",
-        ),
-        (
-            r.tokenizer.sampling is None
-            or r.tokenizer.model_type == "unigram"
-            or r.tokenizer.sampling.nbest == -1,
-            "tokenizer.sampling.nbest applies to model_type unigram only (BPE-dropout drops "
-            "merges with probability alpha): remove tokenizer.sampling.nbest",
-        ),
-        (
-            r.tokenizer.sampling is None
-            or r.tokenizer.model_type == "unigram"
-            or r.tokenizer.sampling.alpha < 1,
-            "tokenizer.sampling.alpha is BPE-dropout's merge dropout for model_type bpe: "
-            "make it < 1 (1 would drop every merge, leaving single characters)",
-        ),
-        (
-            m.attention != "none" or m.bridge != "zeros",
-            "attention none with bridge zeros would never show the decoder the source; "
-            "use bridge: linear",
-        ),
-        (
-            m.bridge != "copy"
-            or (m.encoder_layers == m.decoder_layers and encoder_out == m.hidden_size),
-            "bridge copy hands each encoder layer's final state to the same decoder layer: it "
-            "needs equal layer counts and encoder output size == model.hidden_size",
-        ),
-        (
-            r.data.valid is not None or (t.patience == 0 and t.lr_schedule != "plateau"),
-            "train.patience and lr_schedule plateau watch valid BLEU: set data.valid",
-        ),
-        (
-            t.max_epochs is not None or t.max_steps is not None or t.max_minutes is not None,
-            "set at least one of train.max_epochs, train.max_steps, train.max_minutes",
-        ),
-    ]
-    for ok, message in problems:
-        if not ok:
-            raise UserError(f"{where}: {message}")
 
 
 def check_decode(d: DecodeConfig, where: str) -> None:
