@@ -29,6 +29,7 @@ FORMAT = "1"  # bump when a model directory written before can no longer be read
 RECIPE, WEIGHTS = "recipe.yaml", "model.safetensors"
 LAST = Path("checkpoints") / "last"
 OPTIMIZER, TRAINER = "optimizer.pt", "trainer.json"
+AVERAGE = "average.safetensors"  # checkpoints/last: the weights' moving average (ema.py)
 
 
 def _named(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -113,8 +114,10 @@ def save_last(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     trainer_state: dict[str, Any],
+    average: torch.nn.Module | None = None,
 ) -> None:
-    """Everything needed to continue training exactly where it stopped.
+    """Everything needed to continue training exactly where it stopped; `average`: the
+    moving average of the weights (train.ema_decay), saved beside them.
 
     Written into last.tmp, then last → last.old, last.tmp → last, last.old removed: at any
     moment one complete checkpoint exists (load_last falls back to last.old).
@@ -125,6 +128,8 @@ def save_last(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     _save_tensors(tmp / WEIGHTS, model)
+    if average is not None:
+        _save_tensors(tmp / AVERAGE, average)
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -151,14 +156,23 @@ def load_last(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     device: torch.device,
+    average: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Restore model, optimizer, scheduler and random state; return the trainer state."""
+    """Restore model, optimizer, scheduler, random state and, if asked, the weight
+    average; return the trainer state."""
     last = run_dir / LAST
     if not (last / TRAINER).is_file() and (last.with_name("last.old") / TRAINER).is_file():
         last = last.with_name("last.old")  # a crash between the two renames of save_last
     if not (last / TRAINER).is_file():
         raise UserError(f"{run_dir}: no checkpoints/last to resume from; train without --resume")
     load_weights(last / WEIGHTS, model, device)
+    if average is not None:
+        if not (last / AVERAGE).is_file():
+            raise UserError(
+                f"{last}: has no {AVERAGE} (this run was saved without train.ema_decay); "
+                "remove train.ema_decay to resume it, or --overwrite to start over"
+            )
+        load_weights(last / AVERAGE, average, device)
     damaged = "the checkpoint is damaged; --overwrite starts the training over"
     try:
         saved = torch.load(last / OPTIMIZER, map_location=device, weights_only=True)

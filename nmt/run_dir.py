@@ -203,11 +203,15 @@ class RunDir:
     def load_best(self, model: torch.nn.Module, device: torch.device) -> None:
         checkpoint.load_weights(self.path / WEIGHTS, model, device)
 
-    def save_last(self, model, optimizer, scheduler, trainer_state: dict[str, Any]) -> None:
-        checkpoint.save_last(self.path, model, optimizer, scheduler, trainer_state)
+    def save_last(
+        self, model, optimizer, scheduler, trainer_state: dict[str, Any], average=None
+    ) -> None:
+        checkpoint.save_last(self.path, model, optimizer, scheduler, trainer_state, average)
 
-    def load_last(self, model, optimizer, scheduler, device: torch.device) -> dict[str, Any]:
-        return checkpoint.load_last(self.path, model, optimizer, scheduler, device)
+    def load_last(
+        self, model, optimizer, scheduler, device: torch.device, average=None
+    ) -> dict[str, Any]:
+        return checkpoint.load_last(self.path, model, optimizer, scheduler, device, average)
 
     def write_results(self, results: dict[str, Any], hypotheses: list[str] | None) -> None:
         if hypotheses is not None:

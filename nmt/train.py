@@ -30,6 +30,7 @@ from nmt.batching import Batch, EpochSchedule
 from nmt.config import Recipe, TrainConfig
 from nmt.data import Data, Split, prepare_data
 from nmt.device import make_autocast, pick_device, seed_everything, set_deterministic
+from nmt.ema import WeightAverage
 from nmt.errors import UserError
 from nmt.evaluate import check_metrics, decode_summary, score
 from nmt.events import Evaluation, Event, Message, Meter, Progress
@@ -83,6 +84,7 @@ class Run:
     state: TrainerState
     on_event: Callable[[Event], None]
     autocast: contextlib.AbstractContextManager  # bf16 when asked, else a no-op
+    average: WeightAverage | None = None  # train.ema_decay: what is evaluated and kept
     saved_step: int | None = None  # step of the last resumable checkpoint
 
     @property
@@ -114,6 +116,8 @@ def train(
             state.step += 1
             if applied:
                 meter.add(loss_sum, tokens, state.step)
+                if run.average is not None:
+                    run.average.update(run.model, state.step - state.skipped)
             else:
                 state.skipped += 1
                 on_event(Message(f"step {state.step}: loss not finite, update skipped"))
@@ -174,17 +178,21 @@ def prepare_run(
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="max", factor=cfg.lr_decay, patience=cfg.lr_patience
     )
+    average = None if cfg.ema_decay is None else WeightAverage(model, cfg.ema_decay)
     state, saved_step = TrainerState(), None
     if resume:
-        state = _trainer_state(run_dir, run_dir.load_last(model, optimizer, scheduler, dev))
+        kept = average.model if average is not None else None
+        state = _trainer_state(run_dir, run_dir.load_last(model, optimizer, scheduler, dev, kept))
         saved_step = state.step
         run_dir.resume_metrics(state.step)
         on_event(Message(f"resumed at step {state.step}, epoch {state.epoch}"))
-    translator = Translator(model, recipe, data.src_tok, data.tgt_tok, dev)
+    # valid and test decode, and model.safetensors keeps, the average when there is one
+    evaluated = model if average is None else average.model
+    translator = Translator(evaluated, recipe, data.src_tok, data.tgt_tok, dev)
     autocast = make_autocast(cfg.precision, dev)
     return Run(
         recipe, run_dir, dev, data, model, optimizer, scheduler, translator, state, on_event,
-        autocast, saved_step,
+        autocast, average, saved_step,
     )  # fmt: skip
 
 
@@ -308,7 +316,7 @@ def evaluate_and_save(run: Run, epochs_done: float) -> None:
             Evaluation(state.step, epochs_done, loss, ppl, bleu, state.best_bleu, improved)
         )
     if improved:
-        run.run_dir.save_best(run.model)
+        run.run_dir.save_best(run.translator.model)  # the weight average, with ema_decay
     entry.update(
         learning_rate=run.optimizer.param_groups[0]["lr"],
         train_tokens_per_second=round(state.train_tokens / max(state.train_seconds, 1e-9)),
@@ -322,7 +330,8 @@ def evaluate_and_save(run: Run, epochs_done: float) -> None:
 def save_checkpoint(run: Run) -> None:
     """checkpoints/last: weights, optimizer, schedule, random state, trainer position."""
     state = dataclasses.asdict(run.state)
-    run.run_dir.save_last(run.model, run.optimizer, run.scheduler, state)
+    average = run.average.model if run.average is not None else None
+    run.run_dir.save_last(run.model, run.optimizer, run.scheduler, state, average)
     run.saved_step = run.state.step
 
 
