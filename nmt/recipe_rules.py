@@ -79,7 +79,8 @@ def check_recipe(r: Recipe, where: str) -> None:
         ),
         (
             r.data.valid is not None or (t.patience == 0 and t.lr_schedule != "plateau"),
-            "train.patience and lr_schedule plateau watch valid BLEU: set data.valid",
+            "train.patience and lr_schedule plateau watch the valid split (train.best_metric): "
+            "set data.valid",
         ),
         (
             t.max_epochs is not None or t.max_steps is not None or t.max_minutes is not None,

@@ -32,10 +32,11 @@ from nmt.data import Data, Split, prepare_data
 from nmt.device import make_autocast, pick_device, seed_everything, set_deterministic
 from nmt.ema import WeightAverage
 from nmt.errors import UserError
-from nmt.evaluate import check_metrics, decode_summary, score
+from nmt.evaluate import check_metrics, score
 from nmt.events import Evaluation, Event, Message, Meter, Progress
 from nmt.loss import mean_nll, perplexity, token_nll
 from nmt.model import Seq2Seq, build_model
+from nmt.results import score_test
 from nmt.run_dir import RunDir
 from nmt.tokenizer import joint_ids, load_tokenizers, tokenizer_files
 from nmt.translate import Translator
@@ -59,10 +60,11 @@ class TrainerState:
     step: int = 0
     epoch: int = 0  # completed epochs
     position: int = 0  # batches done in the current epoch
-    best_bleu: float = -1.0
+    best_bleu: float = -1.0  # valid scores of the best evaluation by train.best_metric
+    best_chrf: float = -1.0
     best_loss: float = math.inf
     best_step: int = 0
-    bad_evals: int = 0  # evaluations since valid BLEU last improved
+    bad_evals: int = 0  # evaluations since train.best_metric last improved
     last_eval_step: int = -1
     train_seconds: float = 0.0  # time in training steps only, evaluation excluded
     train_tokens: int = 0
@@ -175,8 +177,9 @@ def prepare_run(
     params = sum(p.numel() for p in model.parameters())
     on_event(Message(f"model: {params / 1e6:.2f}M parameters on {dev}"))
     optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.learning_rate)
+    mode = "min" if cfg.best_metric == "loss" else "max"  # plateau follows best_metric
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", factor=cfg.lr_decay, patience=cfg.lr_patience
+        optimizer, mode=mode, factor=cfg.lr_decay, patience=cfg.lr_patience
     )
     average = None if cfg.ema_decay is None else WeightAverage(model, cfg.ema_decay)
     state, saved_step = TrainerState(), None
@@ -283,7 +286,8 @@ def limit_reached(cfg: TrainConfig, state: TrainerState, started: float) -> str 
     if cfg.max_minutes is not None and time.perf_counter() - started >= 60 * cfg.max_minutes:
         return f"{cfg.max_minutes} minutes"
     if cfg.patience and state.bad_evals >= cfg.patience:
-        return f"no better valid BLEU in {cfg.patience} evaluations"
+        name = {"bleu": "BLEU", "chrf": "chrF", "loss": "loss"}[cfg.best_metric]
+        return f"no better valid {name} in {cfg.patience} evaluations"
     return None
 
 
@@ -291,7 +295,8 @@ def limit_reached(cfg: TrainConfig, state: TrainerState, started: float) -> str 
 
 
 def evaluate_and_save(run: Run, epochs_done: float) -> None:
-    """Valid loss, perplexity and greedy BLEU; keep the best weights; metrics; checkpoint.
+    """Valid loss, perplexity, BLEU and chrF (greedy, or train.valid_beam); keep the best
+    weights by train.best_metric; metrics; checkpoint.
 
     metrics.jsonl is appended before the checkpoint is saved: a run killed in between
     resumes from the checkpoint before, drops this entry and evaluates this step again.
@@ -302,16 +307,18 @@ def evaluate_and_save(run: Run, epochs_done: float) -> None:
     improved = True  # no valid split: the latest weights are the ones to keep
     if valid is not None:
         with run.autocast:
-            loss, bleu = _validate(run.translator, valid, cfg.batch_tokens)
-        # Better BLEU wins; at equal BLEU (say 0 early on), lower loss does.
-        improved = (bleu, -loss) > (state.best_bleu, -state.best_loss)
+            scores = _validate(run.translator, valid, cfg.batch_tokens, cfg.valid_beam)
+        loss, bleu = scores["loss"], scores["bleu"]
+        improved = _improves(cfg.best_metric, scores, state)
         state.bad_evals = 0 if improved else state.bad_evals + 1
         if improved:
-            state.best_bleu, state.best_loss, state.best_step = bleu, loss, state.step
+            state.best_bleu, state.best_chrf = bleu, scores["chrf"]
+            state.best_loss, state.best_step = loss, state.step
         if cfg.lr_schedule == "plateau":
-            run.scheduler.step(bleu)
+            run.scheduler.step(scores[cfg.best_metric])
         ppl = perplexity(loss)
         entry.update(valid_loss=round(loss, 4), valid_ppl=round(ppl, 3), valid_bleu=bleu)
+        entry.update(valid_chrf=scores["chrf"])
         run.on_event(
             Evaluation(state.step, epochs_done, loss, ppl, bleu, state.best_bleu, improved)
         )
@@ -335,57 +342,23 @@ def save_checkpoint(run: Run) -> None:
     run.saved_step = run.state.step
 
 
-def _validate(translator: Translator, valid: Split, batch_tokens: int) -> tuple[float, float]:
-    """Per-token valid loss (no label smoothing) and greedy BLEU, on whole sources."""
+def _validate(
+    translator: Translator, valid: Split, batch_tokens: int, beam: int
+) -> dict[str, float]:
+    """Per-token valid loss (no label smoothing), BLEU and chrF of a search with `beam`
+    (1: greedy), on whole sources."""
     model, device = translator.model, translator.device
     loss, _ = mean_nll(model, valid.src_ids, valid.tgt_ids, batch_tokens, device)
-    hyps = translator.translate(valid.sources, beam_size=1)
+    hyps = translator.translate(valid.sources, beam_size=beam)
     lang = translator.recipe.data.target_lang
-    return loss, score(hyps, valid.references, ["bleu"], lang)["bleu"]["score"]
+    scores = score(hyps, valid.references, ["bleu", "chrf"], lang)
+    return {"loss": loss, "bleu": scores["bleu"]["score"], "chrf": scores["chrf"]["score"]}
 
 
-# ---------------------------------------------------------------------------- test
-
-
-def score_test(run: Run, epochs_done: float) -> dict[str, Any]:
-    """Training summary and, with a test split, its scores with the best weights.
-
-    Every line of the test set is translated and scored (an empty source gives an empty
-    hypothesis), through `Translator`, the same path `nmt translate` takes. The summary
-    is written to results.json and returned.
-    """
-    state, device, test_split = run.state, run.device, run.data.test
-    results: dict[str, Any] = {
-        "steps": state.step,
-        "epochs": epochs_done,
-        "train_seconds": round(state.train_seconds, 1),
-        "train_tokens_per_second": round(state.train_tokens / max(state.train_seconds, 1e-9)),
-        "best_step": state.best_step,
-        "valid_bleu": state.best_bleu if state.best_bleu >= 0 else None,
-        "skipped_updates": state.skipped,
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-    }
-    hyps = None
-    if test_split is not None:
-        translator = run.translator
-        run.run_dir.load_best(translator.model, device)
-        settings = translator.decode_config()
-        cut_before = translator.truncated
-        start = time.perf_counter()
-        hyps = translator.translate(test_split.source)
-        seconds = time.perf_counter() - start
-        lang = run.recipe.data.target_lang
-        scores = score(hyps, test_split.target, ["bleu", "chrf"], lang)
-        results = {
-            "bleu": scores["bleu"]["score"],
-            "chrf": scores["chrf"]["score"],
-            "signature": {name: s["signature"] for name, s in scores.items()},
-            "beam_size": settings.beam_size,
-            "decode": decode_summary(settings),
-            "test_sentences": len(hyps),
-            "test_truncated": translator.truncated - cut_before,
-            "test_translate_seconds": round(seconds, 2),
-            **results,
-        }
-    run.run_dir.write_results(results, hyps)
-    return results
+def _improves(metric: str, scores: dict[str, float], state: TrainerState) -> bool:
+    """Whether this evaluation beats the best so far by train.best_metric. For BLEU or
+    chrF, a tie (say 0 early on) goes to the lower loss."""
+    if metric == "loss":
+        return scores["loss"] < state.best_loss
+    best = state.best_bleu if metric == "bleu" else state.best_chrf
+    return (scores[metric], -scores["loss"]) > (best, -state.best_loss)

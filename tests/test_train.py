@@ -331,7 +331,9 @@ def test_patience_stops_when_valid_bleu_stalls(tmp_path, make_recipe, monkeypatc
     # Valid BLEU falls after the first evaluation: with patience 2, training stops at
     # the third evaluation, long before max_steps, and keeps the first one's weights.
     scores = iter([10.0, 5.0, 4.0, 3.0, 2.0, 1.0])
-    monkeypatch.setattr(nmt.train, "_validate", lambda *args: (2.0, next(scores)))
+    monkeypatch.setattr(
+        nmt.train, "_validate", lambda *args: {"loss": 2.0, "bleu": next(scores), "chrf": 0.0}
+    )
     out = tmp_path / "run"
     events = []
     recipe = make_recipe(out, "train.max_steps=100", "train.eval_every=2", "train.patience=2")
@@ -348,7 +350,9 @@ def test_patience_stops_when_valid_bleu_stalls(tmp_path, make_recipe, monkeypatc
 
 
 def test_without_patience_a_stalled_bleu_does_not_stop(tmp_path, make_recipe, monkeypatch):
-    monkeypatch.setattr(nmt.train, "_validate", lambda *args: (2.0, 0.0))
+    monkeypatch.setattr(
+        nmt.train, "_validate", lambda *args: {"loss": 2.0, "bleu": 0.0, "chrf": 0.0}
+    )
     out = tmp_path / "run"
     r = train(make_recipe(out, "train.max_steps=8", "train.eval_every=2"), device="cpu")
     assert r["steps"] == 8

@@ -1,0 +1,59 @@
+"""The end of a training run: the test split, translated with the best weights, scored,
+and the run's summary written to results.json (nmt.train calls `score_test` last).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from nmt.evaluate import decode_summary, score
+
+if TYPE_CHECKING:
+    from nmt.train import Run
+
+
+def score_test(run: Run, epochs_done: float) -> dict[str, Any]:
+    """Training summary and, with a test split, its scores with the best weights.
+
+    Every line of the test set is translated and scored (an empty source gives an empty
+    hypothesis), through `Translator`, the same path `nmt translate` takes. The summary
+    is written to results.json and returned.
+    """
+    state, device, test_split = run.state, run.device, run.data.test
+    results: dict[str, Any] = {
+        "steps": state.step,
+        "epochs": epochs_done,
+        "train_seconds": round(state.train_seconds, 1),
+        "train_tokens_per_second": round(state.train_tokens / max(state.train_seconds, 1e-9)),
+        "best_step": state.best_step,
+        "valid_bleu": state.best_bleu if state.best_bleu >= 0 else None,
+        "skipped_updates": state.skipped,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+    }
+    hyps = None
+    if test_split is not None:
+        translator = run.translator
+        run.run_dir.load_best(translator.model, device)
+        settings = translator.decode_config()
+        cut_before = translator.truncated
+        start = time.perf_counter()
+        hyps = translator.translate(test_split.source)
+        seconds = time.perf_counter() - start
+        lang = run.recipe.data.target_lang
+        scores = score(hyps, test_split.target, ["bleu", "chrf"], lang)
+        results = {
+            "bleu": scores["bleu"]["score"],
+            "chrf": scores["chrf"]["score"],
+            "signature": {name: s["signature"] for name, s in scores.items()},
+            "beam_size": settings.beam_size,
+            "decode": decode_summary(settings),
+            "test_sentences": len(hyps),
+            "test_truncated": translator.truncated - cut_before,
+            "test_translate_seconds": round(seconds, 2),
+            **results,
+        }
+    run.run_dir.write_results(results, hyps)
+    return results
