@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import evaluate, train, translate
+from cli import average, evaluate, train, translate
 
 app = typer.Typer(
     help="Recurrent neural machine translation: train a recipe, translate, evaluate.",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 app.command("train")(train.train)
 app.command("translate")(translate.translate)
+app.command("average")(average.average)
 app.add_typer(evaluate.app, name="evaluate")
 
 

@@ -27,7 +27,8 @@ from nmt.files import fsync_dir, replace_durably, temporary_name
 
 FORMAT = "1"  # bump when a model directory written before can no longer be read
 RECIPE, WEIGHTS = "recipe.yaml", "model.safetensors"
-LAST = Path("checkpoints") / "last"
+KEPT = Path("checkpoints")  # step-N.safetensors: the last train.keep_checkpoints evaluations
+LAST = KEPT / "last"
 OPTIMIZER, TRAINER = "optimizer.pt", "trainer.json"
 AVERAGE = "average.safetensors"  # checkpoints/last: the weights' moving average (ema.py)
 
@@ -46,8 +47,13 @@ def _tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _save_tensors(path: Path, model: torch.nn.Module) -> None:
+    save_tensor_file(path, _tensors(model))
+
+
+def save_tensor_file(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Named CPU tensors → a safetensors file with the format version, durably."""
     tmp = temporary_name(path)
-    save_file(_tensors(model), str(tmp), metadata={"nmt_format": FORMAT})
+    save_file(tensors, str(tmp), metadata={"nmt_format": FORMAT})
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # safetensors creates 0600; make it like every other file
@@ -100,6 +106,30 @@ def load_weights(path: Path, model: torch.nn.Module, device: torch.device | str 
     except (SafetensorError, OSError) as e:
         raise UserError(f"{path}: not a readable safetensors file ({e})") from None
     model.load_state_dict(tensors, strict=False)
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """A weights file of this nmt format, as named CPU tensors."""
+    _shapes(path)  # exists, readable, this format
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise UserError(f"{path}: not a readable safetensors file ({e})") from None
+
+
+def step_file(step: int) -> str:
+    """The name of the weights kept from the evaluation at `step` (train.keep_checkpoints)."""
+    return f"step-{step:08d}.safetensors"
+
+
+def kept_checkpoints(run_dir: Path) -> list[Path]:
+    """The kept evaluation weights of a model directory, oldest step first."""
+    found = []
+    for path in (run_dir / KEPT).glob("step-*.safetensors"):
+        digits = path.name.removeprefix("step-").removesuffix(".safetensors")
+        if digits.isdigit():
+            found.append((int(digits), path))
+    return [path for _, path in sorted(found)]
 
 
 def has_last(run_dir: Path) -> bool:

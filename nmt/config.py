@@ -142,6 +142,7 @@ class TrainConfig:
     deterministic: bool = False  # deterministic kernels only (slower on CUDA); bit-exact reruns
     # None: off; d: evaluate, choose and save an average of the weights, avg ← d·avg + (1−d)·w
     ema_decay: float | None = checked(None, lambda v: 0 <= v < 1, "in [0, 1)")
+    keep_checkpoints: int = non_negative(0)  # keep the last N evaluations' weights (nmt average)
     valid_beam: int = checked(1, lambda v: 0 < v <= MAX_BEAM, f"in [1, {MAX_BEAM}]")  # 1: greedy
     # what chooses the best model and drives patience and lr_schedule plateau
     best_metric: Literal["bleu", "chrf", "loss"] = "bleu"

@@ -40,23 +40,19 @@ RECIPE, WEIGHTS, METRICS, RESULTS, TEST_HYP = (
     "results.json",
     "test.hyp",
 )
+# The tokenizer files a model directory may hold (nmt.tokenizer.file_names, TargetSubset).
+TOKENIZER_FILES = (
+    "spm.model",
+    "src.spm.model",
+    "tgt.spm.model",
+    "vocab.txt",
+    "src.vocab.txt",
+    "tgt.vocab.txt",
+    "target_vocab.txt",
+)
 # What a training run writes into its directory; --overwrite removes these and nothing else.
 RUN_FILES = frozenset(
-    {
-        RECIPE,
-        WEIGHTS,
-        METRICS,
-        RESULTS,
-        TEST_HYP,
-        "checkpoints",
-        "spm.model",
-        "src.spm.model",
-        "tgt.spm.model",
-        "vocab.txt",
-        "src.vocab.txt",
-        "tgt.vocab.txt",
-        "target_vocab.txt",
-    }
+    {RECIPE, WEIGHTS, METRICS, RESULTS, TEST_HYP, "checkpoints", *TOKENIZER_FILES}
 )
 # Recipe keys that may differ when a run is resumed: limits, logging, saving, decoding.
 RESUMABLE = (
@@ -68,6 +64,7 @@ RESUMABLE = (
     "train.patience",
     "train.log_every",
     "train.save_every",
+    "train.keep_checkpoints",
     "train.skip_nonfinite",
     "decode.",
 )
@@ -187,8 +184,12 @@ class RunDir:
         files.write_text(self.path / RECIPE, recipe_to_yaml(recipe))
 
     def resume_metrics(self, step: int) -> None:
-        """Keep only the evaluations up to the resumed step: a run killed after writing an
-        evaluation but before saving its checkpoint evaluates that step again."""
+        """Keep only the evaluations (metrics and kept weights) up to the resumed step: a
+        run killed after writing an evaluation but before saving its checkpoint evaluates
+        that step again."""
+        for path in checkpoint.kept_checkpoints(self.path):
+            if int(path.name.removeprefix("step-").removesuffix(".safetensors")) > step:
+                path.unlink()
         path = self.path / METRICS
         if path.is_file():  # rewritten even if nothing goes: read_jsonl drops a torn line
             kept = [row for row in files.read_jsonl(path) if row.get("step", 0) <= step]
@@ -196,6 +197,14 @@ class RunDir:
 
     def append_metrics(self, entry: dict[str, Any]) -> None:
         files.append_jsonl(self.path / METRICS, entry)
+
+    def keep_checkpoint(self, model: torch.nn.Module, step: int, keep: int) -> None:
+        """Save the weights evaluated at `step` under checkpoints/ and delete all but the
+        last `keep` such files (train.keep_checkpoints; `nmt average` reads them)."""
+        (self.path / checkpoint.KEPT).mkdir(exist_ok=True)
+        checkpoint.save_weights(self.path / checkpoint.KEPT / checkpoint.step_file(step), model)
+        for path in checkpoint.kept_checkpoints(self.path)[:-keep]:
+            path.unlink()
 
     def save_best(self, model: torch.nn.Module) -> None:
         checkpoint.save_weights(self.path / WEIGHTS, model)

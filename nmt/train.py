@@ -324,6 +324,8 @@ def evaluate_and_save(run: Run, epochs_done: float) -> None:
         )
     if improved:
         run.run_dir.save_best(run.translator.model)  # the weight average, with ema_decay
+    if cfg.keep_checkpoints:
+        run.run_dir.keep_checkpoint(run.translator.model, state.step, cfg.keep_checkpoints)
     entry.update(
         learning_rate=run.optimizer.param_groups[0]["lr"],
         train_tokens_per_second=round(state.train_tokens / max(state.train_seconds, 1e-9)),

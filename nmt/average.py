@@ -1,0 +1,83 @@
+"""Checkpoint averaging: the element-wise mean of the weights kept from the last few
+evaluations (train.keep_checkpoints), written as a complete model directory.
+
+Averaging the last checkpoints of one run is a cheap ensemble in weight space (Vaswani
+et al. 2017 average the last 5 or 20; fairseq's scripts/average_checkpoints.py): the
+weights of neighbouring evaluations lie in one basin, and their mean usually sits nearer
+its centre than any of them. Floating-point tensors are summed in float64 and divided
+once; integer buffers (the shared-embedding id map) must agree and are kept as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from nmt import checkpoint, files
+from nmt.errors import UserError
+from nmt.run_dir import TOKENIZER_FILES
+
+RECORD = "averaged.json"  # in the new directory: which checkpoints were averaged
+
+
+def average_checkpoints(paths: Sequence[Path]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of the weights files `paths` (same names and shapes)."""
+    if not paths:
+        raise UserError("no checkpoints to average")
+    first = checkpoint.read_tensors(paths[0])
+    sums = {k: v.double() if v.is_floating_point() else v for k, v in first.items()}
+    for path in paths[1:]:
+        tensors = checkpoint.read_tensors(path)
+        differ = [k for k in sums if k not in tensors or tensors[k].shape != sums[k].shape]
+        if differ or tensors.keys() != sums.keys():
+            raise UserError(
+                f"{path}: its weights do not match those of {paths[0]} "
+                f"(first difference: {(differ or sorted(tensors.keys() ^ sums.keys()))[0]}); "
+                "average checkpoints of one run"
+            )
+        for k, v in tensors.items():
+            if v.is_floating_point():
+                sums[k] += v.double()
+            elif not torch.equal(v, sums[k]):
+                raise UserError(f"{path}: {k} differs from {paths[0]}; average one run's")
+    return {
+        k: (v / len(paths)).to(first[k].dtype) if first[k].is_floating_point() else v
+        for k, v in sums.items()
+    }
+
+
+def choose(run_dir: Path, last: int | None, chosen: Sequence[Path]) -> list[Path]:
+    """The checkpoints to average: `chosen` files, or the `last` N kept ones (all if None)."""
+    if chosen:
+        return list(chosen)
+    kept = checkpoint.kept_checkpoints(run_dir)
+    if not kept:
+        raise UserError(
+            f"{run_dir}: has no kept checkpoints (checkpoints/step-*.safetensors); train "
+            "with train.keep_checkpoints: N to keep the last N evaluations' weights"
+        )
+    if last is not None and not 0 < last <= len(kept):
+        raise UserError(f"--last {last}: {run_dir} keeps {len(kept)} checkpoints")
+    return kept[-last:] if last is not None else kept
+
+
+def write_averaged(run_dir: Path, paths: Sequence[Path], output_dir: Path) -> dict:
+    """A new model directory: run_dir's recipe and tokenizers, the mean of `paths`."""
+    if not (run_dir / checkpoint.RECIPE).is_file():
+        raise UserError(f"{run_dir}: not a model directory (no {checkpoint.RECIPE})")
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
+        raise UserError(
+            f"--output-dir {output_dir}: exists and is not empty; name a new directory "
+            "(nothing is overwritten)"
+        )
+    tensors = average_checkpoints(paths)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for name in (checkpoint.RECIPE, *TOKENIZER_FILES):
+        if (run_dir / name).is_file():
+            files.write_bytes(output_dir / name, (run_dir / name).read_bytes())
+    checkpoint.save_tensor_file(output_dir / checkpoint.WEIGHTS, tensors)
+    record = {"run_dir": str(run_dir), "checkpoints": [str(p) for p in paths]}
+    files.write_json(output_dir / RECORD, record)
+    return record
