@@ -53,6 +53,13 @@ def train(
         bool,
         typer.Option(help="Deterministic kernels and seeds: reruns give identical weights."),
     ] = False,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from this model directory's weights and tokenizers, with a fresh "
+            "optimizer (fine-tuning on new data)."
+        ),
+    ] = None,
 ) -> None:
     """Train a model from a recipe and write its model directory."""
     use_threads(threads)
@@ -60,7 +67,7 @@ def train(
     cfg = load_recipe(recipe, overrides)
     if output_dir is not None:
         cfg = dataclasses.replace(cfg, output_dir=str(output_dir))
-    results = run_training(cfg, device.value, resume, overwrite, _report)
+    results = run_training(cfg, device.value, resume, overwrite, _report, init_from)
     if "bleu" in results:
         settings = ", ".join(f"{k}={v}" for k, v in results["decode"].items())
         typer.echo(

@@ -22,6 +22,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,6 +42,7 @@ from nmt.run_dir import RunDir
 from nmt.tokenizer import joint_ids, load_tokenizers, tokenizer_files
 from nmt.translate import Translator
 from nmt.vocab import PAD
+from nmt.warm_start import init_recipe, load_init_weights
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -100,10 +102,16 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     on_event: Callable[[Event], None] = lambda event: None,
+    init_from: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train the recipe's model into `recipe.output_dir`; return what results.json says."""
+    """Train the recipe's model into `recipe.output_dir`; return what results.json says.
+    `init_from`: a model directory to start from (nmt.warm_start)."""
+    init_dir = None if init_from is None else Path(init_from)
+    if init_dir is not None:
+        _check_init_from(init_dir, recipe, resume)
+        recipe = init_recipe(recipe, init_dir)
     with RunDir.open(recipe, resume, overwrite) as run_dir:  # checked and locked
-        run = prepare_run(recipe, run_dir, device, resume, on_event)
+        run = prepare_run(recipe, run_dir, device, resume, on_event, init_dir)
         cfg, state = run.cfg, run.state
         schedule = EpochSchedule(run.data.train_ids, cfg.batch_tokens, recipe.seed, state)
         meter = Meter(run.device)
@@ -157,6 +165,7 @@ def prepare_run(
     device: str,
     resume: bool,
     on_event: Callable[[Event], None],
+    init_from: Path | None = None,
 ) -> Run:
     """Data, tokenizers, model, optimizer and trainer state; writes the model directory
     only once the data has been read and tokenized without error."""
@@ -168,12 +177,16 @@ def prepare_run(
     if dev.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 matrix products on Ampere+
 
-    saved = load_tokenizers(recipe.tokenizer, run_dir.path) if resume else None
+    trained = run_dir.path if resume else init_from  # a model directory with tokenizers
+    saved = None if trained is None else load_tokenizers(recipe.tokenizer, trained)
     data = prepare_data(recipe, lambda text: on_event(Message(text)), saved)
-    run_dir.start(recipe, tokenizer_files(recipe.tokenizer, data.src_tok, data.tgt_tok))
-
     sizes = data.src_tok.vocab_size, data.tgt_tok.vocab_size
     model = build_model(recipe.model, *sizes, target_ids=joint_ids(data.tgt_tok)).to(dev)
+    if init_from is not None:  # before anything is written: a mismatch leaves no directory
+        load_init_weights(model, recipe, init_from)
+        on_event(Message(f"weights and tokenizers from {init_from}; a fresh optimizer"))
+    run_dir.start(recipe, tokenizer_files(recipe.tokenizer, data.src_tok, data.tgt_tok))
+
     params = sum(p.numel() for p in model.parameters())
     on_event(Message(f"model: {params / 1e6:.2f}M parameters on {dev}"))
     optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.learning_rate)
@@ -197,6 +210,19 @@ def prepare_run(
         recipe, run_dir, dev, data, model, optimizer, scheduler, translator, state, on_event,
         autocast, average, saved_step,
     )  # fmt: skip
+
+
+def _check_init_from(init_from: Path, recipe: Recipe, resume: bool) -> None:
+    if resume:
+        raise UserError(
+            "--init-from starts a new run from trained weights and --resume continues a "
+            "saved one: give one of them"
+        )
+    if recipe.output_dir is not None and init_from.resolve() == Path(recipe.output_dir).resolve():
+        raise UserError(
+            f"--init-from {init_from} is also the output directory; write the new run "
+            "elsewhere with --output-dir"
+        )
 
 
 def _trainer_state(run_dir: RunDir, saved: dict[str, Any]) -> TrainerState:
