@@ -18,6 +18,7 @@ from cli.options import (
     LengthNormalization,
     LengthPenalty,
     MinLength,
+    Models,
     Precision,
     PrecisionOption,
     Threads,
@@ -42,7 +43,9 @@ def _print_scores(report: dict[str, Any], metrics: list[str]) -> None:
         typer.echo(f"{report[name]['text']}\n    {report[name]['signature']}")
     if "decode" in report:
         settings = ", ".join(f"{k}={v}" for k, v in report["decode"].items())
-        typer.echo(f"decode: {settings} ({report['translate_seconds']:.1f} s)")
+        typer.echo(
+            f"decode: {settings} ({report['translate_seconds']:.1f} s{_ensemble_note(report)})"
+        )
     if "compare" in report:
         typer.echo(f"paired bootstrap resampling against {report['compare']['baseline']}:")
         for name in metrics:
@@ -85,7 +88,15 @@ def bleu(
         Path, typer.Option("--reference", "-r", help="Reference translations.")
     ] = ...,  # type: ignore[assignment]
     model: Annotated[
-        Path | None, typer.Option("--model", "-m", help="Translate with this model.")
+        list[Path] | None,
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="<dir>",
+            help="Translate --source with this model; more than once: an ensemble of them "
+            "(the mean of their probabilities; decode settings from the first model's recipe "
+            "unless a flag overrides them).",
+        ),
     ] = None,
     source: Annotated[Path | None, typer.Option("--source", "-s", help="Text for --model.")] = None,
     metrics: Annotated[
@@ -110,6 +121,7 @@ def bleu(
     """Score a file of translations, or translate --source with --model and score that."""
     use_threads(threads)
     names = [m.strip().lower() for m in metrics.split(",") if m.strip()]
+    model = model or None  # no --model at all
     if (hypothesis is None) == (model is None) or (model is not None) != (source is not None):
         raise UserError("give either HYPOTHESIS, or --model and --source (not both)")
     decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
@@ -122,6 +134,8 @@ def bleu(
             out = files.enter_context(atomic_output(output, "--output")) if output else None
             report = ev.score_model(translator, source, reference, names, compare, **decode)
             hyps = report.pop("hypotheses")
+            if len(model) > 1:
+                report["ensemble"] = [str(m) for m in model]
             if out is not None:  # renamed over an older file only once all is written
                 out.write("".join(f"{h}\n" for h in hyps))
     else:
@@ -135,7 +149,7 @@ def bleu(
 @app.command()
 @user_errors
 def perplexity(
-    model: Annotated[Path, typer.Option("--model", "-m", help="Model directory.")],
+    model: Models,
     source: Annotated[Path, typer.Option("--source", "-s", help="Source sentences.")],
     reference: Annotated[Path, typer.Option("--reference", "-r", help="Their translations.")],
     device: DeviceOption = Device.auto,
@@ -143,14 +157,24 @@ def perplexity(
     precision: PrecisionOption = Precision.fp32,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Per-token cross-entropy and perplexity of the references under the model."""
+    """Per-token cross-entropy and perplexity of the references under the model.
+
+    With several --model, of their ensemble: the mean of their probabilities per token.
+    """
     use_threads(threads)
     report = ev.perplexity(Translator.load(model, device.value, precision.value), source, reference)
+    if len(model) > 1:
+        report["ensemble"] = [str(m) for m in model]
     if as_json:
         typer.echo(json.dumps(report))
     else:
         typer.echo(
             f"cross-entropy {report['cross_entropy']:.4f} nats/token, perplexity "
             f"{report['perplexity']:.3f} ({report['tokens']} tokens, {report['sentences']} "
-            "sentences)"
+            f"sentences{_ensemble_note(report)})"
         )
+
+
+def _ensemble_note(report: dict[str, Any]) -> str:
+    """The note ", ensemble of N models" where the report is an ensemble's."""
+    return f", ensemble of {len(report['ensemble'])} models" if "ensemble" in report else ""

@@ -34,6 +34,13 @@ class Normalization(str, Enum):
 
 
 DeviceOption = Annotated[Device, typer.Option(help="Where to run: CUDA when available, or cpu.")]
+ENSEMBLE_HELP = (
+    "Model directory from nmt train. Give --model more than once to decode with an "
+    "ensemble: the mean of the models' probabilities at every step (the models must share "
+    "their tokenizers; they may differ in architecture). Decode settings come from the "
+    "first model's recipe unless a flag overrides them."
+)
+Models = Annotated[list[Path], typer.Option("--model", "-m", metavar="<dir>", help=ENSEMBLE_HELP)]
 Beam = Annotated[int | None, typer.Option(help="Beam size (default: the recipe's).")]
 Greedy = Annotated[bool, typer.Option(help="Greedy search: beam size 1.")]
 LengthNormalization = Annotated[

@@ -20,6 +20,7 @@ from cli.options import (
     LengthNormalization,
     LengthPenalty,
     MinLength,
+    Models,
     Precision,
     PrecisionOption,
     Threads,
@@ -108,7 +109,7 @@ def _write_all(
 @user_errors
 def translate(
     source: Annotated[str, typer.Argument(help="Text file to translate, or - for stdin.")],
-    model: Annotated[Path, typer.Option("--model", "-m", help="Model directory from nmt train.")],
+    model: Models,
     beam: Beam = None,
     greedy: Greedy = False,
     length_normalization: LengthNormalization = None,
@@ -131,7 +132,11 @@ def translate(
     threads: Threads = None,
     precision: PrecisionOption = Precision.fp32,
 ) -> None:
-    """Translate line by line: output line i answers input line i; empty gives empty."""
+    """Translate line by line: output line i answers input line i; empty gives empty.
+
+    With several --model, an ensemble translates: the mean of their probabilities.
+    --attention-out and --plot then show the mean of their attention weights.
+    """
     use_threads(threads)
     lines, chunk = _lines(source)  # a missing input is reported here, before any output
     decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
@@ -139,6 +144,8 @@ def translate(
     translator = Translator.load(model, device.value, precision.value)
     want_attention = attention_out is not None or plot is not None
     settings = translator.search_settings(nbest, want_attention, **decode)  # before any file
+    if translator.size > 1:
+        typer.echo(f"ensemble of {translator.size} models: {', '.join(map(str, model))}", err=True)
     typer.echo(
         f"decoding with beam {settings.beam_size}, {settings.length_normalization} length "
         f"normalization (length penalty {settings.length_penalty}), "

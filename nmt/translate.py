@@ -13,6 +13,11 @@ the same `Translator`.
 
 Decode settings are the recipe's `decode:` section; each call may override some of them
 with typed keyword arguments (`DecodeOptions`), e.g. `translate(lines, beam_size=1)`.
+
+Several model directories make an ensemble (nmt.ensemble): the mean of the models'
+probabilities at every step, with the first model's recipe for the decode settings:
+
+    Translator.load(["runs/luong", "runs/bahdanau"]).translate(lines)
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from nmt import checkpoint
 from nmt.batching import batch_indices, collate
 from nmt.config import DecodeConfig, Recipe, check_decode, load_recipe
 from nmt.device import Precision, make_autocast, pick_device
+from nmt.ensemble import Ensemble, attends, check_same_vocabulary
 from nmt.errors import UserError
 from nmt.model import Seq2Seq, build_model, quantize_int8
 from nmt.search import Hypothesis, Normalization, beam_search, greedy_search, max_output_lengths
@@ -53,16 +59,47 @@ class DecodeOptions(TypedDict, total=False):
     batch_tokens: int | None  # source tokens per search batch
 
 
+@dataclass
+class _Member:
+    """A model directory's recipe and tokenizers, read before any weights."""
+
+    model_dir: Path
+    recipe: Recipe
+    src_tok: Tokenizer
+    tgt_tok: Tokenizer
+
+    @classmethod
+    def read(cls, model_dir: Path) -> _Member:
+        if not (model_dir / checkpoint.RECIPE).is_file():
+            raise UserError(
+                f"{model_dir}: not a model directory (no {checkpoint.RECIPE}); give the "
+                "directory that nmt train wrote, e.g. runs/quickstart"
+            )
+        recipe = load_recipe(model_dir / checkpoint.RECIPE)
+        return cls(model_dir, recipe, *load_tokenizers(recipe.tokenizer, model_dir))
+
+    def load_model(self, target: torch.device, precision: Precision) -> Seq2Seq:
+        """The weights, shapes checked first, on `target`; int8-quantized if asked."""
+        weights = self.model_dir / checkpoint.WEIGHTS
+        sizes = self.recipe.model, self.src_tok.vocab_size, self.tgt_tok.vocab_size
+        with torch.device("meta"):  # shapes only: no memory for a recipe.yaml edited huge
+            checkpoint.check_shapes(weights, build_model(*sizes))
+        model = build_model(*sizes)
+        checkpoint.load_weights(weights, model, target)
+        return quantize_int8(model) if precision == "int8" else model
+
+
 @torch.no_grad()
 def decode_ids(
-    model: Seq2Seq,
+    model: Seq2Seq | Ensemble,
     src_ids: Sequence[Sequence[int]],
     decode: DecodeConfig,
     device: torch.device,
     nbest: int = 1,
     return_attention: bool = False,
 ) -> list[list[Hypothesis]]:
-    """Search every source (a list of ids); an empty source gets no hypotheses."""
+    """Search every source (a list of ids); an empty source gets no hypotheses. `model`:
+    one model or an ensemble (anything with `encode` and `step`)."""
     model.eval()
     results: list[list[Hypothesis]] = [[] for _ in src_ids]
     todo = [i for i, ids in enumerate(src_ids) if len(ids) > 0]
@@ -114,11 +151,13 @@ class Translation:
 
 
 class Translator:
-    """A trained model, its tokenizers and its decode settings, ready to translate."""
+    """A trained model (or an ensemble), its tokenizers and decode settings, ready to
+    translate. For an ensemble, `recipe` is the first model's: it gives the decode
+    settings and the target language."""
 
     def __init__(
         self,
-        model: Seq2Seq,
+        model: Seq2Seq | Ensemble,
         recipe: Recipe,
         src_tokenizer: Tokenizer,
         tgt_tokenizer: Tokenizer,
@@ -136,31 +175,41 @@ class Translator:
 
     @classmethod
     def load(
-        cls, model_dir: str | Path, device: str = "auto", precision: Precision = "fp32"
+        cls,
+        model_dir: str | Path | Sequence[str | Path],
+        device: str = "auto",
+        precision: Precision = "fp32",
     ) -> Translator:
-        """A model directory, ready to translate. `precision`: "fp32"; "bf16" autocast (fast
-        on CPUs with AVX-512 BF16 or AMX, and on GPUs); "int8" dynamic quantization of the
-        linear layers, CPU only (`quantize_int8`)."""
-        model_dir = Path(model_dir)
-        if not (model_dir / checkpoint.RECIPE).is_file():
-            raise UserError(
-                f"{model_dir}: not a model directory (no {checkpoint.RECIPE}); give the "
-                "directory that nmt train wrote, e.g. runs/quickstart"
+        """A model directory, or several as an ensemble, ready to translate. `precision`:
+        "fp32"; "bf16" autocast (fast on CPUs with AVX-512 BF16 or AMX, and on GPUs);
+        "int8" dynamic quantization of the linear layers, CPU only (`quantize_int8`).
+
+        An ensemble's models must share their tokenizers and target vocabulary (checked
+        before any weights are read); the first one's recipe gives the decode settings.
+        """
+        dirs = [model_dir] if isinstance(model_dir, (str, Path)) else list(model_dir)
+        if not dirs:
+            raise UserError("no model directory given; name one with --model")
+        members = [_Member.read(Path(d)) for d in dirs]
+        first = members[0]
+        for other in members[1:]:
+            check_same_vocabulary(
+                first.model_dir,
+                (first.src_tok, first.tgt_tok),
+                other.model_dir,
+                (other.src_tok, other.tgt_tok),
             )
-        recipe = load_recipe(model_dir / checkpoint.RECIPE)
-        src_tok, tgt_tok = load_tokenizers(recipe.tokenizer, model_dir)
-        weights = model_dir / checkpoint.WEIGHTS
-        sizes = recipe.model, src_tok.vocab_size, tgt_tok.vocab_size
-        with torch.device("meta"):  # shapes only: no memory for a recipe.yaml edited huge
-            checkpoint.check_shapes(weights, build_model(*sizes))
-        model = build_model(*sizes)
         target = pick_device(device)
         if precision == "int8" and target.type != "cpu":
             raise UserError("int8 decoding runs on the CPU only: add --device cpu")
-        checkpoint.load_weights(weights, model, target)
-        if precision == "int8":
-            model = quantize_int8(model)
-        return cls(model, recipe, src_tok, tgt_tok, target, precision)
+        models = [m.load_model(target, precision) for m in members]
+        model = models[0] if len(models) == 1 else Ensemble(models)
+        return cls(model, first.recipe, first.src_tok, first.tgt_tok, target, precision)
+
+    @property
+    def size(self) -> int:
+        """How many models translate: 1, or an ensemble's members."""
+        return len(self.model.members) if isinstance(self.model, Ensemble) else 1
 
     def decode_config(self, **options: Unpack[DecodeOptions]) -> DecodeConfig:
         """The recipe's decode settings with the given ones (those not None) replaced."""
@@ -200,8 +249,12 @@ class Translator:
     ) -> DecodeConfig:
         """Check a search request without running it; return its decode settings."""
         settings = self.decode_config(**options)
-        if attention and self.recipe.model.attention == "none":
-            raise UserError("this model has no attention to show (its model.attention is none)")
+        if attention and not attends(self.model):
+            raise UserError(
+                "this model has no attention to show (its model.attention is none)"
+                if self.size == 1
+                else "no model of this ensemble has attention to show (model.attention none)"
+            )
         if nbest < 1:
             raise UserError(f"--nbest {nbest}: give 1 or more translations per line")
         if nbest > settings.beam_size:
