@@ -122,14 +122,16 @@ def step_file(step: int) -> str:
     return f"step-{step:08d}.safetensors"
 
 
+def kept_step(path: Path) -> int | None:
+    """The step of a kept weights file named by `step_file`, or None for another name."""
+    digits = path.name.removeprefix("step-").removesuffix(".safetensors")
+    return int(digits) if path.name.startswith("step-") and digits.isdigit() else None
+
+
 def kept_checkpoints(run_dir: Path) -> list[Path]:
     """The kept evaluation weights of a model directory, oldest step first."""
-    found = []
-    for path in (run_dir / KEPT).glob("step-*.safetensors"):
-        digits = path.name.removeprefix("step-").removesuffix(".safetensors")
-        if digits.isdigit():
-            found.append((int(digits), path))
-    return [path for _, path in sorted(found)]
+    found = [(kept_step(p), p) for p in (run_dir / KEPT).glob("step-*.safetensors")]
+    return [path for _, path in sorted(f for f in found if f[0] is not None)]
 
 
 def has_last(run_dir: Path) -> bool:

@@ -188,7 +188,7 @@ class RunDir:
         run killed after writing an evaluation but before saving its checkpoint evaluates
         that step again."""
         for path in checkpoint.kept_checkpoints(self.path):
-            if int(path.name.removeprefix("step-").removesuffix(".safetensors")) > step:
+            if (checkpoint.kept_step(path) or 0) > step:
                 path.unlink()
         path = self.path / METRICS
         if path.is_file():  # rewritten even if nothing goes: read_jsonl drops a torn line
