@@ -1,10 +1,10 @@
-"""`nmt`: train, translate, evaluate."""
+"""`nmt`: train, translate, evaluate, average, serve."""
 
 from __future__ import annotations
 
 import typer
 
-from cli import average, evaluate, train, translate
+from cli import average, evaluate, serve, train, translate
 
 app = typer.Typer(
     help="Recurrent neural machine translation: train a recipe, translate, evaluate.",
@@ -15,6 +15,7 @@ app = typer.Typer(
 app.command("train")(train.train)
 app.command("translate")(translate.translate)
 app.command("average")(average.average)
+app.command("serve")(serve.serve)
 app.add_typer(evaluate.app, name="evaluate")
 
 

@@ -271,6 +271,16 @@ class Translator:
         """The `nbest` best translations of each line, with scores and, if asked, attention."""
         settings = self.search_settings(nbest, attention, **options)
         src_ids = self.encode(lines, settings.max_input_length)
+        return self.search_ids(src_ids, settings, nbest, attention)
+
+    def search_ids(
+        self,
+        src_ids: Sequence[Sequence[int]],
+        settings: DecodeConfig,
+        nbest: int = 1,
+        attention: bool = False,
+    ) -> list[list[Translation]]:
+        """`search` of sources already encoded, with settings from `search_settings`."""
         with self.autocast:
             found = decode_ids(self.model, src_ids, settings, self.device, nbest, attention)
         out = []

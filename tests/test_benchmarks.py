@@ -41,3 +41,16 @@ def test_decode_speed_reports_sentences_per_second(model_dir, tmp_path):
     results = json.loads(out)["results"]
     assert results["fp32_beam1_batch8000"]["sentences_per_second"] > 0
     assert results["int8_beam2_batch8000"]["output_tokens_per_second"] > 0
+
+
+def test_serve_speed_reports_requests_per_second(model_dir, tmp_path):
+    source = tmp_path / "src.txt"
+    source.write_text("1 2 3\n4 5\n6 7 8 9\n", encoding="utf-8")
+    out = run(
+        "serve_speed.py", "--model", str(model_dir), "--source", str(source), "--clients", "1",
+        "--clients", "3", "--repeat", "1",
+    )  # fmt: skip
+    report = json.loads(out)
+    assert report["nmt_translate"]["lines_per_second"] > 0
+    assert report["serve_by_clients"]["3"]["requests_per_second"] > 0
+    assert report["serve_by_clients"]["1"]["p99_ms"] >= report["serve_by_clients"]["1"]["p50_ms"]

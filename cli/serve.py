@@ -1,0 +1,122 @@
+"""`nmt serve --model DIR [--model DIR2 ...]`: the models behind HTTP (nmt.serve)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.errors import user_errors
+from cli.options import Device, DeviceOption, Precision, PrecisionOption, Threads, use_threads
+from nmt.errors import UserError
+
+MISSING = (
+    "nmt serve needs FastAPI and uvicorn, which are an optional extra: "
+    "pip install 'nmt[serve]' (or pip install fastapi uvicorn)"
+)
+
+
+def _limits(max_wait_ms: float, **sizes: int):
+    """The server's limits from the flags, each checked."""
+    from nmt.serve_limits import Limits
+
+    for flag, value in sizes.items():
+        if value < 1:
+            raise UserError(f"--{flag.replace('_', '-')} {value}: give 1 or more")
+    if max_wait_ms < 0:
+        raise UserError(f"--max-wait-ms {max_wait_ms}: give 0 or more")
+    return Limits(max_wait=max_wait_ms / 1000, **sizes)
+
+
+def _exit_cleanly_on_sigterm() -> None:
+    """SIGTERM ends the server with status 0. uvicorn drains in-flight requests first,
+    then raises the signal again with the handler it found: this one."""
+
+    def leave(signum, frame):
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, leave)
+
+
+@user_errors
+def serve(
+    model: Annotated[
+        list[Path],
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="<dir>",
+            help="Model directory from nmt train; give it more than once to serve several "
+            "side by side, named by their directory names.",
+        ),
+    ],
+    ensemble: Annotated[
+        bool, typer.Option(help="Serve the --model directories as one ensemble.")
+    ] = False,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; 0.0.0.0 opens it to the network.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="NMT_API_KEY",
+            help="Require this key (X-API-Key header, Bearer token or api_key field).",
+        ),
+    ] = None,
+    max_chars: Annotated[int, typer.Option(help="Characters per text.")] = 5000,
+    max_tokens: Annotated[int, typer.Option(help="Source tokens per text.")] = 400,
+    max_texts: Annotated[int, typer.Option(help="Texts per request.")] = 128,
+    max_body_bytes: Annotated[int, typer.Option(help="Bytes per request body.")] = 1_000_000,
+    batch_tokens: Annotated[
+        int, typer.Option(help="Source tokens per search batch, across requests.")
+    ] = 4000,
+    max_wait_ms: Annotated[
+        float, typer.Option(help="How long a request waits for others to share its batch.")
+    ] = 5.0,
+    device: DeviceOption = Device.auto,
+    threads: Threads = None,
+    precision: PrecisionOption = Precision.fp32,
+) -> None:
+    """Serve translation over HTTP: a web page at /, nmt's JSON API, LibreTranslate's API.
+
+    Bound to 127.0.0.1 unless --host says otherwise; give --api-key when it is not.
+    """
+    try:
+        import uvicorn
+
+        from nmt.serve import Served, create_app
+    except ImportError:
+        raise UserError(MISSING) from None
+    use_threads(threads)
+    if not 0 < port < 65536:
+        raise UserError(f"--port {port}: give a port in 1..65535")
+    limits = _limits(
+        max_wait_ms,
+        max_chars=max_chars,
+        max_tokens=max_tokens,
+        max_texts=max_texts,
+        max_body_bytes=max_body_bytes,
+        batch_tokens=batch_tokens,
+    )
+    groups = [model] if ensemble else [[m] for m in model]
+    served = [
+        Served.load(dirs, "ensemble" if ensemble else None, device.value, precision.value)
+        for dirs in groups
+    ]
+    app = create_app(served, limits, api_key)
+    if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+        typer.secho(
+            f"warning: serving on {host} without --api-key: anyone who can reach it may use it",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+    names = ", ".join(s.name for s in served)
+    typer.echo(f"serving {names} on http://{host}:{port}/ (pid {os.getpid()})", err=True)
+    _exit_cleanly_on_sigterm()
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.Server(config).run()
