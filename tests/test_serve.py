@@ -213,3 +213,14 @@ def test_two_models_with_one_name_are_refused(served):
 
     with pytest.raises(UserError, match="two models are named"):
         create_app([served, served])
+
+
+def test_an_ensemble_is_served_under_one_name(model_dir, translator):
+    ensemble = Served.load([model_dir, model_dir], name="ensemble", device="cpu")
+    with running(create_app([ensemble])) as address:
+        status, models = request(address, "GET", "/models")
+        status, data = post(address, "/api/translate", {"text": LINES})
+    assert models[0]["directories"] == [str(model_dir)] * 2
+    assert data["model"] == "ensemble"
+    # a model ensembled with itself translates as that model alone
+    assert [t["text"] for t in data["translations"]] == translator.translate(LINES)
