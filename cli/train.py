@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -10,27 +11,41 @@ import typer
 
 from cli.errors import user_errors
 from cli.options import Device, DeviceOption, Threads, use_threads
+from cli.progress import Renderer
 from nmt.config import load_recipe
-from nmt.events import Evaluation, Event, Message, Progress
+from nmt.events import Evaluation, Event, Message, Phase, Progress
+from nmt.progress import duration
 from nmt.train import train as run_training
 
 
-def _report(event: Event) -> None:
+def _line(event: Message | Progress | Evaluation) -> str:
     if isinstance(event, Message):
-        typer.echo(event.text)
-    elif isinstance(event, Progress):
+        return event.text
+    if isinstance(event, Progress):
         skipped = f"  ({event.skipped} updates skipped)" if event.skipped else ""
-        typer.echo(
+        return (
             f"epoch {event.epoch:6.2f}  step {event.step:7d}  loss {event.loss:7.4f}  "
             f"lr {event.learning_rate:.2e}  {event.tokens_per_second / 1000:6.1f}k tok/s{skipped}"
         )
-    elif isinstance(event, Evaluation):
-        mark = "  (best)" if event.improved else ""
-        typer.echo(
-            f"eval   epoch {event.epoch:6.2f}  step {event.step:7d}  "
-            f"valid loss {event.valid_loss:.4f}  ppl {event.valid_ppl:.2f}  "
-            f"BLEU {event.valid_bleu:.2f}{mark}"
-        )
+    mark = "  (best)" if event.improved else ""
+    return (
+        f"eval   epoch {event.epoch:6.2f}  step {event.step:7d}  "
+        f"valid loss {event.valid_loss:.4f}  ppl {event.valid_ppl:.2f}  "
+        f"BLEU {event.valid_bleu:.2f}{mark}"
+    )
+
+
+def reporter(renderer: Renderer) -> Callable[[Event], None]:
+    """The training events as the CLI shows them: phases as bars (or, off a terminal,
+    occasional lines on stderr), everything else as log lines on stdout."""
+
+    def report(event: Event) -> None:
+        if isinstance(event, Phase):
+            renderer.render(event)
+        else:
+            renderer.echo(_line(event))
+
+    return report
 
 
 @user_errors
@@ -67,7 +82,11 @@ def train(
     cfg = load_recipe(recipe, overrides)
     if output_dir is not None:
         cfg = dataclasses.replace(cfg, output_dir=str(output_dir))
-    results = run_training(cfg, device.value, resume, overwrite, _report, init_from)
+    renderer = Renderer()
+    try:
+        results = run_training(cfg, device.value, resume, overwrite, reporter(renderer), init_from)
+    finally:
+        renderer.close()
     if "bleu" in results:
         settings = ", ".join(f"{k}={v}" for k, v in results["decode"].items())
         typer.echo(
@@ -82,7 +101,7 @@ def train(
                 fg=typer.colors.YELLOW,
             )
     typer.echo(
-        f"trained {results['steps']} steps in {results['train_seconds']:.0f} s "
+        f"trained {results['steps']} steps in {duration(results['train_seconds'])} "
         f"({results['train_tokens_per_second'] / 1000:.1f}k target tokens/s); "
         f"model in {cfg.output_dir}"
     )

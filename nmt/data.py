@@ -4,7 +4,8 @@
 training split unless a resumed run brings its own (nmt.tokenizer), encodes every split,
 and drops what a model cannot use: pairs a side of which tokenizes to nothing, and
 training pairs beyond the length and ratio limits. It reports what it did through one
-callback of plain lines; nothing is written anywhere.
+callback of events (`Message` lines, and `Phase`s for reading, the tokenizer and
+encoding); nothing is written anywhere.
 
 With `tokenizer.sampling` (subword regularization), `Data.train_ids(epoch)` gives each
 epoch a fresh segmentation of the training pairs. Which pairs train is decided once, on
@@ -24,6 +25,8 @@ import numpy as np
 from nmt.config import Recipe, TokenizerConfig
 from nmt.corpus import Corpus, length_filter, read_corpus
 from nmt.errors import UserError
+from nmt.events import Event, Message
+from nmt.progress import Tracker
 from nmt.subwords import Segmenter
 from nmt.tokenizer import SentencePieceTokenizer, TargetSubset, Tokenizer, train_tokenizers
 
@@ -93,29 +96,32 @@ class Data:
 
 def prepare_data(
     recipe: Recipe,
-    report: Callable[[str], None] = lambda text: None,
+    on_event: Callable[[Event], None] = lambda event: None,
     tokenizers: tuple[Tokenizer, Tokenizer] | None = None,
 ) -> Data:
     """Read the recipe's corpora, train tokenizers (unless given), encode and filter."""
-    corpora = {name: _read(recipe, name, report) for name in ("train", "valid", "test")}
+    corpora = {name: _read(recipe, name, on_event) for name in ("train", "valid", "test")}
     train_text = corpora["train"]
     assert train_text is not None  # data.train is required
     cfg = recipe.tokenizer
     if tokenizers is None:
-        src_tok, tgt_tok = train_tokenizers(cfg, train_text.source, train_text.target, recipe.seed)
+        with Tracker(on_event, f"training the {cfg.type} tokenizer", None, "vocabularies"):
+            src_tok, tgt_tok = train_tokenizers(
+                cfg, train_text.source, train_text.target, recipe.seed
+            )
         if cfg.restrict_target:  # the output layer covers what the target side uses
             sampled = cfg.sampling is not None  # ... in any segmentation it may be given
             tgt_tok = TargetSubset.of_texts(tgt_tok, train_text.target, sampled)
     else:
         src_tok, tgt_tok = tokenizers
-    report(f"vocabulary: {src_tok.vocab_size} source, {tgt_tok.vocab_size} target")
-    train_split = _encode_train(recipe, train_text, src_tok, tgt_tok, report)
-    valid = _encode(corpora["valid"], src_tok, tgt_tok)
+    on_event(Message(f"vocabulary: {src_tok.vocab_size} source, {tgt_tok.vocab_size} target"))
+    train_split = _encode_train(recipe, train_text, src_tok, tgt_tok, on_event)
+    valid = _encode(corpora["valid"], src_tok, tgt_tok, on_event, "data.valid")
     sampler = None if cfg.sampling is None else Sampler(src_tok, tgt_tok, cfg, recipe.seed)
     return Data(src_tok, tgt_tok, train_split, valid, corpora["test"], sampler)
 
 
-def _read(recipe: Recipe, name: str, report: Callable[[str], None]) -> Corpus | None:
+def _read(recipe: Recipe, name: str, on_event: Callable[[Event], None]) -> Corpus | None:
     source = getattr(recipe.data, name)
     if source is None:
         return None
@@ -123,19 +129,39 @@ def _read(recipe: Recipe, name: str, report: Callable[[str], None]) -> Corpus | 
     data = recipe.data
     # The test split keeps every line, empty or not, so its BLEU compares with any other
     # system's on the same file; training and validation need text on both sides.
-    corpus = read_corpus(source, data.source_lang, data.target_lang, key, keep_empty=name == "test")
+    with Tracker(on_event, f"reading {key}", None, "pairs") as tracker:
+        corpus = read_corpus(
+            source, data.source_lang, data.target_lang, key, keep_empty=name == "test"
+        )
+        tracker.done = len(corpus)
     if len(corpus) == 0:
         raise UserError(f"{key}: {corpus.origin} holds no sentence pairs with text on both sides")
     skipped = f", {corpus.skipped_empty} empty pairs skipped" if corpus.skipped_empty else ""
-    report(f"{key}: {len(corpus)} pairs from {corpus.origin}{skipped}")
+    on_event(Message(f"{key}: {len(corpus)} pairs from {corpus.origin}{skipped}"))
     return corpus
 
 
-def _encode(corpus: Corpus | None, src_tok: Tokenizer, tgt_tok: Tokenizer) -> Split | None:
+ENCODE_CHUNK = 10_000  # pairs encoded between two progress reports
+
+
+def _encode(
+    corpus: Corpus | None,
+    src_tok: Tokenizer,
+    tgt_tok: Tokenizer,
+    on_event: Callable[[Event], None],
+    key: str,
+) -> Split | None:
     """Token ids for a split, without the pairs a side of which tokenizes to nothing."""
     if corpus is None:
         return None
-    src_ids, tgt_ids = src_tok.encode(corpus.source), tgt_tok.encode(corpus.target)
+    src_ids: Ids = []
+    tgt_ids: Ids = []
+    with Tracker(on_event, f"encoding {key}", len(corpus), "pairs") as tracker:
+        for start in range(0, len(corpus), ENCODE_CHUNK):
+            end = start + ENCODE_CHUNK
+            src_ids += src_tok.encode(corpus.source[start:end])
+            tgt_ids += tgt_tok.encode(corpus.target[start:end])
+            tracker.advance(len(corpus.source[start:end]))
     keep = length_filter([len(x) for x in src_ids], [len(y) for y in tgt_ids]).keep
     columns = (corpus.source, corpus.target, src_ids, tgt_ids)
     return Split(*([column[i] for i in keep] for column in columns))
@@ -146,9 +172,9 @@ def _encode_train(
     corpus: Corpus,
     src_tok: Tokenizer,
     tgt_tok: Tokenizer,
-    report: Callable[[str], None],
+    on_event: Callable[[Event], None],
 ) -> Split:
-    split = _encode(corpus, src_tok, tgt_tok)
+    split = _encode(corpus, src_tok, tgt_tok, on_event, "data.train")
     assert split is not None
     data = recipe.data
     found = length_filter(
@@ -159,10 +185,12 @@ def _encode_train(
     )
     empty = len(corpus) - len(split.sources)
     if empty or found.too_long or found.bad_ratio:
-        report(
-            f"data.train: dropped {empty} pairs that tokenize to nothing, {found.too_long} "
-            f"longer than data.max_length={data.max_length} tokens and {found.bad_ratio} "
-            f"with a length ratio above data.max_ratio={data.max_ratio}"
+        on_event(
+            Message(
+                f"data.train: dropped {empty} pairs that tokenize to nothing, "
+                f"{found.too_long} longer than data.max_length={data.max_length} tokens and "
+                f"{found.bad_ratio} with a length ratio above data.max_ratio={data.max_ratio}"
+            )
         )
     if not found.keep:
         raise UserError(

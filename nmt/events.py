@@ -1,5 +1,6 @@
 """What training reports while it runs: the events of `nmt.train.train(on_event=...)`,
-and the `Meter` that sums a report's window of training steps.
+and the `Meter` that sums a report's window of training steps. `nmt.progress` reports
+the `Phase` events of long phases.
 
 The library never prints; the CLI (cli/train.py) turns each event into a line.
 """
@@ -38,7 +39,22 @@ class Evaluation:
     improved: bool
 
 
-Event = Message | Progress | Evaluation
+@dataclass
+class Phase:
+    """A long phase of work advancing: reading a corpus, training the tokenizer, encoding,
+    a training epoch, decoding the valid or test set. Reported when it starts (done 0),
+    as it goes, and once `finished`; `total` is None when unknown ahead. The CLI draws a
+    bar from these, or off a terminal prints a line now and then."""
+
+    name: str  # "epoch 3", "validating", "encoding data.train", ...
+    done: int
+    total: int | None
+    unit: str  # what done counts: "batches", "sentences", "pairs"
+    finished: bool = False
+    detail: str = ""  # e.g. "ETA 12 min (train.max_epochs 13)"
+
+
+Event = Message | Progress | Evaluation | Phase
 
 
 class Meter:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from nmt.evaluate import decode_summary, score
+from nmt.progress import Tracker
 
 if TYPE_CHECKING:
     from nmt.train import Run
@@ -40,7 +41,8 @@ def score_test(run: Run, epochs_done: float) -> dict[str, Any]:
         settings = translator.decode_config()
         cut_before = translator.truncated
         start = time.perf_counter()
-        hyps = translator.translate(test_split.source)
+        with Tracker(run.on_event, "testing", len(test_split.source), "sentences") as tracker:
+            hyps = translator.translate(test_split.source, progress=tracker.advance)
         seconds = time.perf_counter() - start
         lang = run.recipe.data.target_lang
         scores = score(hyps, test_split.target, ["bleu", "chrf"], lang)

@@ -4,20 +4,21 @@
 
     prepare_run      check and lock the model directory, read and tokenize the data,
                      build model, optimizer and schedule (or restore them on --resume)
-    the loop         EpochSchedule yields batches; train_step updates the weights; the
-                     Meter sums loss, tokens and time between reports
-    when due         log progress; evaluate_and_save (valid loss, perplexity, greedy
-                     BLEU, best weights, metrics, checkpoint); save_checkpoint
+    run_loop         EpochSchedule yields batches; train_step updates the weights; the
+                     Meter sums loss, tokens and time between reports; EpochBars
+                     reports each epoch's progress and the ETA (nmt.progress)
+    when due         log progress; evaluate_and_save (nmt.validation: valid loss,
+                     perplexity, BLEU, best weights, metrics, checkpoint); save_checkpoint
     until            limit_reached: max_steps, max_epochs, max_minutes or patience
     test             translate the test split with the best weights → results.json
 
-It reports through one callback (`on_event`) and never prints.
+It reports through one callback (`on_event`: nmt.events) and never prints; with
+train.tensorboard, a TensorBoardLog (nmt.tensorboard) hears the same events.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -29,18 +30,22 @@ import torch
 
 from nmt.batching import Batch, EpochSchedule
 from nmt.config import Recipe, TrainConfig
-from nmt.data import Data, Split, prepare_data
+from nmt.data import Data, prepare_data
 from nmt.device import make_autocast, pick_device, seed_everything, set_deterministic
 from nmt.ema import WeightAverage
 from nmt.errors import UserError
-from nmt.evaluate import check_metrics, score
-from nmt.events import Evaluation, Event, Message, Meter, Progress
-from nmt.loss import mean_nll, perplexity, token_nll
+from nmt.evaluate import check_metrics
+from nmt.events import Event, Message, Meter, Progress
+from nmt.loss import token_nll
 from nmt.model import Seq2Seq, build_model
+from nmt.progress import EpochBars, RunClock
 from nmt.results import score_test
 from nmt.run_dir import RunDir
+from nmt.tensorboard import TensorBoardLog
+from nmt.tensorboard import check_available as check_tensorboard
 from nmt.tokenizer import joint_ids, load_tokenizers, tokenizer_files
 from nmt.translate import Translator
+from nmt.validation import evaluate_and_save, save_checkpoint
 from nmt.vocab import PAD
 from nmt.warm_start import init_recipe, load_init_weights
 
@@ -90,6 +95,9 @@ class Run:
     autocast: contextlib.AbstractContextManager  # bf16 when asked, else a no-op
     average: WeightAverage | None = None  # train.ema_decay: what is evaluated and kept
     saved_step: int | None = None  # step of the last resumable checkpoint
+    board: TensorBoardLog | None = None  # train.tensorboard: hears every event
+    window_loss: float = 0.0  # training loss × tokens since the last evaluation
+    window_tokens: int = 0
 
     @property
     def cfg(self) -> TrainConfig:
@@ -112,51 +120,63 @@ def train(
         recipe = init_recipe(recipe, init_dir)
     with RunDir.open(recipe, resume, overwrite) as run_dir:  # checked and locked
         run = prepare_run(recipe, run_dir, device, resume, on_event, init_dir)
-        cfg, state = run.cfg, run.state
-        schedule = EpochSchedule(run.data.train_ids, cfg.batch_tokens, recipe.seed, state)
-        meter = Meter(run.device)
-        started = time.perf_counter()
-        batches = iter(schedule)
-        stop = limit_reached(cfg, state, started)  # a resumed run may already be done
-        while stop is None:
-            batch, epoch_end = next(batches)  # from this epoch's ids (they may be sampled)
-            tokens = batch.target_tokens
-            step = (batch.to(run.device), tokens, run.optimizer, cfg, run.autocast)
-            loss_sum, applied = train_step(run.model, *step)
-            state.step += 1
-            if applied:
-                meter.add(loss_sum, tokens, state.step)
-                if run.average is not None:
-                    run.average.update(run.model, state.step - state.skipped)
-            else:
-                state.skipped += 1
-                on_event(Message(f"step {state.step}: loss not finite, update skipped"))
-            if epoch_end and cfg.lr_schedule == "epoch_decay" and state.epoch >= cfg.lr_decay_start:
-                for group in run.optimizer.param_groups:  # Sutskever / Luong: halve each epoch
-                    group["lr"] *= cfg.lr_decay
-            due_log = state.step % cfg.log_every == 0
-            due_eval = cfg.eval_every > 0 and state.step % cfg.eval_every == 0
-            due_eval = due_eval or (cfg.eval_every == 0 and epoch_end)
-            due_save = cfg.save_every > 0 and state.step % cfg.save_every == 0
-            if due_log or due_eval or due_save:
-                account(run, meter, schedule.epochs_done, report=due_log)
-            if due_eval:
-                evaluate_and_save(run, schedule.epochs_done)
-            elif due_save:
-                save_checkpoint(run)
-            if due_eval or due_save:
-                meter.restart()  # evaluating and saving are not training time
-            stop = limit_reached(cfg, state, started)
-        account(run, meter, schedule.epochs_done, report=False)
-        if state.last_eval_step != state.step:
+        try:
+            return run_loop(run)
+        finally:
+            if run.board is not None:
+                run.board.close()
+
+
+def run_loop(run: Run) -> dict[str, Any]:
+    """Train until a limit is reached, evaluate the last weights, score the test split."""
+    cfg, state, on_event = run.cfg, run.state, run.on_event
+    schedule = EpochSchedule(run.data.train_ids, cfg.batch_tokens, run.recipe.seed, state)
+    meter = Meter(run.device)
+    started = time.perf_counter()
+    bars = EpochBars(on_event, RunClock(cfg, state.step, schedule.epochs_done))
+    batches = iter(schedule)
+    stop = limit_reached(cfg, state, started)  # a resumed run may already be done
+    while stop is None:
+        batch, epoch_end = next(batches)  # from this epoch's ids (they may be sampled)
+        tokens = batch.target_tokens
+        step = (batch.to(run.device), tokens, run.optimizer, cfg, run.autocast)
+        loss_sum, applied = train_step(run.model, *step)
+        state.step += 1
+        if applied:
+            meter.add(loss_sum, tokens, state.step)
+            if run.average is not None:
+                run.average.update(run.model, state.step - state.skipped)
+        else:
+            state.skipped += 1
+            on_event(Message(f"step {state.step}: loss not finite, update skipped"))
+        if epoch_end and cfg.lr_schedule == "epoch_decay" and state.epoch >= cfg.lr_decay_start:
+            for group in run.optimizer.param_groups:  # Sutskever / Luong: halve each epoch
+                group["lr"] *= cfg.lr_decay
+        due_log = state.step % cfg.log_every == 0
+        due_eval = cfg.eval_every > 0 and state.step % cfg.eval_every == 0
+        due_eval = due_eval or (cfg.eval_every == 0 and epoch_end)
+        due_save = cfg.save_every > 0 and state.step % cfg.save_every == 0
+        if due_log or due_eval or due_save:
+            account(run, meter, schedule.epochs_done, report=due_log)
+        if due_eval:
             evaluate_and_save(run, schedule.epochs_done)
-        on_event(
-            Message(
-                f"stopped after {stop}: step {state.step}, best valid BLEU "
-                f"{state.best_bleu:.2f} at step {state.best_step}"
-            )
+        elif due_save:
+            save_checkpoint(run)
+        if due_eval or due_save:
+            meter.restart()  # evaluating and saving are not training time
+        bars.step(schedule, epoch_end, state.step)
+        stop = limit_reached(cfg, state, started)
+    bars.close()
+    account(run, meter, schedule.epochs_done, report=False)
+    if state.last_eval_step != state.step:
+        evaluate_and_save(run, schedule.epochs_done)
+    on_event(
+        Message(
+            f"stopped after {stop}: step {state.step}, best valid BLEU "
+            f"{state.best_bleu:.2f} at step {state.best_step}"
         )
-        return score_test(run, schedule.epochs_done)
+    )
+    return score_test(run, schedule.epochs_done)
 
 
 def prepare_run(
@@ -179,12 +199,14 @@ def prepare_run(
 
     trained = run_dir.path if resume else init_from  # a model directory with tokenizers
     saved = None if trained is None else load_tokenizers(recipe.tokenizer, trained)
-    data = prepare_data(recipe, lambda text: on_event(Message(text)), saved)
+    data = prepare_data(recipe, on_event, saved)
     sizes = data.src_tok.vocab_size, data.tgt_tok.vocab_size
     model = build_model(recipe.model, *sizes, target_ids=joint_ids(data.tgt_tok)).to(dev)
     if init_from is not None:  # before anything is written: a mismatch leaves no directory
         load_init_weights(model, recipe, init_from)
         on_event(Message(f"weights and tokenizers from {init_from}; a fresh optimizer"))
+    if cfg.tensorboard:
+        check_tensorboard()  # before anything is written
     run_dir.start(recipe, tokenizer_files(recipe.tokenizer, data.src_tok, data.tgt_tok))
 
     params = sum(p.numel() for p in model.parameters())
@@ -206,9 +228,15 @@ def prepare_run(
     evaluated = model if average is None else average.model
     translator = Translator(evaluated, recipe, data.src_tok, data.tgt_tok, dev)
     autocast = make_autocast(cfg.precision, dev)
+    board = None
+    if cfg.tensorboard:
+        sentences = data.valid.sources if data.valid is not None else []
+        purge = state.step if resume else None
+        board = TensorBoardLog(run_dir.path / "tensorboard", translator, sentences, purge)
+        on_event = board.tee(on_event)
     return Run(
         recipe, run_dir, dev, data, model, optimizer, scheduler, translator, state, on_event,
-        autocast, average, saved_step,
+        autocast, average, saved_step, board,
     )  # fmt: skip
 
 
@@ -282,6 +310,8 @@ def account(run: Run, meter: Meter, epochs_done: float, report: bool) -> None:
         raise UserError(_nonfinite_message(run, bad_step))
     state.train_seconds += seconds
     state.train_tokens += tokens
+    run.window_loss += loss * tokens
+    run.window_tokens += tokens
     if report:
         lr = run.optimizer.param_groups[0]["lr"]
         speed = tokens / max(seconds, 1e-9)
@@ -315,78 +345,3 @@ def limit_reached(cfg: TrainConfig, state: TrainerState, started: float) -> str 
         name = {"bleu": "BLEU", "chrf": "chrF", "loss": "loss"}[cfg.best_metric]
         return f"no better valid {name} in {cfg.patience} evaluations"
     return None
-
-
-# ---------------------------------------------------------------------------- saving
-
-
-def evaluate_and_save(run: Run, epochs_done: float) -> None:
-    """Valid loss, perplexity, BLEU and chrF (greedy, or train.valid_beam); keep the best
-    weights by train.best_metric; metrics; checkpoint.
-
-    metrics.jsonl is appended before the checkpoint is saved: a run killed in between
-    resumes from the checkpoint before, drops this entry and evaluates this step again.
-    """
-    state, cfg, valid = run.state, run.cfg, run.data.valid
-    state.last_eval_step = state.step
-    entry: dict[str, Any] = {"step": state.step, "epoch": epochs_done}
-    improved = True  # no valid split: the latest weights are the ones to keep
-    if valid is not None:
-        with run.autocast:
-            scores = _validate(run.translator, valid, cfg.batch_tokens, cfg.valid_beam)
-        loss, bleu = scores["loss"], scores["bleu"]
-        improved = _improves(cfg.best_metric, scores, state)
-        state.bad_evals = 0 if improved else state.bad_evals + 1
-        if improved:
-            state.best_bleu, state.best_chrf = bleu, scores["chrf"]
-            state.best_loss, state.best_step = loss, state.step
-        if cfg.lr_schedule == "plateau":
-            run.scheduler.step(scores[cfg.best_metric])
-        ppl = perplexity(loss)
-        entry.update(valid_loss=round(loss, 4), valid_ppl=round(ppl, 3), valid_bleu=bleu)
-        entry.update(valid_chrf=scores["chrf"])
-        run.on_event(
-            Evaluation(state.step, epochs_done, loss, ppl, bleu, state.best_bleu, improved)
-        )
-    if improved:
-        run.run_dir.save_best(run.translator.model)  # the weight average, with ema_decay
-    if cfg.keep_checkpoints:
-        run.run_dir.keep_checkpoint(run.translator.model, state.step, cfg.keep_checkpoints)
-    entry.update(
-        learning_rate=run.optimizer.param_groups[0]["lr"],
-        train_tokens_per_second=round(state.train_tokens / max(state.train_seconds, 1e-9)),
-    )
-    if state.skipped:
-        entry["skipped_updates"] = state.skipped
-    run.run_dir.append_metrics(entry)
-    save_checkpoint(run)
-
-
-def save_checkpoint(run: Run) -> None:
-    """checkpoints/last: weights, optimizer, schedule, random state, trainer position."""
-    state = dataclasses.asdict(run.state)
-    average = run.average.model if run.average is not None else None
-    run.run_dir.save_last(run.model, run.optimizer, run.scheduler, state, average)
-    run.saved_step = run.state.step
-
-
-def _validate(
-    translator: Translator, valid: Split, batch_tokens: int, beam: int
-) -> dict[str, float]:
-    """Per-token valid loss (no label smoothing), BLEU and chrF of a search with `beam`
-    (1: greedy), on whole sources."""
-    model, device = translator.model, translator.device
-    loss, _ = mean_nll(model, valid.src_ids, valid.tgt_ids, batch_tokens, device)
-    hyps = translator.translate(valid.sources, beam_size=beam)
-    lang = translator.recipe.data.target_lang
-    scores = score(hyps, valid.references, ["bleu", "chrf"], lang)
-    return {"loss": loss, "bleu": scores["bleu"]["score"], "chrf": scores["chrf"]["score"]}
-
-
-def _improves(metric: str, scores: dict[str, float], state: TrainerState) -> bool:
-    """Whether this evaluation beats the best so far by train.best_metric. For BLEU or
-    chrF, a tie (say 0 early on) goes to the lower loss."""
-    if metric == "loss":
-        return scores["loss"] < state.best_loss
-    best = state.best_bleu if metric == "bleu" else state.best_chrf
-    return (scores[metric], -scores["loss"]) > (best, -state.best_loss)

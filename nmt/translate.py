@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
@@ -97,12 +97,16 @@ def decode_ids(
     device: torch.device,
     nbest: int = 1,
     return_attention: bool = False,
+    progress: Callable[[int], None] | None = None,
 ) -> list[list[Hypothesis]]:
     """Search every source (a list of ids); an empty source gets no hypotheses. `model`:
-    one model or an ensemble (anything with `encode` and `step`)."""
+    one model or an ensemble (anything with `encode` and `step`). `progress(n)` hears of
+    each batch's n sentences when they are done (and of the empty ones first)."""
     model.eval()
     results: list[list[Hypothesis]] = [[] for _ in src_ids]
     todo = [i for i, ids in enumerate(src_ids) if len(ids) > 0]
+    if progress is not None and len(todo) < len(src_ids):
+        progress(len(src_ids) - len(todo))  # the empty ones are done: they get nothing
     lengths = [len(src_ids[i]) for i in todo]
     for chunk in batch_indices(lengths, None, decode.batch_tokens):
         rows = [todo[j] for j in chunk]
@@ -138,6 +142,8 @@ def decode_ids(
                 if h.attention is not None:
                     h.attention = h.attention[:, : len(src_ids[row])]
             results[row] = found
+        if progress is not None:
+            progress(len(rows))
     return results
 
 
@@ -240,9 +246,16 @@ class Translator:
         while batch := list(itertools.islice(lines, chunk)):
             yield from self.search(batch, nbest, attention, **options)
 
-    def translate(self, lines: Sequence[str], **options: Unpack[DecodeOptions]) -> list[str]:
-        """One translation per line. Keyword arguments override `decode.*` settings."""
-        return [found[0].text if found else "" for found in self.search(lines, **options)]
+    def translate(
+        self,
+        lines: Sequence[str],
+        progress: Callable[[int], None] | None = None,
+        **options: Unpack[DecodeOptions],
+    ) -> list[str]:
+        """One translation per line. Keyword arguments override `decode.*` settings;
+        `progress(n)` hears of every n lines done."""
+        found = self.search(lines, progress=progress, **options)
+        return [best[0].text if best else "" for best in found]
 
     def search_settings(
         self, nbest: int = 1, attention: bool = False, **options: Unpack[DecodeOptions]
@@ -266,12 +279,13 @@ class Translator:
         lines: Sequence[str],
         nbest: int = 1,
         attention: bool = False,
+        progress: Callable[[int], None] | None = None,
         **options: Unpack[DecodeOptions],
     ) -> list[list[Translation]]:
         """The `nbest` best translations of each line, with scores and, if asked, attention."""
         settings = self.search_settings(nbest, attention, **options)
         src_ids = self.encode(lines, settings.max_input_length)
-        return self.search_ids(src_ids, settings, nbest, attention)
+        return self.search_ids(src_ids, settings, nbest, attention, progress)
 
     def search_ids(
         self,
@@ -279,10 +293,13 @@ class Translator:
         settings: DecodeConfig,
         nbest: int = 1,
         attention: bool = False,
+        progress: Callable[[int], None] | None = None,
     ) -> list[list[Translation]]:
         """`search` of sources already encoded, with settings from `search_settings`."""
         with self.autocast:
-            found = decode_ids(self.model, src_ids, settings, self.device, nbest, attention)
+            found = decode_ids(
+                self.model, src_ids, settings, self.device, nbest, attention, progress
+            )
         out = []
         for ids, hyps in zip(src_ids, found, strict=True):
             texts = self.tgt_tokenizer.decode([h.tokens for h in hyps]) if hyps else []

@@ -22,9 +22,11 @@ import torch
 from safetensors.torch import load_file
 
 import nmt.train
+import nmt.validation
 from nmt.config import load_recipe
 from nmt.errors import UserError
-from nmt.train import Evaluation, Message, train
+from nmt.events import Evaluation, Message
+from nmt.train import train
 from nmt.translate import Translator
 
 
@@ -332,7 +334,7 @@ def test_patience_stops_when_valid_bleu_stalls(tmp_path, make_recipe, monkeypatc
     # the third evaluation, long before max_steps, and keeps the first one's weights.
     scores = iter([10.0, 5.0, 4.0, 3.0, 2.0, 1.0])
     monkeypatch.setattr(
-        nmt.train, "_validate", lambda *args: {"loss": 2.0, "bleu": next(scores), "chrf": 0.0}
+        nmt.validation, "_validate", lambda *args: {"loss": 2.0, "bleu": next(scores), "chrf": 0.0}
     )
     out = tmp_path / "run"
     events = []
@@ -351,7 +353,7 @@ def test_patience_stops_when_valid_bleu_stalls(tmp_path, make_recipe, monkeypatc
 
 def test_without_patience_a_stalled_bleu_does_not_stop(tmp_path, make_recipe, monkeypatch):
     monkeypatch.setattr(
-        nmt.train, "_validate", lambda *args: {"loss": 2.0, "bleu": 0.0, "chrf": 0.0}
+        nmt.validation, "_validate", lambda *args: {"loss": 2.0, "bleu": 0.0, "chrf": 0.0}
     )
     out = tmp_path / "run"
     r = train(make_recipe(out, "train.max_steps=8", "train.eval_every=2"), device="cpu")
