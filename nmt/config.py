@@ -140,6 +140,7 @@ class TrainConfig:
     save_every: int = non_negative(0)  # steps between resumable saves; 0: at each evaluation
     skip_nonfinite: bool = False  # a NaN/inf loss skips its update instead of stopping the run
     deterministic: bool = False  # deterministic kernels only (slower on CUDA); bit-exact reruns
+    tensorboard: bool = False  # curves and attention maps in RUN_DIR/tensorboard/
     # None: off; d: evaluate, choose and save an average of the weights, avg ← d·avg + (1−d)·w
     ema_decay: float | None = checked(None, lambda v: 0 <= v < 1, "in [0, 1)")
     keep_checkpoints: int = non_negative(0)  # keep the last N evaluations' weights (nmt average)

@@ -12,7 +12,7 @@ from nmt.errors import UserError
 from nmt.translate import Translation
 
 
-def pyplot() -> ModuleType:
+def pyplot(needs: str = "--plot") -> ModuleType:
     """matplotlib.pyplot drawing to files only, or a UserError saying how to install it."""
     try:
         import matplotlib
@@ -20,13 +20,13 @@ def pyplot() -> ModuleType:
         matplotlib.use("Agg")  # files only, no screen needed
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UserError("--plot needs matplotlib: pip install 'nmt[plot]'") from None
+        raise UserError(f"{needs} needs matplotlib: pip install 'nmt[plot]'") from None
     return plt
 
 
-def plot_attention(translation: Translation, path: Path) -> None:
-    """Write one PNG: target pieces (and </s>) down, source pieces across."""
-    plt = pyplot()
+def attention_figure(translation: Translation, needs: str = "--plot"):
+    """A matplotlib Figure: target pieces (and </s>) down, source pieces across."""
+    plt = pyplot(needs)
     rows = [*translation.target_pieces, "</s>"]
     cols = translation.source_pieces
     fig, ax = plt.subplots(figsize=(1 + 0.45 * len(cols), 1 + 0.4 * len(rows)))
@@ -36,5 +36,11 @@ def plot_attention(translation: Translation, path: Path) -> None:
     ax.set_xlabel("source")
     ax.set_ylabel("target")
     fig.tight_layout()
+    return fig
+
+
+def plot_attention(translation: Translation, path: Path) -> None:
+    """Write one PNG of `attention_figure`."""
+    fig = attention_figure(translation)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+    pyplot().close(fig)

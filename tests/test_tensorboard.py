@@ -1,0 +1,69 @@
+"""train.tensorboard: event files with the curves and attention maps, or one clear error."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from conftest import QUICKSTART, TINY, set_args
+
+from cli.main import app
+
+pytest.importorskip("tensorboard")
+
+from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E402
+    EventAccumulator,
+)
+
+RUN = [*TINY, "train.max_steps=20", "train.tensorboard=true"]
+
+
+def train(runner, out, *extra):
+    return runner.invoke(
+        app,
+        ["train", str(QUICKSTART), *set_args([*RUN, *extra]), "--output-dir", str(out)]
+        + ["--device", "cpu"],
+    )
+
+
+def test_a_run_writes_its_curves_and_attention_maps(runner, tmp_path):
+    out = tmp_path / "run"
+    result = train(runner, out)
+    assert result.exit_code == 0, result.output
+    files = list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert files and all(f.stat().st_size > 1000 for f in files)
+    events = EventAccumulator(str(out / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    tags = events.Tags()
+    scalars = {"train/loss", "train/learning_rate", "train/tokens_per_second"}
+    scalars |= {"valid/loss", "valid/perplexity", "valid/bleu"}
+    assert scalars <= set(tags["scalars"])
+    assert [e.step for e in events.Scalars("train/loss")] == [10, 20]  # train.log_every 10
+    assert [e.step for e in events.Scalars("valid/bleu")] == [10, 20]  # train.eval_every 10
+    loss = [e.value for e in events.Scalars("valid/loss")]
+    metrics = [line for line in (out / "metrics.jsonl").read_text().splitlines() if line]
+    assert len(loss) == len(metrics)
+    assert {"attention/0", "attention/1", "attention/2"} <= set(tags["images"])
+    image = events.Images("attention/0")[-1]
+    assert image.step == 20 and image.width > 10 and image.height > 10
+
+
+def test_without_tensorboard_installed_the_run_stops_before_writing(runner, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    out = tmp_path / "run"
+    result = train(runner, out)
+    assert result.exit_code == 1
+    assert "train.tensorboard needs the tensorboard package" in result.output
+    assert not out.exists()
+
+
+def test_metrics_record_the_training_loss_and_time(runner, tmp_path):
+    import json
+
+    out = tmp_path / "run"
+    assert train(runner, out, "train.tensorboard=false").exit_code == 0
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["train_loss"] > 0 for r in records)
+    times = [r["train_seconds"] for r in records]
+    assert times == sorted(times) and times[0] > 0
+    assert not (out / "tensorboard").exists()
