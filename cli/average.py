@@ -15,7 +15,10 @@ from nmt.errors import UserError
 @user_errors
 def average(
     run_dir: Annotated[
-        Path, typer.Argument(help="A model directory trained with train.keep_checkpoints.")
+        Path,
+        typer.Argument(
+            metavar="RUN_DIR", help="A model directory trained with train.keep_checkpoints."
+        ),
     ],
     output_dir: Annotated[
         Path, typer.Option("--output-dir", help="The new model directory (must not hold files).")

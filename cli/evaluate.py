@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.errors import user_errors
+from cli.help import Command, new_app
 from cli.options import (
     Beam,
     Device,
@@ -33,9 +34,7 @@ from nmt.errors import UserError
 from nmt.files import atomic_output, same_file
 from nmt.translate import Translator
 
-app = typer.Typer(
-    help="Score translations: BLEU, chrF, TER, significance, perplexity.", no_args_is_help=True
-)
+app = new_app(help="Score translations: BLEU, chrF, TER, significance, perplexity.")
 
 
 def _print_scores(report: dict[str, Any], metrics: list[str]) -> None:
@@ -78,11 +77,14 @@ def _check_files(
     check_not_an_input(output, "--output", inputs)
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def bleu(
     hypothesis: Annotated[
-        Path | None, typer.Argument(help="Translations to score (or use --model and --source).")
+        Path | None,
+        typer.Argument(
+            metavar="HYPOTHESES", help="Translations to score (or use --model and --source)."
+        ),
     ] = None,
     reference: Annotated[
         Path, typer.Option("--reference", "-r", help="Reference translations.")
@@ -146,7 +148,7 @@ def bleu(
         _print_scores(report, names)
 
 
-@app.command()
+@app.command(cls=Command)
 @user_errors
 def perplexity(
     model: Models,

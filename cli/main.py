@@ -2,21 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from cli import average, evaluate, serve, train, translate
+from cli.help import add_command, new_app
+from nmt import __version__
 
-app = typer.Typer(
+app = new_app(
     help="Recurrent neural machine translation: train a recipe, translate, evaluate.",
-    no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-app.command("train")(train.train)
-app.command("translate")(translate.translate)
-app.command("average")(average.average)
-app.command("serve")(serve.serve)
+add_command(app, "train", train.train)
+add_command(app, "translate", translate.translate)
+add_command(app, "average", average.average)
+add_command(app, "serve", serve.serve)
 app.add_typer(evaluate.app, name="evaluate")
+
+
+def _version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"nmt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print nmt's version."),
+    ] = False,
+) -> None:
+    """Recurrent neural machine translation: train a recipe, translate, evaluate."""
 
 
 def main() -> None:

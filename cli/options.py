@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import torch
 import typer
 
+from nmt.config import MAX_BEAM
 from nmt.errors import UserError
 from nmt.files import same_file
 
@@ -82,6 +83,12 @@ def decode_overrides(
     """Keyword arguments for Translator.translate / search; None keeps the recipe's value."""
     if greedy and beam is not None:
         raise UserError(f"--beam {beam} and --greedy contradict each other; give one of them")
+    if beam is not None and not 1 <= beam <= MAX_BEAM:
+        raise UserError(f"--beam {beam}: give a beam of 1 (greedy) to {MAX_BEAM}")
+    if length_penalty is not None and not length_penalty >= 0:  # NaN fails too
+        raise UserError(f"--length-penalty {length_penalty}: give 0 or more (0.6 is usual)")
+    if min_length is not None and min_length < 0:
+        raise UserError(f"--min-length {min_length}: give 0 or more tokens")
     return {
         "beam_size": 1 if greedy else beam,
         "length_normalization": length_normalization.value if length_normalization else None,

@@ -50,10 +50,17 @@ def reporter(renderer: Renderer) -> Callable[[Event], None]:
 
 @user_errors
 def train(
-    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file, e.g. recipes/quickstart.yaml.")],
+    recipe: Annotated[
+        Path,
+        typer.Argument(metavar="RECIPE", help="Recipe YAML file, e.g. recipes/quickstart.yaml."),
+    ],
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", help="Override a recipe key: --set train.max_epochs=3 (repeatable)."),
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Override a recipe key: --set train.max_epochs=3 (repeatable).",
+        ),
     ] = None,
     output_dir: Annotated[
         Path | None, typer.Option(help="Model directory to write (default: the recipe's).")

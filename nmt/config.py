@@ -192,13 +192,38 @@ def recipe_from_dict(
     if not isinstance(raw, dict):
         raise UserError(f"{where}: a recipe is a YAML mapping of sections (data:, model:, ...)")
     check_size(raw, where)  # before anything walks it: a YAML alias bomb walks for ever
-    raw = copy.deepcopy(raw)
+    original, raw = raw, copy.deepcopy(raw)
     for item in overrides:
         _apply_override(raw, item, where)
+    try:
+        return _checked(raw, where)
+    except UserError as error:
+        if not overrides:
+            raise
+        raise _blame_override(error, original, where, overrides) from None
+
+
+def _checked(raw: dict, where: str) -> Recipe:
     recipe = _build(Recipe, raw, where, "")
     recipe = _use_alternative(recipe, where)
     check_recipe(recipe, where)
     return recipe
+
+
+def _blame_override(
+    error: UserError, original: dict, where: str, overrides: list[str] | tuple[str, ...]
+) -> UserError:
+    """A recipe valid without its --set overrides but not with them: the message names
+    --set (and the override whose key it mentions), not the recipe file."""
+    try:
+        _checked(copy.deepcopy(original), where)
+    except UserError:
+        return error  # the file is at fault as it stands
+    message = str(error).removeprefix(f"{where}: ")
+    keys = [(item, item.partition("=")[0].strip()) for item in overrides]
+    named = [item for item, key in keys if f"'{key}'" in message or message.startswith(key)]
+    label = f"--set {shown(named[0])}" if named else "--set"
+    return UserError(f"{label}: {message}")
 
 
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
@@ -323,6 +348,14 @@ def _apply_override(raw: dict, item: str, where: str) -> None:
         raise UserError(f"{named}: write --set section.key=value, e.g. train.max_epochs=3")
     value = parse_yaml(text, named, "value is not valid YAML") if text.strip() else None
     check_size(value, named, "the value")
+    if isinstance(value, dict) and any(":" in str(k) and v is None for k, v in value.items()):
+        spaced = ", ".join(
+            str(k).replace(":", ": ", 1) if v is None else f"{k}: {v}" for k, v in value.items()
+        )
+        raise UserError(
+            f"{named}: YAML reads {shown(text.strip())} as a key with no value; put a space "
+            f"after each colon: {key}={{{spaced}}}"
+        )
     node = raw
     parts = key.split(".")
     for part in parts[:-1]:
