@@ -1,4 +1,4 @@
-"""`nmt`: train, translate, evaluate, average, serve."""
+"""`nmt`: train, translate, evaluate, average, serve, recipes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli import average, evaluate, serve, train, translate
+from cli import average, evaluate, recipes, serve, train, translate
 from cli.help import add_command, new_app
 from nmt import __version__
 
@@ -20,6 +20,7 @@ add_command(app, "translate", translate.translate)
 add_command(app, "average", average.average)
 add_command(app, "serve", serve.serve)
 app.add_typer(evaluate.app, name="evaluate")
+app.add_typer(recipes.app, name="recipes")
 
 
 def _version(asked: bool) -> None:

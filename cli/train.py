@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ import typer
 from cli.errors import user_errors
 from cli.options import Device, DeviceOption, Threads, use_threads
 from cli.progress import Renderer
+from nmt.bundled import resolve_recipe
 from nmt.config import load_recipe
 from nmt.events import Evaluation, Event, Message, Phase, Progress
 from nmt.progress import duration
@@ -51,8 +53,12 @@ def reporter(renderer: Renderer) -> Callable[[Event], None]:
 @user_errors
 def train(
     recipe: Annotated[
-        Path,
-        typer.Argument(metavar="RECIPE", help="Recipe YAML file, e.g. recipes/quickstart.yaml."),
+        str,
+        typer.Argument(
+            metavar="RECIPE",
+            help="Recipe YAML file, or a bundled recipe's name (nmt recipes lists them), "
+            "e.g. quickstart.",
+        ),
     ],
     set_: Annotated[
         list[str] | None,
@@ -86,7 +92,8 @@ def train(
     """Train a model from a recipe and write its model directory."""
     use_threads(threads)
     overrides = [*(set_ or []), *(["train.deterministic=true"] if deterministic else [])]
-    cfg = load_recipe(recipe, overrides)
+    with resources.as_file(resolve_recipe(recipe)) as path:  # a bundled one may be zipped
+        cfg = load_recipe(path, overrides)
     if output_dir is not None:
         cfg = dataclasses.replace(cfg, output_dir=str(output_dir))
     renderer = Renderer()

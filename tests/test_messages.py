@@ -80,3 +80,21 @@ def test_help_has_no_typer_placeholders(runner, command):
     assert result.exit_code == 0
     assert "<bool>" not in result.output and "{" not in result.output.splitlines()[0]
     assert "Usage: nmt " + " ".join(command) in result.output
+
+
+def test_train_finds_a_bundled_recipe_by_name(runner, tmp_path, monkeypatch):
+    from conftest import TINY, set_args
+
+    monkeypatch.chdir(tmp_path)  # no recipes/ folder here: the name alone finds it
+    out = tmp_path / "run"
+    args = ["train", "quickstart", *set_args([*TINY, "train.max_steps=2"])]
+    result = runner.invoke(app, [*args, "--output-dir", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert (out / "model.safetensors").is_file()
+
+
+def test_train_suggests_a_bundled_name_for_a_typo_and_spots_a_model_dir(runner, model_dir):
+    result = runner.invoke(app, ["train", "quikstart"])
+    assert result.exit_code == 1 and "did you mean 'quickstart'?" in result.output
+    result = runner.invoke(app, ["train", str(model_dir)])
+    assert result.exit_code == 1 and "is a model directory" in result.output
