@@ -1,4 +1,4 @@
-"""`nmt`: train, translate, evaluate, average, serve, recipes."""
+"""`nmt`: train, translate, evaluate, average, serve, plot, recipes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli import average, evaluate, recipes, serve, train, translate
+from cli import average, evaluate, plot, recipes, serve, train, translate
 from cli.help import add_command, new_app
 from nmt import __version__
 
@@ -19,6 +19,7 @@ add_command(app, "train", train.train)
 add_command(app, "translate", translate.translate)
 add_command(app, "average", average.average)
 add_command(app, "serve", serve.serve)
+add_command(app, "plot", plot.plot)
 app.add_typer(evaluate.app, name="evaluate")
 app.add_typer(recipes.app, name="recipes")
 

@@ -67,3 +67,14 @@ def test_metrics_record_the_training_loss_and_time(runner, tmp_path):
     times = [r["train_seconds"] for r in records]
     assert times == sorted(times) and times[0] > 0
     assert not (out / "tensorboard").exists()
+
+
+def test_a_quickstart_run_gives_event_files_and_nmt_plot_draws_it(runner, tmp_path):
+    out = tmp_path / "run"
+    assert train(runner, out).exit_code == 0
+    assert any(f.stat().st_size > 1000 for f in (out / "tensorboard").iterdir())
+    image = tmp_path / "curves.png"
+    result = runner.invoke(app, ["plot", str(out), "--output", str(image)])
+    assert result.exit_code == 0, result.output
+    data = image.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
