@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated, Any, TextIO
 
 import typer
 
@@ -31,22 +31,15 @@ from cli.options import (
     same_path,
     use_threads,
 )
-from nmt.corpus import decode_lines, iter_lines
+from cli.progress import Renderer
+from cli.reading import count_lines, input_chunks, is_interactive
 from nmt.errors import UserError
 from nmt.files import LabelledWriter, atomic_output, is_regular
 from nmt.plot import plot_attention, pyplot
+from nmt.progress import Tracker
 from nmt.translate import Translation, Translator, attention_record, nbest_lines
 
-CHUNK = 1000  # lines translated at a time from a file or a pipe
-
-
-def _lines(source: str) -> tuple[Iterator[str], int]:
-    """The input read lazily, and how many lines to translate at a time: a terminal is
-    answered line by line, a file or a pipe in chunks."""
-    if source == "-":
-        lines = (text.strip() for _, text in decode_lines(sys.stdin.buffer, "standard input"))
-        return lines, 1 if sys.stdin.isatty() else CHUNK
-    return iter_lines(Path(source), "the input"), CHUNK
+HINT = "nmt translate: type a sentence and press Enter; Ctrl-D ends"
 
 
 def _input_status(source: str) -> os.stat_result | None:
@@ -86,19 +79,20 @@ def _write_all(
     plot: Path | None,
     plot_count: int,
     nbest: int,
-    flush: bool,
 ) -> int:
     """Write each line's translations (and attention, plots); the index of the last line.
-    `flush`: someone is typing, so answer each line at once."""
+    A chunk's last line (None in `results`) flushes: someone may be waiting for it."""
     index = -1
-    for index, found in enumerate(results):
+    for found in results:
+        if found is None:
+            out.flush()
+            continue
+        index += 1
         best = found[0] if found else None
         if nbest == 1:
             out.write((best.text if best else "") + "\n")
         else:
             out.write("".join(nbest_lines(index, found)))
-        if flush:
-            out.flush()
         if attn is not None:
             attn.write(attention_record(index, best))
         if plot is not None and best is not None and index < plot_count:
@@ -106,9 +100,38 @@ def _write_all(
     return index
 
 
+def _translations(
+    translator: Translator,
+    source: str,
+    chunks: Iterable[list[str]],
+    nbest: int,
+    attention: bool,
+    decode: dict[str, Any],
+) -> Iterator[list[Translation] | None]:
+    """Each line's translations, chunk by chunk, with None after each chunk. A file's
+    progress is shown (cli/progress.py); someone typing or piping sees a hint instead."""
+    interactive = is_interactive(source)
+    if interactive and sys.stdin.isatty():
+        typer.echo(HINT, err=True)
+    renderer = Renderer()
+    total = None if interactive else count_lines(source)
+    tracker = Tracker(renderer.render, "translating", total, "lines") if not interactive else None
+    try:
+        for chunk in chunks:
+            progress = tracker.advance if tracker is not None else None
+            yield from translator.search(chunk, nbest, attention, progress=progress, **decode)
+            yield None
+        if tracker is not None:
+            tracker.finish()
+    finally:
+        renderer.close()
+
+
 @user_errors
 def translate(
-    source: Annotated[str, typer.Argument(help="Text file to translate, or - for stdin.")],
+    source: Annotated[
+        str, typer.Argument(metavar="FILE", help="Text file to translate, or - for stdin.")
+    ],
     model: Models,
     beam: Beam = None,
     greedy: Greedy = False,
@@ -138,7 +161,7 @@ def translate(
     --attention-out and --plot then show the mean of their attention weights.
     """
     use_threads(threads)
-    lines, chunk = _lines(source)  # a missing input is reported here, before any output
+    chunks = input_chunks(source)  # a missing input is reported here, before any output
     decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
     _check_outputs(source, output, attention_out)
     translator = Translator.load(model, device.value, precision.value)
@@ -164,8 +187,8 @@ def translate(
         attn = None
         if attention_out is not None:
             attn = files.enter_context(atomic_output(attention_out, "--attention-out"))
-        results = translator.stream(lines, chunk, nbest, want_attention, **decode)
-        index = _write_all(results, out, attn, plot, plot_count, nbest, flush=chunk == 1)
+        results = _translations(translator, source, chunks, nbest, want_attention, decode)
+        index = _write_all(results, out, attn, plot, plot_count, nbest)
     if index < 0:
         name = source if source != "-" else "standard input"
         typer.secho(f"warning: {name} had no lines to translate", err=True, fg=typer.colors.YELLOW)

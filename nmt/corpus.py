@@ -177,14 +177,19 @@ def iter_lines(path: Path, key: str = "input") -> Iterator[str]:
 def decode_lines(stream: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
     """(line number, text) from a byte stream; bytes that are not UTF-8 name the line."""
     for n, raw in enumerate(stream, start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise UserError(
-                f"{name}:{n}: not valid UTF-8 (byte {e.start}); convert the text, "
-                f"e.g. iconv -f latin1 -t utf-8"
-            ) from None
-        yield n, text.rstrip("\r\n")
+        yield n, decode_line(raw, name, n)
+
+
+def decode_line(raw: bytes, name: str, number: int) -> str:
+    """One line's text without its line break; bytes that are not UTF-8 name the line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(
+            f"{name}:{number}: not valid UTF-8 (byte {e.start}); convert the text, "
+            f"e.g. iconv -f latin1 -t utf-8"
+        ) from None
+    return text.rstrip("\r\n")
 
 
 class Filtered(NamedTuple):
