@@ -29,6 +29,7 @@ from cli.options import (
     file_status,
     use_threads,
 )
+from cli.progress import Renderer
 from nmt import evaluate as ev
 from nmt.errors import UserError
 from nmt.files import atomic_output, same_file
@@ -134,7 +135,10 @@ def bleu(
         translator = Translator.load(model, device.value, precision.value)
         with contextlib.ExitStack() as files:  # opened first: a bad --output fails fast
             out = files.enter_context(atomic_output(output, "--output")) if output else None
-            report = ev.score_model(translator, source, reference, names, compare, **decode)
+            renderer = files.enter_context(contextlib.closing(Renderer()))
+            report = ev.score_model(
+                translator, source, reference, names, compare, renderer.render, **decode
+            )
             hyps = report.pop("hypotheses")
             if len(model) > 1:
                 report["ensemble"] = [str(m) for m in model]

@@ -9,7 +9,7 @@ so they compare across toolkits. `compare` runs sacreBLEU's paired bootstrap res
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from nmt import loss
 from nmt.config import DecodeConfig
 from nmt.corpus import length_filter, read_aligned
 from nmt.errors import UserError
+from nmt.events import Event
+from nmt.progress import Tracker
 from nmt.translate import Translator
 
 METRICS: dict[str, type[Metric]] = {"bleu": BLEU, "chrf": CHRF, "ter": TER}
@@ -117,9 +119,11 @@ def score_model(
     reference: Path,
     metrics: Sequence[str] = ("bleu", "chrf", "ter"),
     baseline: Path | None = None,
+    on_event: Callable[[Event], None] = lambda event: None,
     **decode: Any,
 ) -> dict[str, Any]:
-    """Translate `source` with the decode settings (recipe's, overridden) and score it.
+    """Translate `source` with the decode settings (recipe's, overridden) and score it;
+    the translating is reported as a `Phase` to `on_event`.
 
     The report carries the translations under "hypotheses".
     """
@@ -127,7 +131,8 @@ def score_model(
     sources, refs = read_aligned(source, reference, purpose="score")
     settings = translator.decode_config(**decode)
     start = time.perf_counter()
-    hyps = translator.translate(sources, **decode)
+    with Tracker(on_event, "translating", len(sources), "lines") as tracker:
+        hyps = translator.translate(sources, progress=tracker.advance, **decode)
     seconds = time.perf_counter() - start
     lang = translator.recipe.data.target_lang
     return {

@@ -165,3 +165,16 @@ def test_progress_events_keep_their_shape():
     assert set(Phase.__dataclass_fields__) == {
         "name", "done", "total", "unit", "finished", "detail"
     }  # fmt: skip
+
+
+def test_translating_a_file_reports_lines_done_of_the_total(
+    runner, model_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(cli.progress, "MIN_SECONDS", 0.0)
+    source = tmp_path / "in.txt"
+    source.write_text("1 2\n\n3 4 5\n6\n", encoding="utf-8")
+    result = runner.invoke(app, ["translate", str(source), "--model", str(model_dir)])
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 4
+    line = next(x for x in result.stderr.splitlines() if x.startswith("translating: "))
+    assert line.startswith("translating: 4/4 lines done in ") and "lines/s" in line
