@@ -22,7 +22,7 @@ MIN_SECONDS = 1.0  # off a terminal, quicker phases finish without a line
 
 
 def _rate(done: int, seconds: float, unit: str) -> str:
-    return f"{done / seconds:,.0f} {unit}/s" if seconds > 0 and done else ""
+    return f"{done / seconds:,.0f} {unit}/s" if seconds > 0 and done > 1 else ""
 
 
 class Renderer:

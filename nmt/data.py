@@ -105,10 +105,11 @@ def prepare_data(
     assert train_text is not None  # data.train is required
     cfg = recipe.tokenizer
     if tokenizers is None:
-        with Tracker(on_event, f"training the {cfg.type} tokenizer", None, "vocabularies"):
+        with Tracker(on_event, f"training the {cfg.type} tokenizer", 1, "tokenizer") as tracker:
             src_tok, tgt_tok = train_tokenizers(
                 cfg, train_text.source, train_text.target, recipe.seed
             )
+            tracker.advance()
         if cfg.restrict_target:  # the output layer covers what the target side uses
             sampled = cfg.sampling is not None  # ... in any segmentation it may be given
             tgt_tok = TargetSubset.of_texts(tgt_tok, train_text.target, sampled)
