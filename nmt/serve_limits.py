@@ -56,25 +56,19 @@ class Limits:
     def check_texts(self, texts: Sequence[str]) -> None:
         if not texts:
             raise ApiError(400, "no text to translate: give one text or a non-empty list")
-        if len(texts) > self.max_texts:
-            raise ApiError(
-                413, f"{len(texts)} texts in one request; at most {self.max_texts} "
-                "(nmt serve --max-texts)"
-            )  # fmt: skip
+        _at_most(len(texts), self.max_texts, "texts in one request", "--max-texts")
         for i, text in enumerate(texts):
-            if len(text) > self.max_chars:
-                raise ApiError(
-                    413, f"text {i} has {len(text)} characters; at most {self.max_chars} "
-                    "(nmt serve --max-chars)"
-                )  # fmt: skip
+            _at_most(len(text), self.max_chars, f"characters in text {i}", "--max-chars")
 
     def check_tokens(self, ids: Sequence[Sequence[int]]) -> None:
         for i, x in enumerate(ids):
-            if len(x) > self.max_tokens:
-                raise ApiError(
-                    413, f"text {i} has {len(x)} tokens; at most {self.max_tokens} "
-                    "(nmt serve --max-tokens)"
-                )  # fmt: skip
+            _at_most(len(x), self.max_tokens, f"tokens in text {i}", "--max-tokens")
+
+
+def _at_most(count: int, limit: int, what: str, flag: str) -> None:
+    """413 when `count` of `what` is over the `limit` that `nmt serve FLAG` sets."""
+    if count > limit:
+        raise ApiError(413, f"{count} {what}; at most {limit} (nmt serve {flag})")
 
 
 class BodyLimit:
