@@ -131,6 +131,7 @@ class TrainConfig:
     lr_patience: int = non_negative(2)  # plateau: evaluations without improvement, then decay
     lr_decay_start: int = non_negative(5)  # epoch_decay: decay after every epoch past this
     clip_norm: float = non_negative(5.0)  # 0 disables gradient clipping
+    accumulate: int = positive(1)  # batches per update; the loss averages all their tokens
     label_smoothing: float = fraction(0.0, low_open=False, high_open=True)
     teacher_forcing: float = fraction(1.0, low_open=True, high_open=False)  # P(gold token)
     eval_every: int = non_negative(0)  # steps between evaluations; 0: every epoch's end

@@ -105,14 +105,14 @@ class EpochBars:
         self.on_event, self.clock = on_event, clock
         self.bar: Tracker | None = None
 
-    def step(self, schedule, epoch_end: bool, step: int) -> None:
-        """After a step on `schedule`'s (an EpochSchedule) latest batch."""
+    def step(self, schedule, epoch_end: bool, step: int, batches: int = 1) -> None:
+        """After a step on `schedule`'s (an EpochSchedule) latest `batches` batches."""
         if self.bar is None:  # from where a resumed run stands in the epoch
             total = len(schedule.batches)
-            done = total - 1 if epoch_end else schedule.state.position - 1
+            done = total - batches if epoch_end else schedule.state.position - batches
             name = f"epoch {schedule.epoch + 1}"
             self.bar = Tracker(self.on_event, name, total, "batches", done)
-        self.bar.advance(1, self.clock.eta(step, schedule.epochs_done))
+        self.bar.advance(batches, self.clock.eta(step, schedule.epochs_done))
         if epoch_end:
             self.close()
 

@@ -66,6 +66,7 @@ RESUMABLE = (
     "train.save_every",
     "train.keep_checkpoints",
     "train.skip_nonfinite",
+    "train.tensorboard",  # watching changes nothing in the training
     "decode.",
 )
 START_OVER = "--overwrite starts it over"
@@ -123,7 +124,8 @@ class RunDir:
                 raise UserError(
                     f"{path} was trained with other values of {', '.join(changed[:6])}; "
                     "--resume may change only train.max_epochs/max_steps/max_minutes, "
-                    "eval_every, patience, log_every, save_every, skip_nonfinite and decode.*"
+                    "eval_every, patience, log_every, save_every, skip_nonfinite, tensorboard "
+                    "and decode.*"
                 )
         elif path.is_dir() and any(path.iterdir()):
             if not self.overwrite:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,9 +137,10 @@ def run_loop(run: Run) -> dict[str, Any]:
     batches = iter(schedule)
     stop = limit_reached(cfg, state, started)  # a resumed run may already be done
     while stop is None:
-        batch, epoch_end = next(batches)  # from this epoch's ids (they may be sampled)
-        tokens = batch.target_tokens
-        step = (batch.to(run.device), tokens, run.optimizer, cfg, run.autocast)
+        group, epoch_end = next_group(batches, cfg.accumulate)  # this epoch's ids (sampled?)
+        tokens = sum(batch.target_tokens for batch in group)
+        on_device = [batch.to(run.device) for batch in group]
+        step = (on_device, tokens, run.optimizer, cfg, run.autocast)
         loss_sum, applied = train_step(run.model, *step)
         state.step += 1
         if applied:
@@ -164,7 +165,7 @@ def run_loop(run: Run) -> dict[str, Any]:
             save_checkpoint(run)
         if due_eval or due_save:
             meter.restart()  # evaluating and saving are not training time
-        bars.step(schedule, epoch_end, state.step)
+        bars.step(schedule, epoch_end, state.step, len(group))
         stop = limit_reached(cfg, state, started)
     bars.close()
     account(run, meter, schedule.epochs_done, report=False)
@@ -268,26 +269,31 @@ def _trainer_state(run_dir: RunDir, saved: dict[str, Any]) -> TrainerState:
 
 def train_step(
     model: Seq2Seq,
-    batch: Batch,
+    batches: Batch | Sequence[Batch],
     tokens: int,
     optimizer: torch.optim.Optimizer,
     cfg: TrainConfig,
     autocast: contextlib.AbstractContextManager,
 ) -> tuple[torch.Tensor, bool]:
-    """One update: teacher-forced forward, masked cross-entropy, backward, clip, step.
+    """One update: teacher-forced forward, masked cross-entropy and backward for each
+    batch (train.accumulate of them), then clip and step.
 
-    The loss is averaged over the batch's `tokens` real target tokens. Returns its sum
-    (still on the device) and whether the update was applied: with
-    train.skip_nonfinite, a NaN/inf loss or gradient skips it (this waits for the device).
+    The loss is averaged over the `tokens` real target tokens of all the batches, so the
+    update equals one on their union. Returns the loss sum (still on the device) and
+    whether the update was applied: with train.skip_nonfinite, a NaN/inf loss or gradient
+    skips it (this waits for the device).
     """
     model.train()
-    real = batch.tgt_out != PAD  # (B, T): project and score real targets only
-    with autocast:
-        logits = model(
-            batch.src, batch.src_lengths, batch.tgt_in, cfg.teacher_forcing, positions=real
-        )
-        loss_sum = token_nll(logits, batch.tgt_out[real], cfg.label_smoothing)
-    (loss_sum / tokens).backward()
+    loss_sum = torch.zeros((), device=next(model.parameters()).device)
+    for batch in [batches] if isinstance(batches, Batch) else batches:
+        real = batch.tgt_out != PAD  # (B, T): project and score real targets only
+        with autocast:
+            logits = model(
+                batch.src, batch.src_lengths, batch.tgt_in, cfg.teacher_forcing, positions=real
+            )
+            part = token_nll(logits, batch.tgt_out[real], cfg.label_smoothing)
+        (part / tokens).backward()
+        loss_sum = loss_sum + part.detach().float()
     finite = loss_sum.isfinite()
     if cfg.clip_norm > 0:
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
@@ -296,7 +302,17 @@ def train_step(
     if applied:
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return loss_sum.detach(), applied
+    return loss_sum, applied
+
+
+def next_group(batches: Iterator[tuple[Batch, bool]], size: int) -> tuple[list[Batch], bool]:
+    """The next `size` batches of an update (fewer at an epoch's end) and whether that
+    end was reached."""
+    group, epoch_end = [], False
+    while len(group) < size and not epoch_end:
+        batch, epoch_end = next(batches)
+        group.append(batch)
+    return group, epoch_end
 
 
 def account(run: Run, meter: Meter, epochs_done: float, report: bool) -> None:
