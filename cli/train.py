@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -101,6 +102,8 @@ def train(
         results = run_training(cfg, device.value, resume, overwrite, reporter(renderer), init_from)
     finally:
         renderer.close()
+    if os.environ.get("RANK", "0") != "0":  # torchrun's other ranks: rank 0 reports
+        return
     if "bleu" in results:
         settings = ", ".join(f"{k}={v}" for k, v in results["decode"].items())
         typer.echo(

@@ -252,3 +252,30 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+class FollowerDir(RunDir):
+    """The model directory as a rank other than 0 of a distributed run sees it: it reads
+    (the tokenizers, the resumable checkpoint, the best weights) and never writes nor
+    locks; rank 0 owns the directory."""
+
+    def start(self, recipe: Recipe, tokenizers: dict[str, bytes]) -> None:
+        pass
+
+    def resume_metrics(self, step: int) -> None:
+        pass
+
+    def append_metrics(self, entry: dict[str, Any]) -> None:
+        pass
+
+    def keep_checkpoint(self, model: torch.nn.Module, step: int, keep: int) -> None:
+        pass
+
+    def save_best(self, model: torch.nn.Module) -> None:
+        pass
+
+    def save_last(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def write_results(self, results: dict[str, Any], hypotheses: list[str] | None) -> None:
+        pass

@@ -21,6 +21,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import nmt.loop
 import nmt.train
 import nmt.validation
 from nmt.config import load_recipe
@@ -113,13 +114,13 @@ def test_results_json(model_dir, model_steps):
 
 def test_max_steps_counts_updates_exactly(tmp_path, make_recipe, monkeypatch):
     updates = []
-    real_step = nmt.train.train_step
+    real_step = nmt.loop.train_step
 
     def counting_step(*args, **kwargs):
         updates.append(1)
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(nmt.train, "train_step", counting_step)
+    monkeypatch.setattr(nmt.loop, "train_step", counting_step)
     out = tmp_path / "run"
     r = train(make_recipe(out, "train.max_steps=7", "train.eval_every=5"), device="cpu")
     assert len(updates) == 7

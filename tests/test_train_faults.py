@@ -26,7 +26,7 @@ import torch
 from conftest import QUICKSTART, TINY, set_args
 from safetensors.torch import load_file
 
-import nmt.train
+import nmt.loop
 from nmt.errors import UserError
 from nmt.events import Message, Progress
 from nmt.train import train
@@ -146,14 +146,14 @@ def test_a_damaged_checkpoint_is_one_clear_message(copy_model, make_recipe, dama
 @pytest.fixture
 def nan_at_step_5(monkeypatch):
     """The training loss (not the valid loss) is NaN at the fifth update."""
-    real, calls = nmt.train.token_nll, []
+    real, calls = nmt.loop.token_nll, []
 
     def loss(*args, **kwargs):
         calls.append(1)
         value = real(*args, **kwargs)
         return value * float("nan") if len(calls) == 5 else value
 
-    monkeypatch.setattr(nmt.train, "token_nll", loss)
+    monkeypatch.setattr(nmt.loop, "token_nll", loss)
 
 
 def test_a_nan_loss_stops_the_run_and_saves_nothing_broken(tmp_path, make_recipe, nan_at_step_5):

@@ -1,0 +1,163 @@
+"""Data-parallel training under torchrun (Gloo, CPU): N processes make the updates one
+process makes on the union of their batches; one writer; no hangs; resume checks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import QUICKSTART, ROOT, TINY, set_args
+from safetensors.torch import load_file
+
+pytestmark = pytest.mark.skipif(
+    not torch.distributed.is_available(), reason="this PyTorch has no torch.distributed"
+)
+
+TIMEOUT = 240
+# dropout 0: the ranks' dropout masks would differ from one process's
+RUN = [*TINY, "model.dropout=0", "train.max_steps=4", "train.log_every=2"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(*launch: str) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", *launch, "-m", "nmt"]
+
+
+def nmt_train(out: Path, *extra: str) -> list[str]:
+    args = ["train", str(QUICKSTART), *set_args([*RUN, *extra]), "--output-dir", str(out)]
+    return [*args, "--device", "cpu"]
+
+
+def run(command: list[str]) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_file(out / "checkpoints" / "last" / "model.safetensors")
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.allclose(a[name], b[name], atol=1e-6, rtol=1e-5), name
+
+
+@pytest.fixture(scope="module")
+def one_process_on_the_union(tmp_path_factory) -> Path:
+    """One process, two batches per update: the union of two ranks' batches."""
+    out = tmp_path_factory.mktemp("one") / "run"
+    run([sys.executable, "-m", "nmt", *nmt_train(out, "train.accumulate=2")])
+    return out
+
+
+def test_two_ranks_update_as_one_process_on_their_union(tmp_path, one_process_on_the_union):
+    out = tmp_path / "two"
+    done = run(torchrun("--standalone", "--nproc-per-node=2") + nmt_train(out))
+    assert_same(weights(out), weights(one_process_on_the_union))
+    plain = tmp_path / "plain"  # one batch per update: other weights, so the test can fail
+    run([sys.executable, "-m", "nmt", *nmt_train(plain)])
+    a, b = weights(plain), weights(out)
+    assert any(not torch.allclose(a[k], b[k]) for k in a)
+    # one writer, one report
+    assert done.stdout.count("trained 4 steps") == 1
+    assert (out / "results.json").is_file() and (out / "model.safetensors").is_file()
+    metrics = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(metrics) == 1  # evaluated once, by rank 0
+
+
+def test_two_ranks_with_accumulation_update_as_one_process_on_their_union(tmp_path):
+    out, single = tmp_path / "two", tmp_path / "one"
+    run(torchrun("--standalone", "--nproc-per-node=2") + nmt_train(out, "train.accumulate=2"))
+    run([sys.executable, "-m", "nmt", *nmt_train(single, "train.accumulate=4")])
+    assert_same(weights(out), weights(single))
+
+
+def test_two_machines_on_localhost_train_as_one_process(tmp_path, one_process_on_the_union):
+    """Two torchrun invocations, one per 'node', meeting at a rendezvous on 127.0.0.1."""
+    out, port = tmp_path / "nodes", free_port()
+    launch = ["--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d"]
+    launch += [f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=nmt-test"]
+    nodes = [
+        subprocess.Popen(
+            torchrun(*launch, f"--node-rank={rank}") + nmt_train(out),
+            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        for rank in (0, 1)
+    ]
+    try:
+        outputs = [node.communicate(timeout=TIMEOUT)[0] for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(outputs)
+    assert_same(weights(out), weights(one_process_on_the_union))
+
+
+def test_a_killed_rank_ends_the_whole_job(tmp_path):
+    out = tmp_path / "run"
+    command = torchrun("--standalone", "--nproc-per-node=2") + nmt_train(
+        out, "train.max_steps=100000", "train.max_epochs=null", "train.eval_every=0"
+    )
+    job = subprocess.Popen(
+        command, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (out / "metrics.jsonl").is_file():  # training is under way
+            assert job.poll() is None and time.monotonic() < deadline, "it never trained"
+            time.sleep(0.2)
+        workers = worker_pids(job.pid)
+        assert len(workers) == 2
+        os.kill(max(workers), signal.SIGKILL)
+        output, _ = job.communicate(timeout=60)  # bounded: the job must end by itself
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+    assert job.returncode != 0
+    assert "SIGKILL" in output or "Signal 9" in output or "exitcode  : -9" in output
+
+
+def worker_pids(parent: int) -> list[int]:
+    """The processes torchrun started (its children), from /proc."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                children.append(int(entry.name))
+    return children
+
+
+def test_resume_needs_as_many_processes(tmp_path):
+    out = tmp_path / "run"
+    run(torchrun("--standalone", "--nproc-per-node=2") + nmt_train(out))
+    command = [sys.executable, "-m", "nmt", *nmt_train(out, "train.max_steps=6"), "--resume"]
+    done = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=TIMEOUT)  # fmt: skip
+    assert done.returncode == 1
+    assert "trained by 2 processes and this run has 1" in done.stderr
+    resumed = torchrun("--standalone", "--nproc-per-node=2") + nmt_train(
+        out, "train.max_steps=6"
+    )
+    assert "trained 6 steps" in run([*resumed, "--resume"]).stdout
