@@ -54,3 +54,18 @@ def test_serve_speed_reports_requests_per_second(model_dir, tmp_path):
     assert report["nmt_translate"]["lines_per_second"] > 0
     assert report["serve_by_clients"]["3"]["requests_per_second"] > 0
     assert report["serve_by_clients"]["1"]["p99_ms"] >= report["serve_by_clients"]["1"]["p50_ms"]
+
+
+def test_ddp_speed_reports_scaling(tmp_path):
+    from conftest import TINY
+
+    sets = [
+        arg for item in TINY if not item.startswith("train.max_steps") for arg in ("--set", item)
+    ]
+    out = run(
+        "ddp_speed.py", str(QUICKSTART), "--procs", "1", "--procs", "2", "--steps", "3",
+        "--repeat", "1", *sets,
+    )  # fmt: skip
+    results = json.loads(out)["results"]
+    assert results["1"]["scaling_efficiency"] == 1.0
+    assert results["2"]["target_tokens_per_second"] > 0
