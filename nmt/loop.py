@@ -175,12 +175,13 @@ def next_group(batches: Iterator[tuple[Batch, bool]], size: int) -> tuple[list[B
 def account(run: Run, meter: Meter, epochs_done: float, report: bool) -> None:
     """Add the meter's window to the trainer state and, if asked, report it.
 
-    A non-finite loss in the window stops the run here, before anything is saved.
+    A non-finite loss in the window stops the run here, before anything is saved: on
+    every rank at once, whichever rank saw it.
     """
     state, world = run.state, run.world
     loss, tokens, seconds, bad_step = meter.take()
-    if bad_step >= 0:
-        raise UserError(_nonfinite_message(run, bad_step))
+    if not world.all(bad_step < 0):  # another rank's step when this one saw none
+        raise UserError(_nonfinite_message(run, bad_step if bad_step >= 0 else state.step))
     if world.active:  # the whole update's loss and tokens, over the ranks
         total = int(world.sum(tokens))
         loss, tokens = world.sum(loss * tokens) / max(total, 1), total
