@@ -1,0 +1,96 @@
+"""The vanishing-gradient picture, measured: ‖∂L/∂h_t‖ / ‖∂L/∂h_T‖ through an encoder's
+recurrence for tanh RNN, GRU and LSTM cells (nmt.gradient_flow), as JSON and a PNG.
+
+    python benchmarks/gradient_flow.py --length 30 --plot gradient_flow.png
+    python benchmarks/gradient_flow.py --model runs/multi30k_de_en --source val.de
+
+Without --model, each cell gets a freshly initialised encoder the way nmt initialises
+one (uniform ±model.init_range, 0.1) fed random token ids; with --model, that trained
+model's encoder (its own cell only) is fed the first --batch lines of --source, cut or
+kept to --length tokens. A script rather than an `nmt` verb: it is a measurement for the
+story, not a step of anyone's translation work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from nmt.config import ModelConfig
+from nmt.gradient_flow import gradient_ratios
+from nmt.model import build_model
+
+
+def fresh(cell: str, args) -> tuple[torch.nn.RNNBase, torch.Tensor]:
+    torch.manual_seed(args.seed)
+    cfg = ModelConfig(
+        cell=cell, embedding_size=args.embedding, hidden_size=args.hidden, encoder_layers=1,
+        decoder_layers=1, bidirectional=False, attention="none", dropout=0.0,
+    )  # fmt: skip
+    model = build_model(cfg, args.vocab, args.vocab)
+    ids = torch.randint(4, args.vocab, (args.batch, args.length))
+    return model.encoder.rnn, model.encoder.embed(ids).detach()
+
+
+def trained(args) -> tuple[str, torch.nn.RNNBase, torch.Tensor]:
+    from nmt.corpus import read_lines
+    from nmt.translate import Translator
+
+    translator = Translator.load(args.model, "cpu")
+    lines = read_lines(Path(args.source))
+    ids = [x for x in translator.encode(lines) if len(x) >= args.length][: args.batch]
+    if not ids:
+        raise SystemExit(f"no line of {args.source} has {args.length} tokens; lower --length")
+    src = torch.tensor([x[: args.length] for x in ids])
+    encoder = translator.model.encoder
+    return translator.recipe.model.cell, encoder.rnn, encoder.embed(src).detach()
+
+
+def plot(results: dict[str, list[float]], path: Path) -> None:
+    from nmt.plot import pyplot
+
+    plt = pyplot("--plot")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for cell, ratios in results.items():
+        ax.plot(range(1, len(ratios) + 1), ratios, marker=".", label=cell)
+    ax.set_yscale("log")
+    ax.set_xlabel("source position t")
+    ax.set_ylabel("‖∂L/∂h_t‖ / ‖∂L/∂h_T‖")
+    ax.set_title("gradient flow back through the encoder")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cells", nargs="+", default=["rnn", "gru", "lstm"])
+    parser.add_argument("--length", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--embedding", type=int, default=256)
+    parser.add_argument("--vocab", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--model", help="a trained model directory (measures its cell)")
+    parser.add_argument("--source", help="with --model: sentences to feed it")
+    parser.add_argument("--plot", type=Path, help="write the curves here (PNG)")
+    args = parser.parse_args()
+    results = {}
+    if args.model:
+        cell, rnn, inputs = trained(args)
+        results[cell] = gradient_ratios(rnn, inputs, args.seed)
+    else:
+        for cell in args.cells:
+            results[cell] = gradient_ratios(*fresh(cell, args), args.seed)
+    if args.plot:
+        plot(results, args.plot)
+    rounded = {cell: [float(f"{r:.4g}") for r in ratios] for cell, ratios in results.items()}
+    print(json.dumps({"length": args.length, "model": args.model, "ratios": rounded}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
