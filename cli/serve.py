@@ -42,6 +42,17 @@ def _exit_cleanly_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, leave)
 
 
+def _announce(host: str, port: int, names: list[str], keyed: bool) -> None:
+    if host not in ("127.0.0.1", "localhost", "::1") and not keyed:
+        typer.secho(
+            f"warning: serving on {host} without --api-key: anyone who can reach it may use it",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
+    served = ", ".join(names)
+    typer.echo(f"serving {served} on http://{host}:{port}/ (pid {os.getpid()})", err=True)
+
+
 @user_errors
 def serve(
     model: Annotated[
@@ -109,14 +120,7 @@ def serve(
         for dirs in groups
     ]
     app = create_app(served, limits, api_key)
-    if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
-        typer.secho(
-            f"warning: serving on {host} without --api-key: anyone who can reach it may use it",
-            err=True,
-            fg=typer.colors.YELLOW,
-        )
-    names = ", ".join(s.name for s in served)
-    typer.echo(f"serving {names} on http://{host}:{port}/ (pid {os.getpid()})", err=True)
+    _announce(host, port, [s.name for s in served], api_key is not None)
     _exit_cleanly_on_sigterm()
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
     uvicorn.Server(config).run()

@@ -180,12 +180,8 @@ def prepare_run(
     # valid and test decode, and model.safetensors keeps, the average when there is one
     evaluated = model if average is None else average.model
     translator = Translator(evaluated, recipe, data.src_tok, data.tgt_tok, dev)
-    board = None
-    if cfg.tensorboard and world.main:
-        sentences = data.valid.sources if data.valid is not None else []
-        purge = state.step if resume else None
-        board = TensorBoardLog(run_dir.path / "tensorboard", translator, sentences, purge)
-        on_event = board.tee(on_event)
+    board = _tensorboard(run_dir, translator, data, state.step if resume else None, world)
+    on_event = board.tee(on_event) if board is not None else on_event
     trainer = None  # DDP all-reduces the gradients and starts every rank from rank 0's weights
     if world.active:
         ids = [dev.index] if dev.type == "cuda" else None
@@ -195,6 +191,16 @@ def prepare_run(
         make_autocast(cfg.precision, dev), average, saved_step, board, world=world,
         trainer=trainer,
     )  # fmt: skip
+
+
+def _tensorboard(
+    run_dir: RunDir, translator: Translator, data: Data, purge: int | None, world: World
+) -> TensorBoardLog | None:
+    """train.tensorboard's writer, on rank 0; a resumed run drops what came after `purge`."""
+    if not translator.recipe.train.tensorboard or not world.main:
+        return None
+    sentences = data.valid.sources if data.valid is not None else []
+    return TensorBoardLog(run_dir.path / "tensorboard", translator, sentences, purge)
 
 
 def _data(
