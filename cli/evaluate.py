@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.by_length import by_length
 from cli.errors import user_errors
 from cli.help import Command, new_app
 from cli.options import (
@@ -35,7 +36,10 @@ from nmt.errors import UserError
 from nmt.files import atomic_output, same_file
 from nmt.translate import Translator
 
-app = new_app(help="Score translations: BLEU, chrF, TER, significance, perplexity.")
+app = new_app(
+    help="Score translations: BLEU, chrF, TER, significance, perplexity, by length."
+)
+app.command("by-length", cls=Command)(by_length)
 
 
 def _print_scores(report: dict[str, Any], metrics: list[str]) -> None:

@@ -10,7 +10,7 @@ from nmt import __version__
 
 COMMANDS = [
     ["train"], ["translate"], ["average"], ["serve"], ["evaluate", "bleu"],
-    ["evaluate", "perplexity"],
+    ["evaluate", "perplexity"], ["evaluate", "by-length"], ["plot"], ["recipes", "show"],
 ]  # fmt: skip
 
 

@@ -1,0 +1,76 @@
+"""Quality by source length: buckets that add up, scores that are the subsets' scores."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from cli.main import app
+from nmt.by_length import length_buckets, score_by_length
+from nmt.errors import UserError
+from nmt.evaluate import score
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize(("count", "min_size"), [(6, 30), (4, 1), (10, 50), (3, 500)])
+def test_buckets_cover_every_length_and_hold_enough(seed, count, min_size):
+    rng = random.Random(seed)
+    lengths = [rng.randint(1, 40) for _ in range(rng.randint(1, 400))]
+    ranges = length_buckets(lengths, count, min_size)
+    sizes = [sum(1 for x in lengths if x in r) for r in ranges]
+    assert sum(sizes) == len(lengths)  # every sentence in exactly one bucket
+    assert ranges[0].start == min(lengths) and ranges[-1].stop == max(lengths) + 1
+    assert all(a.stop == b.start for a, b in zip(ranges, ranges[1:], strict=False))
+    assert len(ranges) <= count
+    if len(lengths) >= min_size:
+        assert all(size >= min_size for size in sizes)
+    else:
+        assert len(ranges) == 1
+
+
+def test_each_bucket_scores_its_own_sentences():
+    sources = [" ".join(["w"] * n) for n in (2, 2, 3, 5, 5, 8, 9, 9, 12, 20)]
+    refs = [f"the cat number {i} sat on the mat" for i in range(10)]
+    hyps = [f"the cat number {i} sat" if i % 2 else refs[i] for i in range(10)]
+    report = score_by_length(sources, refs, {"a": hyps, "b": refs}, "en", count=3, min_size=2)
+    assert sum(b["sentences"] for b in report["buckets"]) == 10
+    for bucket in report["buckets"]:
+        low, high = bucket["lengths"]
+        rows = [i for i, s in enumerate(sources) if low <= len(s.split()) <= high]
+        expected = score([hyps[i] for i in rows], [refs[i] for i in rows], ["bleu", "chrf"], "en")
+        assert bucket["scores"]["a"] == {m: expected[m]["score"] for m in ("bleu", "chrf")}
+        assert bucket["scores"]["b"]["bleu"] == 100.0
+    assert report["signature"]["bleu"].startswith("nrefs:1")
+
+
+def test_a_system_of_the_wrong_length_is_named():
+    with pytest.raises(UserError, match="short has 1 lines but the source has 2"):
+        score_by_length(["a", "b"], ["a", "b"], {"short": ["a"]})
+
+
+def test_the_command_compares_files_and_models_and_draws_them(runner, tmp_path, model_dir):
+    sources = [" ".join(str(d) for d in range(n % 7 + 1)) for n in range(40)]
+    (tmp_path / "src.txt").write_text("\n".join(sources) + "\n", encoding="utf-8")
+    for folder in ("x", "y"):  # two files named test.hyp: told apart by their folders
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "test.hyp").write_text("\n".join(sources) + "\n", encoding="utf-8")
+    image = tmp_path / "len.png"
+    args = ["evaluate", "by-length", str(tmp_path / "x" / "test.hyp")]
+    args += [str(tmp_path / "y" / "test.hyp"), "--model", str(model_dir), "--min-size", "5"]
+    args += ["--source", str(tmp_path / "src.txt"), "--reference", str(tmp_path / "src.txt")]
+    result = runner.invoke(app, [*args, "--plot", str(image), "--json", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert sum(b["sentences"] for b in report["buckets"]) == 40
+    model_name = f"{model_dir.parent.name}/{model_dir.name}"  # the names collide: by folder
+    assert set(report["buckets"][0]["scores"]) == {"x/test", "y/test", model_name}
+    assert image.read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_command_needs_a_system(runner, tmp_path):
+    (tmp_path / "s.txt").write_text("a\n", encoding="utf-8")
+    args = ["--source", str(tmp_path / "s.txt"), "--reference", str(tmp_path / "s.txt")]
+    result = runner.invoke(app, ["evaluate", "by-length", *args])
+    assert result.exit_code == 1 and "give hypothesis files, or --model" in result.output
