@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,9 +158,10 @@ def prepare_run(
         on_event(Message(f"weights and tokenizers from {init_from}; a fresh optimizer"))
     if cfg.tensorboard:
         check_tensorboard()  # before anything is written
-    run_dir.start(recipe, tokenizer_files(recipe.tokenizer, data.src_tok, data.tgt_tok))
+    tokenizers = tokenizer_files(recipe.tokenizer, data.src_tok, data.tgt_tok)
+    run_dir.start(recipe, tokenizers)
     if world.main:
-        world.share("ready")  # the other ranks may read the tokenizers now
+        world.share(tokenizers)  # the other ranks wait for these (nothing else is shared)
 
     params = sum(p.numel() for p in model.parameters())
     on_event(Message(f"model: {params / 1e6:.2f}M parameters on {dev}"))
@@ -212,11 +214,15 @@ def _data(
     world: World,
 ) -> Data:
     """The corpora, read and encoded with tokenizers trained now or saved before. Ranks
-    other than 0 wait for rank 0 to write its tokenizers, and use them."""
-    trained = run_dir.path if resume else init_from  # a model directory with tokenizers
+    other than 0 wait for rank 0's tokenizer files, sent over the process group (the
+    machines need not share a filesystem for that), and use them."""
     if not world.main:
-        world.share()
-        trained = run_dir.path
+        with tempfile.TemporaryDirectory() as local:
+            for name, content in world.share().items():
+                (Path(local) / name).write_bytes(content)
+            saved = load_tokenizers(recipe.tokenizer, Path(local))
+        return prepare_data(recipe, on_event, saved)
+    trained = run_dir.path if resume else init_from  # a model directory with tokenizers
     saved = None if trained is None else load_tokenizers(recipe.tokenizer, trained)
     return prepare_data(recipe, on_event, saved)
 

@@ -90,10 +90,10 @@ def test_two_ranks_with_accumulation_update_as_one_process_on_their_union(tmp_pa
 
 
 def test_two_machines_on_localhost_train_as_one_process(tmp_path, one_process_on_the_union):
-    """Two torchrun invocations, one per 'node', meeting at a rendezvous on 127.0.0.1."""
+    """The README's two-machine command, run twice on 127.0.0.1: node 0 hosts the
+    rendezvous at the endpoint, node 1 joins it."""
     out, port = tmp_path / "nodes", free_port()
-    launch = ["--nnodes=2", "--nproc-per-node=1", "--rdzv-backend=c10d"]
-    launch += [f"--rdzv-endpoint=127.0.0.1:{port}", "--rdzv-id=nmt-test"]
+    launch = ["--nnodes=2", "--nproc-per-node=1", f"--rdzv-endpoint=127.0.0.1:{port}"]
     nodes = [
         subprocess.Popen(
             torchrun(*launch, f"--node-rank={rank}") + nmt_train(out),
@@ -101,12 +101,16 @@ def test_two_machines_on_localhost_train_as_one_process(tmp_path, one_process_on
         )  # fmt: skip
         for rank in (0, 1)
     ]
+    deadline = time.monotonic() + TIMEOUT
     try:
-        outputs = [node.communicate(timeout=TIMEOUT)[0] for node in nodes]
+        while any(node.poll() is None for node in nodes) and time.monotonic() < deadline:
+            time.sleep(0.2)
     finally:
         for node in nodes:
             node.kill()
+    outputs = [node.communicate()[0] for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], "\n".join(outputs)
+    assert "trained 4 steps" in outputs[0]  # node 0 holds global rank 0: it reports
     assert_same(weights(out), weights(one_process_on_the_union))
 
 
