@@ -36,13 +36,12 @@ class Renderer:
         self.started: dict[str, float] = {}
         self.printed: dict[str, float] = {}
 
-    def echo(self, text: str, err: bool = False) -> None:
-        """A log line: on stdout (stderr if `err`), above any bar being drawn."""
-        out = sys.stderr if err else sys.stdout
+    def echo(self, text: str) -> None:
+        """A log line on stdout, above any bar being drawn."""
         if self.bars:
-            tqdm.write(text, file=out)
+            tqdm.write(text, file=sys.stdout)
         else:
-            print(text, file=out, flush=True)
+            print(text, flush=True)
 
     def render(self, phase: Phase) -> None:
         now = time.perf_counter()

@@ -159,10 +159,10 @@ def _encode(
     tgt_ids: Ids = []
     with Tracker(on_event, f"encoding {key}", len(corpus), "pairs") as tracker:
         for start in range(0, len(corpus), ENCODE_CHUNK):
-            end = start + ENCODE_CHUNK
+            end = min(start + ENCODE_CHUNK, len(corpus))
             src_ids += src_tok.encode(corpus.source[start:end])
             tgt_ids += tgt_tok.encode(corpus.target[start:end])
-            tracker.advance(len(corpus.source[start:end]))
+            tracker.advance(end - start)
     keep = length_filter([len(x) for x in src_ids], [len(y) for y in tgt_ids]).keep
     columns = (corpus.source, corpus.target, src_ids, tgt_ids)
     return Split(*([column[i] for i in keep] for column in columns))

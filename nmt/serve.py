@@ -3,7 +3,7 @@
     app = create_app([Served.load("runs/quickstart")], Limits())
     uvicorn.run(app, host="127.0.0.1", port=8000)
 
-Request → checks (`prepare`: sizes, language pair, search settings; a 4xx on failure)
+Request → checks (`Server.prepare`: sizes, language pair, search settings; a 4xx on failure)
 → source ids → `Batcher` (nmt.batcher: one worker thread joins requests with the same
 model and settings into one search batch) → `Translator.search_ids` → answer. Routes:
 
@@ -117,27 +117,6 @@ class Prepared:
     tokens: int
 
 
-def prepare(
-    served: Served, texts: list[str], limits: Limits, nbest: int, attention: bool, **options
-) -> Prepared:
-    """A request checked against the limits and the model, as source ids; ApiError if not."""
-    limits.check_texts(texts)
-    translator = served.translator
-    try:
-        settings = translator.decode_config(**options)
-        if nbest > settings.beam_size:
-            raise ApiError(400, f"nbest {nbest} needs beam_size {nbest} or more")
-        translator.search_settings(nbest, attention, **options)
-    except UserError as error:  # e.g. attention asked of a model without any
-        raise ApiError(400, str(error)) from None
-    ids = translator.encode(texts)
-    limits.check_tokens(ids)
-    if settings.max_input_length is not None:
-        ids = [x[: settings.max_input_length] for x in ids]
-    key = SearchKey(served.name, settings, nbest, attention)
-    return Prepared(key, ids, sum(map(len, ids)))
-
-
 def _result(found: list[Translation]) -> TranslationResult:
     if not found:  # an empty text
         return TranslationResult(
@@ -214,8 +193,22 @@ class Server:
     def prepare(
         self, served: Served, texts: list[str], nbest: int, attention: bool, **options
     ) -> Prepared:
-        """A request checked against the server's limits and the model (`prepare`)."""
-        return prepare(served, texts, self.limits, nbest, attention, **options)
+        """A request checked against the limits and the model, as source ids; ApiError if not."""
+        self.limits.check_texts(texts)
+        translator = served.translator
+        try:
+            settings = translator.decode_config(**options)
+            if nbest > settings.beam_size:
+                raise ApiError(400, f"nbest {nbest} needs beam_size {nbest} or more")
+            translator.search_settings(nbest, attention, **options)
+        except UserError as error:  # e.g. attention asked of a model without any
+            raise ApiError(400, str(error)) from None
+        ids = translator.encode(texts)
+        self.limits.check_tokens(ids)
+        if settings.max_input_length is not None:
+            ids = [x[: settings.max_input_length] for x in ids]
+        key = SearchKey(served.name, settings, nbest, attention)
+        return Prepared(key, ids, sum(map(len, ids)))
 
     async def search(self, prepared: Prepared) -> list[list[Translation]]:
         assert self.batcher is not None, "the server has not started"
