@@ -24,32 +24,40 @@ from nmt.gradient_flow import gradient_ratios
 from nmt.model import build_model
 
 
-def fresh(cell: str, args) -> tuple[torch.nn.RNNBase, torch.Tensor]:
-    torch.manual_seed(args.seed)
+def fresh(
+    cell: str, length: int, batch: int = 32, hidden: int = 256, embedding: int = 256,
+    vocab: int = 1000, seed: int = 1,
+) -> tuple[torch.nn.RNNBase, torch.Tensor]:  # fmt: skip
+    """A freshly initialised one-layer encoder of `cell` and random embedded tokens."""
+    torch.manual_seed(seed)
     cfg = ModelConfig(
-        cell=cell, embedding_size=args.embedding, hidden_size=args.hidden, encoder_layers=1,
+        cell=cell, embedding_size=embedding, hidden_size=hidden, encoder_layers=1,
         decoder_layers=1, bidirectional=False, attention="none", dropout=0.0,
     )  # fmt: skip
-    model = build_model(cfg, args.vocab, args.vocab)
-    ids = torch.randint(4, args.vocab, (args.batch, args.length))
+    model = build_model(cfg, vocab, vocab)
+    ids = torch.randint(4, vocab, (batch, length))
     return model.encoder.rnn, model.encoder.embed(ids).detach()
 
 
-def trained(args) -> tuple[str, torch.nn.RNNBase, torch.Tensor]:
+def trained(
+    model_dir: Path, source: Path, length: int, batch: int = 32
+) -> tuple[str, torch.nn.RNNBase, torch.Tensor]:
+    """A trained model's cell, encoder RNN and its embeddings of the first `batch` lines
+    of `source` that have `length` tokens or more, cut to `length`."""
     from nmt.corpus import read_lines
     from nmt.translate import Translator
 
-    translator = Translator.load(args.model, "cpu")
-    lines = read_lines(Path(args.source))
-    ids = [x for x in translator.encode(lines) if len(x) >= args.length][: args.batch]
+    translator = Translator.load(model_dir, "cpu")
+    lines = read_lines(Path(source))
+    ids = [x for x in translator.encode(lines) if len(x) >= length][:batch]
     if not ids:
-        raise SystemExit(f"no line of {args.source} has {args.length} tokens; lower --length")
-    src = torch.tensor([x[: args.length] for x in ids])
+        raise SystemExit(f"no line of {source} has {length} tokens; lower --length")
+    src = torch.tensor([x[:length] for x in ids])
     encoder = translator.model.encoder
     return translator.recipe.model.cell, encoder.rnn, encoder.embed(src).detach()
 
 
-def plot(results: dict[str, list[float]], path: Path) -> None:
+def plot(results: dict[str, list[float]], path: Path, title: str = "") -> None:
     from nmt.plot import pyplot
 
     plt = pyplot("--plot")
@@ -59,7 +67,7 @@ def plot(results: dict[str, list[float]], path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("source position t")
     ax.set_ylabel("‖∂L/∂h_t‖ / ‖∂L/∂h_T‖")
-    ax.set_title("gradient flow back through the encoder")
+    ax.set_title(title or "gradient flow back through the encoder")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -81,11 +89,12 @@ def main() -> None:
     args = parser.parse_args()
     results = {}
     if args.model:
-        cell, rnn, inputs = trained(args)
+        cell, rnn, inputs = trained(args.model, args.source, args.length, args.batch)
         results[cell] = gradient_ratios(rnn, inputs, args.seed)
     else:
         for cell in args.cells:
-            results[cell] = gradient_ratios(*fresh(cell, args), args.seed)
+            sizes = (args.batch, args.hidden, args.embedding, args.vocab, args.seed)
+            results[cell] = gradient_ratios(*fresh(cell, args.length, *sizes), args.seed)
     if args.plot:
         plot(results, args.plot)
     rounded = {cell: [float(f"{r:.4g}") for r in ratios] for cell, ratios in results.items()}
