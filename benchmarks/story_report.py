@@ -110,8 +110,9 @@ torch {m["torch"]}). The numbers are in
 {model["decoder_layers"]}-layer decoder, embeddings {model["embedding_size"]}, hidden
 {model["hidden_size"]}, dropout {model["dropout"]}; {train["optimizer"]} at
 {train["learning_rate"]}, batches of {train["batch_tokens"]} tokens, {train["precision"]}
-precision; {epochs}, keeping the weights with the best valid BLEU (greedy, after every epoch). One seed per
-variant. Test set: `{report["test_file"]}` ({report["test_sentences"]} sentences), decoded with
+precision; {epochs}, keeping the weights with the best valid BLEU (greedy, after every
+epoch). One seed per variant. Test set: `{report["test_file"]}`
+({report["test_sentences"]} sentences), decoded with
 {decode}; sacreBLEU `{first.get("signature", {}).get("bleu", "")}`. Significance: paired
 bootstrap resampling (1,000 samples) on the test set."""
 
@@ -206,8 +207,7 @@ def _gradient_flow(report: dict[str, Any], assets: str) -> str:
         "the tanh RNN's gradient has faded the most by the first word, as the claim says "
         "(**agrees**)"
         if trained_rnn_lowest
-        else "the tanh RNN's gradient has **not** faded the most by the first word "
-        "(**disagrees**)"
+        else "the tanh RNN's gradient has **not** faded the most by the first word (**disagrees**)"
     )
     fresh_text = (
         "At initialisation it fades the most too."

@@ -140,6 +140,20 @@ def has_last(run_dir: Path) -> bool:
     return any((d / TRAINER).is_file() for d in (last, last.with_name("last.old")))
 
 
+def rng_state() -> dict[str, Any]:
+    """This process's torch random state: the CPU generator's and every CUDA device's."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
 def save_last(
     run_dir: Path,
     model: torch.nn.Module,
@@ -147,9 +161,11 @@ def save_last(
     scheduler: Any,
     trainer_state: dict[str, Any],
     average: torch.nn.Module | None = None,
+    rng: list[dict[str, Any]] | None = None,
 ) -> None:
     """Everything needed to continue training exactly where it stopped; `average`: the
-    moving average of the weights (train.ema_decay), saved beside them.
+    moving average of the weights (train.ema_decay), saved beside them; `rng`: every
+    rank's `rng_state()` in a distributed run (default: this process's alone).
 
     Written into last.tmp, then last → last.old, last.tmp → last, last.old removed: at any
     moment one complete checkpoint exists (load_last falls back to last.old).
@@ -162,9 +178,7 @@ def save_last(
     _save_tensors(tmp / WEIGHTS, model)
     if average is not None:
         _save_tensors(tmp / AVERAGE, average)
-    rng = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
+    rng = rng if rng is not None else [rng_state()]
     saved = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng}
     with (tmp / OPTIMIZER).open("wb") as f:
         torch.save(saved, f)
@@ -189,9 +203,10 @@ def load_last(
     scheduler: Any,
     device: torch.device,
     average: torch.nn.Module | None = None,
+    rank: int = 0,
 ) -> dict[str, Any]:
-    """Restore model, optimizer, scheduler, random state and, if asked, the weight
-    average; return the trainer state."""
+    """Restore model, optimizer, scheduler, random state (`rank`'s own, in a distributed
+    run) and, if asked, the weight average; return the trainer state."""
     last = run_dir / LAST
     if not (last / TRAINER).is_file() and (last.with_name("last.old") / TRAINER).is_file():
         last = last.with_name("last.old")  # a crash between the two renames of save_last
@@ -210,9 +225,8 @@ def load_last(
         saved = torch.load(last / OPTIMIZER, map_location=device, weights_only=True)
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["rng"]["torch"].cpu())
-        if "cuda" in saved["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in saved["rng"]["cuda"]])
+        states = saved["rng"] if isinstance(saved["rng"], list) else [saved["rng"]]
+        set_rng_state(states[rank] if rank < len(states) else states[0])  # (other sizes: refused)
     except Exception as e:  # unpickling, a missing key, a state of another shape
         reason = " ".join(str(e).split())[:120] or type(e).__name__
         raise UserError(f"{last / OPTIMIZER}: cannot be read ({reason}); {damaged}") from None

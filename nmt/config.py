@@ -136,7 +136,8 @@ class TrainConfig:
     teacher_forcing: float = fraction(1.0, low_open=True, high_open=False)  # P(gold token)
     eval_every: int = non_negative(0)  # steps between evaluations; 0: every epoch's end
     patience: int = non_negative(0)  # evaluations without improvement before stopping; 0: never
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: autocast on CUDA or CPU
+    # bf16: autocast on CUDA or CPU; fp16: autocast with a gradient scaler (GPUs without bf16)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     log_every: int = positive(100)  # steps between progress lines
     save_every: int = non_negative(0)  # steps between resumable saves; 0: at each evaluation
     skip_nonfinite: bool = False  # a NaN/inf loss skips its update instead of stopping the run

@@ -80,6 +80,14 @@ class World:
         """Whether `flag` holds on every rank."""
         return flag if not self.active else self.sum(0.0 if flag else 1.0) == 0.0
 
+    def gather(self, value: Any) -> list[Any]:
+        """Every rank's `value` (picklable Python data), in rank order, on every rank."""
+        if not self.active:
+            return [value]
+        out: list[Any] = [None] * self.size
+        dist.all_gather_object(out, value)
+        return out
+
     def share(self, value: Any = None) -> Any:
         """Rank 0's `value`, on every rank (picklable Python data)."""
         if not self.active:

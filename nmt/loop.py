@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from nmt.batching import Batch, EpochSchedule
+from nmt.checkpoint import rng_state
 from nmt.config import TrainConfig
 from nmt.distributed import ALONE, World
 from nmt.errors import UserError
@@ -33,6 +34,9 @@ from nmt.progress import EpochBars, RunClock
 from nmt.results import score_test
 from nmt.validation import evaluate_and_save, save_checkpoint
 from nmt.vocab import PAD
+
+# fp16: a loss scale this small means the loss itself is not finite, not an overflow
+MIN_LOSS_SCALE = 1e-4
 
 if TYPE_CHECKING:
     from nmt.train import Run, TrainerState
@@ -66,8 +70,10 @@ def run_loop(run: Run) -> dict[str, Any]:
             account(run, meter, schedule.epochs_done, report=due_log)
         if due_eval:
             evaluate(run, schedule.epochs_done)
-        elif due_save and world.main:
-            save_checkpoint(run)
+        elif due_save:
+            rng = world.gather(rng_state())  # each rank resumes with its own
+            if world.main:
+                save_checkpoint(run, rng)
         if due_eval or due_save:
             meter.restart()  # evaluating and saving are not training time
         bars.step(schedule, epoch_end, state.step, len(group))
@@ -93,7 +99,7 @@ def update(run: Run, meter: Meter, batches: list[Batch]) -> None:
     total = int(world.sum(tokens))
     on_device = [batch.to(run.device) for batch in batches]
     trainer = run.trainer if run.trainer is not None else run.model
-    step = (on_device, total, run.optimizer, run.cfg, run.autocast, world)
+    step = (on_device, total, run.optimizer, run.cfg, run.autocast, world, run.scaler)
     loss_sum, applied = train_step(trainer, *step)
     state.step += 1
     if applied:
@@ -102,14 +108,19 @@ def update(run: Run, meter: Meter, batches: list[Batch]) -> None:
             run.average.update(run.model, state.step - state.skipped)
     else:
         state.skipped += 1
-        run.on_event(Message(f"step {state.step}: loss not finite, update skipped"))
+        why = "loss not finite" if run.scaler is None else "fp16 gradients overflowed"
+        scale = "" if run.scaler is None else f", loss scale now {run.scaler.get_scale():g}"
+        run.on_event(Message(f"step {state.step}: {why}, update skipped{scale}"))
+        if run.scaler is not None and run.scaler.get_scale() < MIN_LOSS_SCALE:
+            raise UserError(_nonfinite_message(run, state.step))  # not overflow: divergence
 
 
 def evaluate(run: Run, epochs_done: float) -> None:
     """Rank 0 evaluates and saves; every rank takes its decisions (best, patience, rates)."""
     world = run.world
+    rng = world.gather(rng_state())  # for the checkpoint: each rank resumes with its own
     if world.main:
-        evaluate_and_save(run, epochs_done)
+        evaluate_and_save(run, epochs_done, rng)
     if world.active:
         rates = [group["lr"] for group in run.optimizer.param_groups]
         saved, rates = world.share((dataclasses.asdict(run.state), rates))
@@ -126,6 +137,7 @@ def train_step(
     cfg: TrainConfig,
     autocast: contextlib.AbstractContextManager,
     world: World = ALONE,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[torch.Tensor, bool]:
     """One update: teacher-forced forward, masked cross-entropy and backward for each
     batch (train.accumulate of them), then clip and step.
@@ -134,7 +146,10 @@ def train_step(
     batches, and, in a distributed run (`model` wrapped in DDP), of every rank's, so the
     update equals one on their union. Returns this process's loss sum (still on the
     device) and whether the update was applied: with train.skip_nonfinite, a NaN/inf loss
-    or gradient anywhere skips it on every rank (this waits for the device).
+    or gradient anywhere skips it on every rank (this waits for the device). With a
+    `scaler` (fp16) the loss is scaled before the backward pass and the gradients unscaled
+    before clipping; an overflow skips the update on every rank (their gradients are the
+    same after the all-reduce) and lowers the scale.
     """
     model.train()
     group = [batches] if isinstance(batches, Batch) else list(batches)
@@ -149,15 +164,24 @@ def train_step(
             )
             part = token_nll(logits, batch.tgt_out[real], cfg.label_smoothing)
         with model.no_sync() if later else contextlib.nullcontext():
-            (part * world.size / tokens).backward()  # DDP averages over the ranks
+            scaled = part * world.size / tokens  # DDP averages over the ranks
+            (scaled if scaler is None else scaler.scale(scaled)).backward()
         loss_sum = loss_sum + part.detach().float()
+    if scaler is not None:
+        scaler.unscale_(optimizer)  # clip the true gradients
     finite = loss_sum.isfinite()
     if cfg.clip_norm > 0:
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
         finite = finite & norm.isfinite()
-    applied = not cfg.skip_nonfinite or world.all(bool(finite))
-    if applied:
-        optimizer.step()
+    if scaler is not None:
+        scale = scaler.get_scale()
+        scaler.step(optimizer)  # skipped if a gradient overflowed
+        scaler.update()
+        applied = scaler.get_scale() >= scale  # the scale drops exactly when it skipped
+    else:
+        applied = not cfg.skip_nonfinite or world.all(bool(finite))
+        if applied:
+            optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return loss_sum, applied
 

@@ -215,14 +215,18 @@ class RunDir:
         checkpoint.load_weights(self.path / WEIGHTS, model, device)
 
     def save_last(
-        self, model, optimizer, scheduler, trainer_state: dict[str, Any], average=None
+        self, model, optimizer, scheduler, trainer_state: dict[str, Any], average=None, rng=None
     ) -> None:
-        checkpoint.save_last(self.path, model, optimizer, scheduler, trainer_state, average)
+        checkpoint.save_last(
+            self.path, model, optimizer, scheduler, trainer_state, average, rng
+        )  # fmt: skip
 
     def load_last(
-        self, model, optimizer, scheduler, device: torch.device, average=None
+        self, model, optimizer, scheduler, device: torch.device, average=None, rank: int = 0
     ) -> dict[str, Any]:
-        return checkpoint.load_last(self.path, model, optimizer, scheduler, device, average)
+        return checkpoint.load_last(
+            self.path, model, optimizer, scheduler, device, average, rank
+        )  # fmt: skip
 
     def write_results(self, results: dict[str, Any], hypotheses: list[str] | None) -> None:
         if hypotheses is not None:

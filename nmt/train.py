@@ -16,6 +16,7 @@ torchrun every rank runs `train` (nmt.distributed says what each one does).
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import tempfile
 from collections.abc import Callable
@@ -27,7 +28,14 @@ import torch
 
 from nmt.config import Recipe, TrainConfig
 from nmt.data import Data, prepare_data
-from nmt.device import make_autocast, pick_device, seed_everything, set_deterministic
+from nmt.device import (
+    check_training_precision,
+    make_autocast,
+    make_scaler,
+    pick_device,
+    seed_everything,
+    set_deterministic,
+)
 from nmt.distributed import ALONE, World
 from nmt.ema import WeightAverage
 from nmt.errors import UserError
@@ -68,8 +76,9 @@ class TrainerState:
     last_eval_step: int = -1
     train_seconds: float = 0.0  # time in training steps only, evaluation excluded
     train_tokens: int = 0
-    skipped: int = 0  # updates skipped for a non-finite loss
+    skipped: int = 0  # updates skipped for a non-finite loss (or fp16 gradients overflowing)
     world_size: int = 1  # processes that trained it (a resume must use as many)
+    loss_scale: float | None = None  # train.precision fp16: the gradient scaler's scale
 
 
 @dataclass
@@ -86,7 +95,8 @@ class Run:
     translator: Translator  # decodes valid and test, as `nmt translate` would
     state: TrainerState
     on_event: Callable[[Event], None]
-    autocast: contextlib.AbstractContextManager  # bf16 when asked, else a no-op
+    autocast: contextlib.AbstractContextManager  # bf16 or fp16 when asked, else a no-op
+    scaler: torch.amp.GradScaler | None = None  # fp16 only: dynamic loss scaling
     average: WeightAverage | None = None  # train.ema_decay: what is evaluated and kept
     saved_step: int | None = None  # step of the last resumable checkpoint
     board: TensorBoardLog | None = None  # train.tensorboard: hears every event
@@ -129,7 +139,11 @@ def train(
         finally:
             if run.board is not None:
                 run.board.close()
+            if world.active:  # DDP holds the process group and sits in reference cycles:
+                run.trainer = None  # free it now, not in interpreter shutdown, where Gloo's
+                gc.collect()  # threads can no longer take the GIL and the process aborts
             world.close()
+
 
 def prepare_run(
     recipe: Recipe,
@@ -145,6 +159,7 @@ def prepare_run(
     dev = world.device(pick_device(device))
     check_metrics(["bleu", "chrf"], recipe.data.target_lang)
     cfg = recipe.train
+    check_training_precision(cfg.precision, dev)
     set_deterministic(cfg.deterministic)
     seed_everything(recipe.seed)
     if dev.type == "cuda":
@@ -174,7 +189,7 @@ def prepare_run(
     state, saved_step = TrainerState(world_size=world.size), None
     if resume:
         kept = average.model if average is not None else None
-        saved = run_dir.load_last(model, optimizer, scheduler, dev, kept)
+        saved = run_dir.load_last(model, optimizer, scheduler, dev, kept, world.rank)
         state = _trainer_state(run_dir, saved, world)
         saved_step = state.step
         run_dir.resume_metrics(state.step)
@@ -190,8 +205,8 @@ def prepare_run(
         trainer = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     return Run(
         recipe, run_dir, dev, data, model, optimizer, scheduler, translator, state, on_event,
-        make_autocast(cfg.precision, dev), average, saved_step, board, world=world,
-        trainer=trainer,
+        make_autocast(cfg.precision, dev), make_scaler(cfg.precision, dev, state.loss_scale),
+        average, saved_step, board, world=world, trainer=trainer,
     )  # fmt: skip
 
 

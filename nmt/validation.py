@@ -8,6 +8,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from nmt.checkpoint import rng_state
 from nmt.data import Split
 from nmt.evaluate import score
 from nmt.events import Evaluation
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from nmt.train import Run, TrainerState
 
 
-def evaluate_and_save(run: Run, epochs_done: float) -> None:
+def evaluate_and_save(run: Run, epochs_done: float, rng: list[dict] | None = None) -> None:
     """Valid loss, perplexity, BLEU and chrF (greedy, or train.valid_beam); keep the best
     weights by train.best_metric; metrics; checkpoint.
 
@@ -65,14 +66,19 @@ def evaluate_and_save(run: Run, epochs_done: float) -> None:
     if state.skipped:
         entry["skipped_updates"] = state.skipped
     run.run_dir.append_metrics(entry)
-    save_checkpoint(run)
+    save_checkpoint(run, rng)
 
 
-def save_checkpoint(run: Run) -> None:
-    """checkpoints/last: weights, optimizer, schedule, random state, trainer position."""
+def save_checkpoint(run: Run, rng: list[dict] | None = None) -> None:
+    """checkpoints/last: weights, optimizer, schedule, random state, trainer position.
+    `rng`: every rank's random state in a distributed run, gathered while the others
+    wait; this rank's (0) is taken now, after whatever it did since."""
+    rng = [rng_state(), *(rng or [])[1:]]
+    if run.scaler is not None:  # resumes with the loss scale it had reached
+        run.state.loss_scale = run.scaler.get_scale()
     state = dataclasses.asdict(run.state)
     average = run.average.model if run.average is not None else None
-    run.run_dir.save_last(run.model, run.optimizer, run.scheduler, state, average)
+    run.run_dir.save_last(run.model, run.optimizer, run.scheduler, state, average, rng)
     run.saved_step = run.state.step
 
 

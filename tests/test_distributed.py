@@ -94,13 +94,14 @@ def test_two_machines_on_localhost_train_as_one_process(tmp_path, one_process_on
     rendezvous at the endpoint, node 1 joins it."""
     out, port = tmp_path / "nodes", free_port()
     launch = ["--nnodes=2", "--nproc-per-node=1", f"--rdzv-endpoint=127.0.0.1:{port}"]
-    nodes = [
-        subprocess.Popen(
-            torchrun(*launch, f"--node-rank={rank}") + nmt_train(out),
-            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        for rank in (0, 1)
-    ]
+    logs = [tmp_path / f"node{rank}.log" for rank in (0, 1)]  # files: a pipe could fill
+    nodes = []
+    for rank, log in enumerate(logs):
+        with log.open("w") as sink:
+            nodes.append(subprocess.Popen(
+                torchrun(*launch, f"--node-rank={rank}") + nmt_train(out),
+                cwd=ROOT, env=ENV, stdout=sink, stderr=subprocess.STDOUT,
+            ))  # fmt: skip
     deadline = time.monotonic() + TIMEOUT
     try:
         while any(node.poll() is None for node in nodes) and time.monotonic() < deadline:
@@ -108,7 +109,8 @@ def test_two_machines_on_localhost_train_as_one_process(tmp_path, one_process_on
     finally:
         for node in nodes:
             node.kill()
-    outputs = [node.communicate()[0] for node in nodes]
+            node.wait()
+    outputs = [log.read_text() for log in logs]
     assert [node.returncode for node in nodes] == [0, 0], "\n".join(outputs)
     assert "trained 4 steps" in outputs[0]  # node 0 holds global rank 0: it reports
     assert_same(weights(out), weights(one_process_on_the_union))
@@ -151,6 +153,18 @@ def worker_pids(parent: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
                 children.append(int(entry.name))
     return children
+
+
+def test_a_resumed_run_with_dropout_continues_as_if_never_stopped(tmp_path):
+    """Each rank saves and restores its own random state, so dropout masks after a
+    resume are those an uninterrupted run draws."""
+    launch = torchrun("--standalone", "--nproc-per-node=2")
+    dropout = ["model.dropout=0.3", "train.eval_every=100"]
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    run(launch + nmt_train(straight, *dropout, "train.max_steps=6"))
+    run(launch + nmt_train(stopped, *dropout, "train.max_steps=3"))
+    run([*launch, *nmt_train(stopped, *dropout, "train.max_steps=6"), "--resume"])
+    assert_same(weights(stopped), weights(straight))
 
 
 def test_resume_needs_as_many_processes(tmp_path):

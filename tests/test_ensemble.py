@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import QUICKSTART, TINY, set_args
+from test_search import MAX_LENGTHS, SRC_LENGTHS, source_batch
+from test_search import tiny_model as search_model
 from torch import nn
 
 from cli.main import app
-from nmt.decoder import Decoder
-from nmt.encoder import Encoder
 from nmt.ensemble import Ensemble, EnsembleState, attends, vocabulary_difference
 from nmt.errors import UserError
 from nmt.evaluate import perplexity
@@ -132,21 +132,7 @@ def test_beam_search_on_stub_members_finds_the_mixtures_best():
 
 
 def tiny_model(attention: str = "luong_general", cell: str = "lstm", size: int = 16) -> Seq2Seq:
-    encoder = Encoder(12, 8, 8, num_layers=1, cell=cell, bidirectional=True)
-    decoder = Decoder(10, 8, size, 1, encoder.output_size, 1, cell=cell, attention=attention)
-    return Seq2Seq(encoder, decoder).eval()
-
-
-def source_batch(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    src = torch.full((len(lengths), max(lengths)), PAD)
-    for b, n in enumerate(lengths):
-        src[b, :n] = torch.randint(4, 12, (n,), generator=g)
-    return src, torch.tensor(lengths)
-
-
-SRC_LENGTHS = [5, 2, 7, 3, 4]
-MAX_LENGTHS = torch.tensor([6, 3, 8, 4, 5])
+    return search_model(attention, cell, size, seed=None)  # members differ from each other
 
 
 def search(model, beam_size: int, **kwargs):

@@ -310,10 +310,14 @@ def test_nbest_larger_than_beam_size_is_refused():
 # ------------------------------------------------------------------ a small random model
 
 
-def tiny_model(attention: str = "luong_general", cell: str = "lstm") -> Seq2Seq:
-    torch.manual_seed(0)
+def tiny_model(
+    attention: str = "luong_general", cell: str = "lstm", size: int = 16, seed: int | None = 0
+) -> Seq2Seq:
+    """A random model (seed None: drawn from the global generator as it stands)."""
+    if seed is not None:
+        torch.manual_seed(seed)
     encoder = Encoder(12, 8, 8, num_layers=1, cell=cell, bidirectional=True)
-    decoder = Decoder(10, 8, 16, 1, encoder.output_size, 1, cell=cell, attention=attention)
+    decoder = Decoder(10, 8, size, 1, encoder.output_size, 1, cell=cell, attention=attention)
     return Seq2Seq(encoder, decoder).eval()
 
 
