@@ -1,7 +1,8 @@
 """`nmt evaluate by-length`: BLEU and chrF per source-length bucket, several systems at once.
 
-A verb of its own rather than a flag of `nmt evaluate bleu`: it compares several systems
-side by side, where bleu's repeated --model means one ensemble.
+A verb of its own as well as a flag of `nmt evaluate bleu` (`--by-length`, for bleu's one
+system): it compares several systems side by side, where bleu's repeated --model means
+one ensemble.
 """
 
 from __future__ import annotations
@@ -74,7 +75,12 @@ def by_length(
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False))
         return
-    names = list(systems)
+    echo_buckets(report)
+
+
+def echo_buckets(report: dict) -> None:
+    """The by-length table: a row per bucket, BLEU / chrF per system."""
+    names = list(report["buckets"][0]["scores"]) if report["buckets"] else []
     typer.echo("words    sentences  " + "  ".join(f"{n[:20]:>20}" for n in names))
     for b in report["buckets"]:
         lengths = span(b["lengths"])

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.by_length import by_length
+from cli.by_length import by_length, echo_buckets
 from cli.errors import user_errors
 from cli.help import Command, new_app
 from cli.options import (
@@ -32,6 +32,8 @@ from cli.options import (
 )
 from cli.progress import Renderer
 from nmt import evaluate as ev
+from nmt.by_length import score_by_length
+from nmt.corpus import read_aligned, read_lines
 from nmt.errors import UserError
 from nmt.files import atomic_output, same_file
 from nmt.translate import Translator
@@ -82,6 +84,18 @@ def _check_files(
     check_not_an_input(output, "--output", inputs)
 
 
+def _check_systems(
+    hypothesis: Path | None, model: list[Path] | None, source: Path | None, by_length: bool
+) -> None:
+    """One system to score: a hypothesis file, or --model translating --source."""
+    if (hypothesis is None) == (model is None) or (model is not None and source is None):
+        raise UserError("give either HYPOTHESIS, or --model and --source (not both)")
+    if source is None and by_length:
+        raise UserError("--by-length needs --source: its sentences' lengths make the buckets")
+    if hypothesis is not None and source is not None and not by_length:
+        raise UserError("--source goes with --model, or with --by-length (for the buckets)")
+
+
 @app.command(cls=Command)
 @user_errors
 def bleu(
@@ -123,14 +137,18 @@ def bleu(
     device: DeviceOption = Device.auto,
     threads: Threads = None,
     precision: PrecisionOption = Precision.fp32,
+    by_length: Annotated[
+        bool,
+        typer.Option("--by-length", help="Also BLEU and chrF per source-length bucket of "
+                     "--source (`nmt evaluate by-length` compares several systems)."),
+    ] = False,  # fmt: skip
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score a file of translations, or translate --source with --model and score that."""
     use_threads(threads)
     names = [m.strip().lower() for m in metrics.split(",") if m.strip()]
     model = model or None  # no --model at all
-    if (hypothesis is None) == (model is None) or (model is not None) != (source is not None):
-        raise UserError("give either HYPOTHESIS, or --model and --source (not both)")
+    _check_systems(hypothesis, model, source, by_length)
     decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
     if model is None and (output is not None or greedy or any(decode.values())):
         raise UserError("--output and the decode options apply only with --model")
@@ -150,10 +168,17 @@ def bleu(
                 out.write("".join(f"{h}\n" for h in hyps))
     else:
         report = ev.score_files(hypothesis, reference, names, compare)
+        hyps = read_lines(hypothesis, "the hypothesis file") if by_length else []
+    if by_length:
+        system = hypothesis.stem if hypothesis is not None else "+".join(m.name for m in model)
+        sources, refs = read_aligned(source, reference, purpose="score")
+        report["by_length"] = score_by_length(sources, refs, {system: hyps})  # as by-length
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False))
-    else:
-        _print_scores(report, names)
+        return
+    _print_scores(report, names)
+    if by_length:
+        echo_buckets(report["by_length"])
 
 
 @app.command(cls=Command)

@@ -74,3 +74,35 @@ def test_the_command_needs_a_system(runner, tmp_path):
     args = ["--source", str(tmp_path / "s.txt"), "--reference", str(tmp_path / "s.txt")]
     result = runner.invoke(app, ["evaluate", "by-length", *args])
     assert result.exit_code == 1 and "give hypothesis files, or --model" in result.output
+
+
+def test_bleu_by_length_scores_its_one_system_as_by_length_does(runner, tmp_path, model_dir):
+    sources = [" ".join(str(d) for d in range(n % 9 + 1)) for n in range(60)]
+    src, hyp = tmp_path / "src.txt", tmp_path / "sys.txt"
+    src.write_text("\n".join(sources) + "\n", encoding="utf-8")
+    hyp.write_text("\n".join(s[::-1] for s in sources) + "\n", encoding="utf-8")
+    files = ["--source", str(src), "--reference", str(src), "--json"]
+    bleu = runner.invoke(app, ["evaluate", "bleu", str(hyp), "--by-length", *files])
+    assert bleu.exit_code == 0, bleu.output
+    alone = runner.invoke(app, ["evaluate", "by-length", str(hyp), *files])
+    report = json.loads(bleu.stdout)
+    assert report["by_length"] == json.loads(alone.stdout)
+    assert sum(b["sentences"] for b in report["by_length"]["buckets"]) == 60
+    assert "bleu" in report  # the whole-corpus scores are still there
+    text = runner.invoke(app, ["evaluate", "bleu", str(hyp), "--by-length", *files[:-1]])
+    assert text.exit_code == 0 and "sentences" in text.output and "BLEU = " in text.output
+    model = ["evaluate", "bleu", "--model", str(model_dir), "--by-length", *files, "--device"]
+    translated = runner.invoke(app, [*model, "cpu"])
+    assert translated.exit_code == 0, translated.output
+    buckets = json.loads(translated.stdout)["by_length"]["buckets"]
+    assert set(buckets[0]["scores"]) == {model_dir.name}
+
+
+def test_bleu_by_length_needs_the_source(runner, tmp_path):
+    (tmp_path / "h.txt").write_text("a\n", encoding="utf-8")
+    args = ["evaluate", "bleu", str(tmp_path / "h.txt"), "--reference", str(tmp_path / "h.txt")]
+    result = runner.invoke(app, [*args, "--by-length"])
+    assert result.exit_code == 1 and "--by-length needs --source" in result.output
+    result = runner.invoke(app, [*args, "--source", str(tmp_path / "h.txt")])
+    assert result.exit_code == 1
+    assert "--source goes with --model, or with --by-length" in result.output
