@@ -10,7 +10,7 @@ chrF (beam 5, the recipe's decode settings), valid perplexity, paired bootstrap 
 between the variants a claim compares, BLEU by source length, gradient flow through the
 encoders of the three cells (trained and freshly initialised) and attention heatmaps of
 three fixed test sentences. `--out docs/story` writes docs/story.md, and the PNGs and
-story.json under docs/story/. On a 2-core CPU the whole command takes about 50 minutes (51 measured).
+story.json under docs/story/. On a 2-core CPU the whole command took 51 minutes.
 
 `--reuse` measures models already trained in --runs instead of training them again (to
 redo the report). `--set` changes the base recipe for every variant (the test suite runs
