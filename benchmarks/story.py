@@ -76,7 +76,7 @@ VARIANTS = [
         ("model.bidirectional=true",),
     ),
 ]
-BY_LENGTH = ["none", "none+reversed", "bahdanau", "lstm"]  # the Figure 2 systems
+BY_LENGTH = ["none", "none+reversed", "bahdanau", "luong", "lstm"]  # Figure 2's systems
 CELLS = {"rnn": "rnn", "gru": "gru", "lstm": "lstm"}  # cell: the variant that has it
 HEATMAPS = ["bahdanau", "lstm"]
 

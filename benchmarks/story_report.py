@@ -35,7 +35,7 @@ CLAIMS = [
         "Bahdanau et al. 2015, Figure 2",
         "One fixed-size vector cannot hold a long sentence: without attention BLEU falls as "
         "sentences grow, while a decoder that attends over all encoder states holds up.",
-        (("none", "bahdanau"), ("none", "lstm")),
+        (("none", "bahdanau"), ("none", "luong"), ("none", "lstm")),
     ),
     Claim(
         "Input feeding helps",

@@ -76,7 +76,7 @@ def test_the_length_buckets_hold_every_test_sentence(story):
     report = json.loads((out / "story.json").read_text())
     buckets = report["by_length"]["buckets"]
     assert sum(b["sentences"] for b in buckets) == report["test_sentences"] == 240
-    assert set(buckets[0]["scores"]) == {"none", "none+reversed", "bahdanau", "lstm"}
+    assert set(buckets[0]["scores"]) == {"none", "none+reversed", "bahdanau", "luong", "lstm"}
 
 
 def test_gradient_flow_covers_the_three_cells(story):
