@@ -58,7 +58,7 @@ def ask(port: int, line: str) -> float:
 
 def start_server(args) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    command = [sys.executable, "-c", "from cli.main import main; main()", "serve"]
+    command = [sys.executable, "-c", "from nmt.cli.main import main; main()", "serve"]
     command += ["--model", args.model, "--port", str(port), "--device", args.device]
     command += ["--max-wait-ms", str(args.max_wait_ms)]
     if args.threads:

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from cli.errors import user_errors
 from nmt.average import choose, write_averaged
+from nmt.cli.errors import user_errors
 from nmt.errors import UserError
 
 

@@ -13,9 +13,9 @@ from typing import Annotated
 
 import typer
 
-from cli.errors import user_errors
-from cli.options import Device, DeviceOption, Threads, check_output, use_threads
 from nmt.by_length import plot_by_length, score_by_length, span
+from nmt.cli.errors import user_errors
+from nmt.cli.options import Device, DeviceOption, Threads, check_output, use_threads
 from nmt.corpus import read_aligned, read_lines
 from nmt.errors import UserError
 from nmt.plot import pyplot

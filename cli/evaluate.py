@@ -9,10 +9,12 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.by_length import by_length, echo_buckets
-from cli.errors import user_errors
-from cli.help import Command, new_app
-from cli.options import (
+from nmt import evaluate as ev
+from nmt.by_length import score_by_length
+from nmt.cli.by_length import by_length, echo_buckets
+from nmt.cli.errors import user_errors
+from nmt.cli.help import Command, new_app
+from nmt.cli.options import (
     Beam,
     Device,
     DeviceOption,
@@ -30,9 +32,7 @@ from cli.options import (
     file_status,
     use_threads,
 )
-from cli.progress import Renderer
-from nmt import evaluate as ev
-from nmt.by_length import score_by_length
+from nmt.cli.progress import Renderer
 from nmt.corpus import read_aligned, read_lines
 from nmt.errors import UserError
 from nmt.files import atomic_output, same_file

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from cli import average, evaluate, plot, recipes, serve, train, translate
-from cli.help import add_command, new_app
 from nmt import __version__
+from nmt.cli import average, evaluate, plot, recipes, serve, train, translate
+from nmt.cli.help import add_command, new_app
 
 app = new_app(
     help="Recurrent neural machine translation: train a recipe, translate, evaluate.",

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.errors import user_errors
+from nmt.cli.errors import user_errors
 from nmt.curves import plot_curves, read_runs
 
 

@@ -10,13 +10,13 @@ from typing import Annotated
 
 import typer
 
-from cli.errors import user_errors
-from cli.options import Device, DeviceOption, Precision, PrecisionOption, Threads, use_threads
+from nmt.cli.errors import user_errors
+from nmt.cli.options import Device, DeviceOption, Precision, PrecisionOption, Threads, use_threads
 from nmt.errors import UserError
 
 MISSING = (
     "nmt serve needs FastAPI and uvicorn, which are an optional extra: "
-    "pip install 'nmt[serve]' (or pip install fastapi uvicorn)"
+    "pip install fastapi uvicorn python-multipart (in a checkout: pip install -e '.[serve]')"
 )
 
 

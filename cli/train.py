@@ -11,10 +11,10 @@ from typing import Annotated
 
 import typer
 
-from cli.errors import user_errors
-from cli.options import Device, DeviceOption, Threads, use_threads
-from cli.progress import Renderer
 from nmt.bundled import resolve_recipe
+from nmt.cli.errors import user_errors
+from nmt.cli.options import Device, DeviceOption, Threads, use_threads
+from nmt.cli.progress import Renderer
 from nmt.config import load_recipe
 from nmt.events import Evaluation, Event, Message, Phase, Progress
 from nmt.progress import duration

@@ -11,8 +11,8 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
-from cli.errors import user_errors
-from cli.options import (
+from nmt.cli.errors import user_errors
+from nmt.cli.options import (
     Beam,
     Device,
     DeviceOption,
@@ -31,8 +31,8 @@ from cli.options import (
     same_path,
     use_threads,
 )
-from cli.progress import Renderer
-from cli.reading import count_lines, input_chunks, is_interactive
+from nmt.cli.progress import Renderer
+from nmt.cli.reading import count_lines, input_chunks, is_interactive
 from nmt.errors import UserError
 from nmt.files import LabelledWriter, atomic_output, is_regular
 from nmt.plot import plot_attention, pyplot

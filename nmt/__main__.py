@@ -1,6 +1,6 @@
 """`python -m nmt ...` is `nmt ...`: the entry point torchrun launches
 (`torchrun --nproc-per-node=N -m nmt train RECIPE`)."""
 
-from cli.main import main
+from nmt.cli.main import main
 
 main()

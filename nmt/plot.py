@@ -1,6 +1,7 @@
 """Attention heatmaps: which source pieces each target piece looked at.
 
-Needs matplotlib (`pip install 'nmt[plot]'`); nothing else in nmt imports it.
+Needs matplotlib (`pip install matplotlib`, or `pip install -e '.[plot]'` in a checkout);
+nothing else in nmt imports it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,10 @@ def pyplot(needs: str = "--plot") -> ModuleType:
         matplotlib.use("Agg")  # files only, no screen needed
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UserError(f"{needs} needs matplotlib: pip install 'nmt[plot]'") from None
+        raise UserError(
+            f"{needs} needs matplotlib: pip install matplotlib "
+            "(in a checkout: pip install -e '.[plot]')"
+        ) from None
     return plt
 
 

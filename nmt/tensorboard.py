@@ -26,8 +26,8 @@ from nmt.translate import Translation, Translator
 
 SENTENCES = 3  # valid sentences whose attention is drawn at each evaluation
 MISSING = (
-    "train.tensorboard needs the tensorboard package: pip install 'nmt[tensorboard]' "
-    "(or pip install tensorboard), or set train.tensorboard: false"
+    "train.tensorboard needs the tensorboard package: pip install tensorboard "
+    "(in a checkout: pip install -e '.[tensorboard]'), or set train.tensorboard: false"
 )
 
 

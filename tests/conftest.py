@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from nmt.cli.main import app
 from nmt.config import Recipe, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import QUICKSTART, set_args
 
-from cli.main import app
 from nmt.batching import collate
+from nmt.cli.main import app
 from nmt.config import ModelConfig, TrainConfig
 from nmt.model import build_model
 from nmt.train import OPTIMIZERS, train_step

@@ -15,9 +15,9 @@ import torch
 from conftest import set_args
 from safetensors.torch import load_file
 
-from cli.main import app
 from nmt.average import average_checkpoints
 from nmt.checkpoint import kept_checkpoints, save_tensor_file
+from nmt.cli.main import app
 from nmt.errors import UserError
 
 

@@ -19,8 +19,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cli import recipes as recipes_cli
 from nmt.bundled import bundled, header, recipe_text, resolve_recipe
+from nmt.cli import recipes as recipes_cli
 from nmt.config import load_recipe
 from nmt.errors import UserError
 
@@ -199,9 +199,12 @@ def test_packaging_wheel_ships_recipes_and_resolves_them_outside_the_checkout(tm
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
     offline = ["--no-index", "--no-deps"]
     run([*pip, "wheel", *offline, "--no-build-isolation", "-w", str(tmp_path), str(source)])
-    (wheel,) = tmp_path.glob("nmt-*.whl")
+    (wheel,) = tmp_path.glob("recurrent_nmt-*.whl")  # PyPI's "nmt" is another project
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"nmt/recipes/quickstart.yaml", "nmt/web/index.html", "nmt/bundled.py"} <= names
+    assert "nmt/cli/main.py" in names
+    tops = {name.split("/")[0] for name in names if not name.startswith("recurrent_nmt-")}
+    assert tops == {"nmt"}, f"the wheel installs top-level packages besides nmt: {tops}"
     assert {f"nmt/recipes/{p.name}" for p in recipe_files()} <= names
     site = tmp_path / "site"
     run([*pip, "install", *offline, "--target", str(site), str(wheel)])
@@ -210,11 +213,13 @@ def test_packaging_wheel_ships_recipes_and_resolves_them_outside_the_checkout(tm
     code = (
         "import nmt, nmt.bundled; print(nmt.__file__); "
         "path = nmt.bundled.resolve_recipe('quickstart'); print(path); "
-        "print(nmt.load_recipe(path).output_dir)"
+        "print(nmt.load_recipe(path).output_dir); "
+        "import nmt.cli.main; print(nmt.cli.main.__file__)"
     )
     env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
     done = run([sys.executable, "-c", code], cwd=elsewhere, env=env)
-    module, recipe, output_dir = done.stdout.splitlines()[-3:]
+    module, recipe, output_dir, cli = done.stdout.splitlines()[-4:]
+    assert Path(cli).resolve().is_relative_to(site.resolve()), done.stdout
     assert Path(module).resolve().is_relative_to(site.resolve()), done.stdout
     assert Path(recipe).resolve().is_relative_to(site.resolve()), done.stdout
     assert Path(recipe).read_text(encoding="utf-8") == recipe_text("quickstart")

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from cli.main import app
 from nmt.by_length import length_buckets, score_by_length
+from nmt.cli.main import app
 from nmt.errors import UserError
 from nmt.evaluate import score
 

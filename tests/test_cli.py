@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import app
+from nmt.cli.main import app
 from nmt.toy import numbers
 from nmt.translate import Translator
 

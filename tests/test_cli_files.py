@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from test_cli import REFERENCES, SOURCES, assert_user_error, translate, write_lines
 
-import cli.reading
-from cli.main import app
+import nmt.cli.reading
+from nmt.cli.main import app
 from nmt.corpus import FilesSource, read_corpus, read_lines
 from nmt.translate import Translator
 
@@ -213,7 +213,7 @@ def test_evaluate_compare_with_itself(runner, tmp_path, hard_link):
 def test_a_bad_line_after_the_first_chunk_keeps_the_old_outputs(
     runner, model_dir, tmp_path, monkeypatch, from_stdin
 ):
-    monkeypatch.setattr(cli.reading, "CHUNK", 2)  # line 4 is read after 2 were written
+    monkeypatch.setattr(nmt.cli.reading, "CHUNK", 2)  # line 4 is read after 2 were written
     data = encoded(SOURCES[:3], gz=False) + b"caf\xe9\n" + encoded(SOURCES[3:4], gz=False)
     src = tmp_path / "in.en"
     src.write_bytes(data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cli.main import app
+from nmt.cli.main import app
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import app
+from nmt.cli.main import app
 from nmt.config import (
     MAX_BEAM,
     DataConfig,

@@ -19,7 +19,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cli.plot import plot
+from nmt.cli.plot import plot
 from nmt.curves import DPI, plot_curves, read_runs
 from nmt.errors import UserError
 

@@ -26,7 +26,7 @@ from test_search import MAX_LENGTHS, SRC_LENGTHS, source_batch
 from test_search import tiny_model as search_model
 from torch import nn
 
-from cli.main import app
+from nmt.cli.main import app
 from nmt.ensemble import Ensemble, EnsembleState, attends, vocabulary_difference
 from nmt.errors import UserError
 from nmt.evaluate import perplexity

@@ -15,8 +15,8 @@ import torch
 from conftest import QUICKSTART, TINY, set_args
 from test_accumulate import FP32, pairs, tiny_model
 
-from cli.main import app
 from nmt.batching import collate
+from nmt.cli.main import app
 from nmt.config import TrainConfig
 from nmt.device import make_scaler
 from nmt.errors import UserError

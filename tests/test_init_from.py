@@ -12,7 +12,7 @@ import torch
 from conftest import set_args
 from safetensors.torch import load_file
 
-from cli.main import app
+from nmt.cli.main import app
 
 
 def train_from(runner, quickstart, model_dir, out, *extra):

@@ -12,7 +12,7 @@ import threading
 import pytest
 from conftest import ROOT
 
-from cli.reading import pipe_chunks
+from nmt.cli.reading import pipe_chunks
 from nmt.errors import UserError
 from nmt.translate import Translator
 
@@ -27,7 +27,7 @@ def read_line(stream, timeout: float = TIMEOUT) -> str:
 
 
 def start(model_dir, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL):
-    command = [sys.executable, "-c", "from cli.main import main; main()", "translate", "-"]
+    command = [sys.executable, "-c", "from nmt.cli.main import main; main()", "translate", "-"]
     command += ["--model", str(model_dir), "--device", "cpu"]
     return subprocess.Popen(  # unbuffered: select sees exactly what is still unread
         command, cwd=ROOT, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, bufsize=0

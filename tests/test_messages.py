@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import QUICKSTART
 
-from cli.main import app
 from nmt import __version__
+from nmt.cli.main import app
 
 COMMANDS = [
     ["train"], ["translate"], ["average"], ["serve"], ["evaluate", "bleu"],

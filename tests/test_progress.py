@@ -8,9 +8,9 @@ from collections import defaultdict
 import pytest
 from conftest import QUICKSTART, set_args
 
-import cli.progress
-from cli.main import app
-from cli.progress import Renderer
+import nmt.cli.progress
+from nmt.cli.main import app
+from nmt.cli.progress import Renderer
 from nmt.config import TrainConfig
 from nmt.events import Evaluation, Phase, Progress
 from nmt.progress import RunClock, Tracker, duration
@@ -121,7 +121,7 @@ def test_a_tracker_finishes_when_its_block_fails():
 
 
 def test_off_a_terminal_phases_print_plain_lines(monkeypatch):
-    monkeypatch.setattr(cli.progress, "MIN_SECONDS", 0.0)
+    monkeypatch.setattr(nmt.cli.progress, "MIN_SECONDS", 0.0)
     stream = io.StringIO()
     renderer = Renderer(stream, tty=False, every=3600)
     for done in range(4):
@@ -141,7 +141,7 @@ def test_on_a_terminal_phases_are_redrawn_bars():
 
 
 def test_the_cli_off_a_terminal_prints_log_lines_and_phase_lines(runner, tmp_path, monkeypatch):
-    monkeypatch.setattr(cli.progress, "MIN_SECONDS", 0.0)
+    monkeypatch.setattr(nmt.cli.progress, "MIN_SECONDS", 0.0)
     from conftest import TINY
 
     overrides = [*TINY, "train.max_steps=20"]
@@ -170,7 +170,7 @@ def test_progress_events_keep_their_shape():
 def test_translating_a_file_reports_lines_done_of_the_total(
     runner, model_dir, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(cli.progress, "MIN_SECONDS", 0.0)
+    monkeypatch.setattr(nmt.cli.progress, "MIN_SECONDS", 0.0)
     source = tmp_path / "in.txt"
     source.write_text("1 2\n\n3 4 5\n6\n", encoding="utf-8")
     result = runner.invoke(app, ["translate", str(source), "--model", str(model_dir)])

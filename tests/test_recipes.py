@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
+from nmt.cli.main import app
 from nmt.config import load_recipe
 from nmt.translate import Translator
 

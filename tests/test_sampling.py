@@ -27,7 +27,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cli.main import app
+from nmt.cli.main import app
 from nmt.config import TokenizerConfig, load_recipe
 from nmt.data import Data, prepare_data
 from nmt.errors import UserError

@@ -19,9 +19,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cli.main import app
 from nmt import checkpoint
 from nmt.batching import EpochSchedule
+from nmt.cli.main import app
 from nmt.config import ModelConfig, recipe_to_yaml
 from nmt.data import prepare_data
 from nmt.errors import UserError

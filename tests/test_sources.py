@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.main import app
 from nmt import toy
+from nmt.cli.main import app
 
 QUICKSTART = str(Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml")
 FAST = [
@@ -183,7 +183,7 @@ def test_unreachable_hub_dataset(tmp_path):
         "data.train={hub: nmt-tests/no-such-dataset, split: train}",
     ]
     done = subprocess.run(
-        [sys.executable, "-m", "cli.main", *args],
+        [sys.executable, "-m", "nmt.cli.main", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -7,7 +7,7 @@ import sys
 import pytest
 from conftest import QUICKSTART, TINY, set_args
 
-from cli.main import app
+from nmt.cli.main import app
 
 pytest.importorskip("tensorboard")
 

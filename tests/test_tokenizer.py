@@ -17,8 +17,8 @@ import io
 import pytest
 import sentencepiece as spm
 
-from cli.main import app
 from nmt import toy
+from nmt.cli.main import app
 from nmt.config import TokenizerConfig
 from nmt.errors import UserError
 from nmt.tokenizer import (

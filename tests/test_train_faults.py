@@ -58,7 +58,7 @@ def all_finite(path: Path) -> bool:
 
 def nmt_train(*args: str) -> list[str]:
     """The command line of `nmt train` in a fresh Python process."""
-    return [sys.executable, "-m", "cli.main", "train", *args, "--device", "cpu"]
+    return [sys.executable, "-m", "nmt.cli.main", "train", *args, "--device", "cpu"]
 
 
 # ---------------------------------------------------------------- kill -9 and resume
@@ -186,7 +186,7 @@ def test_skip_nonfinite_skips_that_update_and_counts_it(tmp_path, make_recipe, n
 
 
 def test_a_diverging_learning_rate_ends_cleanly_with_strict_json(runner, tmp_path):
-    from cli.main import app
+    from nmt.cli.main import app
 
     out = tmp_path / "run"
     args = set_args([*TINY, "train.learning_rate=1e6", "train.eval_every=5"])
@@ -205,7 +205,7 @@ def test_a_diverging_learning_rate_ends_cleanly_with_strict_json(runner, tmp_pat
 
 
 def test_deterministic_mode_gives_bit_identical_weights(runner, tmp_path):
-    from cli.main import app
+    from nmt.cli.main import app
 
     runs = []
     for name in ("a", "b"):
