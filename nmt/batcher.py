@@ -93,7 +93,7 @@ class Batcher:
         job = _Job(key, items, tokens, loop.create_future(), loop)
         with self._cond:
             if self.failure is not None or (not self._thread.is_alive() and not self._closing):
-                raise self._stopped()
+                raise self.stop_error()
             if self._closing:
                 raise RuntimeError("the batcher is closed")
             self._jobs.append(job)
@@ -117,7 +117,8 @@ class Batcher:
         """Whether the worker still takes jobs (false once it stopped, or after `close`)."""
         return self.failure is None and self._thread.is_alive()
 
-    def _stopped(self) -> BatcherStopped:
+    def stop_error(self) -> BatcherStopped:
+        """What `submit` raises once the worker has stopped, naming why."""
         failure = self.failure
         why = f": {type(failure).__name__}: {failure}" if failure is not None else ""
         return BatcherStopped(f"the batcher's worker thread stopped{why}")
@@ -131,7 +132,7 @@ class Batcher:
                 self.failure = failure
                 waiting, self._jobs = self._running + self._jobs, []
             for job in waiting:
-                _answer(job, None, self._stopped())
+                _answer(job, None, self.stop_error())
             raise  # threading's excepthook prints the traceback
 
     def _next_batch(self) -> list[_Job]:
