@@ -64,12 +64,18 @@ Threads = Annotated[
 ]
 
 
+# PyTorch takes any count and then crashes (100,000 threads: a segmentation fault).
+MAX_THREADS = 1024
+
+
 def use_threads(threads: int | None) -> None:
     """Set PyTorch's intra-op threads; on a 2-core CPU more threads than cores only thrash."""
     if threads is None:
         return
     if threads < 1:
         raise UserError(f"--threads {threads}: give 1 or more threads")
+    if threads > MAX_THREADS:
+        raise UserError(f"--threads {threads}: give at most {MAX_THREADS} threads")
     torch.set_num_threads(threads)
 
 

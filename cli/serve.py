@@ -20,16 +20,9 @@ MISSING = (
 )
 
 
-def _limits(max_wait_ms: float, **sizes: int):
-    """The server's limits from the flags, each checked."""
-    from nmt.serve_limits import Limits
-
-    for flag, value in sizes.items():
-        if value < 1:
-            raise UserError(f"--{flag.replace('_', '-')} {value}: give 1 or more")
-    if max_wait_ms < 0:
-        raise UserError(f"--max-wait-ms {max_wait_ms}: give 0 or more")
-    return Limits(max_wait=max_wait_ms / 1000, **sizes)
+# Seconds SIGTERM waits for the requests in flight before it cancels them: a client that
+# never reads its answer must not keep the server up.
+GRACE = 60
 
 
 def _exit_cleanly_on_sigterm() -> None:
@@ -89,6 +82,10 @@ def serve(
     max_wait_ms: Annotated[
         float, typer.Option(help="How long a request waits for others to share its batch.")
     ] = 5.0,
+    request_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds a request's body may take to arrive; slower ones get 408."),
+    ] = 30.0,
     device: DeviceOption = Device.auto,
     threads: Threads = None,
     precision: PrecisionOption = Precision.fp32,
@@ -96,23 +93,26 @@ def serve(
     """Serve translation over HTTP: a web page at /, nmt's JSON API, LibreTranslate's API.
 
     Bound to 127.0.0.1 unless --host says otherwise; give --api-key when it is not.
+    Every number has a range (nmt.serve_limits.BOUNDS); a flag outside it is refused.
     """
     try:
         import uvicorn
 
         from nmt.serve import Served, create_app
+        from nmt.serve_limits import Limits
     except ImportError:
         raise UserError(MISSING) from None
     use_threads(threads)
     if not 0 < port < 65536:
         raise UserError(f"--port {port}: give a port in 1..65535")
-    limits = _limits(
-        max_wait_ms,
+    limits = Limits(  # checks each against its range before any model loads
         max_chars=max_chars,
         max_tokens=max_tokens,
         max_texts=max_texts,
         max_body_bytes=max_body_bytes,
         batch_tokens=batch_tokens,
+        max_wait=max_wait_ms / 1000,
+        request_timeout=request_timeout,
     )
     groups = [model] if ensemble else [[m] for m in model]
     served = [
@@ -122,5 +122,12 @@ def serve(
     app = create_app(served, limits, api_key)
     _announce(host, port, [s.name for s in served], api_key is not None)
     _exit_cleanly_on_sigterm()
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=GRACE,
+    )
     uvicorn.Server(config).run()

@@ -42,6 +42,9 @@ Bridge = Literal["linear", "zeros", "copy"]
 # time grow with the beam, while quality peaks at small beams (5-10 here) and often falls
 # for wide ones (Koehn & Knowles 2017): a beam past 100 is a mistake, not a setting.
 MAX_BEAM = 100
+# GNMT's length penalty divides a score by ((5 + |Y|) / 6)^α; α is 0.6-1 in practice (Wu
+# et al. 2016 tune it in [0, 1]), and a huge α overflows that power before any search.
+MAX_LENGTH_PENALTY = 10.0
 
 
 # ---------------------------------------------------------------------------- sections
@@ -154,7 +157,9 @@ class TrainConfig:
 @dataclass(frozen=True)
 class DecodeConfig:
     beam_size: int = checked(5, lambda v: 0 < v <= MAX_BEAM, f"in [1, {MAX_BEAM}]")  # 1: greedy
-    length_penalty: float = non_negative(0.6)  # GNMT alpha, for length_normalization gnmt
+    length_penalty: float = checked(  # GNMT alpha, for length_normalization gnmt
+        0.6, lambda v: 0 <= v <= MAX_LENGTH_PENALTY, f">= 0 and <= {MAX_LENGTH_PENALTY:g}"
+    )
     length_normalization: Literal["none", "average", "gnmt"] = "gnmt"
     max_length_ratio: float = positive(2.0)  # output may be this many times the source...
     max_length_offset: int = non_negative(5)  # ...plus this many tokens

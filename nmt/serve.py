@@ -8,21 +8,25 @@ Request → checks (`Server.prepare`: sizes, language pair, search settings; a 4
 model and settings into one search batch) → `Translator.search_ids` → answer. Routes:
 
     GET  /                 the page: type a sentence, see its translation and attention
-    GET  /health           {"status": "ok", ...}
+    GET  /health           {"status": "ok", ...}; 503 once the batcher's worker is gone
     GET  /models           the served models, their languages, decode defaults, scores
     POST /api/translate    nmt's JSON API (nmt.serve_schema.TranslateRequest)
     POST /translate        LibreTranslate's API (q, source, target, format, alternatives)
     GET  /languages        LibreTranslate's language list
-    GET  /docs             the OpenAPI page
+    GET  /docs             the OpenAPI page (/redoc, /openapi.json)
 
-Every error is a 4xx (or 500 for a bug) with one line of JSON, `{"error": "..."}`.
+Every error is a 4xx (or 500 for a bug, 503 when the batcher's worker has died) with one
+line of JSON, `{"error": "..."}`. Before any route: `KeyGate` (nmt.serve_key: the API key,
+before the body is read), then `BodyLimit` (nmt.serve_limits: the body's size and time).
+Bodies are parsed by `parse_json`, not FastAPI, so that the key comes before validation
+and JSON that Python's parser lets through or chokes on is a 400; their schemas are added
+to /openapi.json by `_document_bodies`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,20 +39,31 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
-from nmt.batcher import Batcher
-from nmt.config import DecodeConfig
+from nmt.batcher import Batcher, BatcherStopped
+from nmt.config import MAX_BEAM, DecodeConfig
 from nmt.ensemble import attends
 from nmt.errors import UserError
+from nmt.serve_key import REFUSAL, KeyGate, header_key, key_matches
 from nmt.serve_libre import add_libre_routes
-from nmt.serve_limits import ApiError, BodyLimit, Limits, one_line, validation_message
+from nmt.serve_limits import (
+    ApiError,
+    BodyLimit,
+    Limits,
+    one_line,
+    parse_json,
+    validated,
+    validation_message,
+)
 from nmt.serve_schema import (
     Alternative,
     ErrorBody,
     Health,
+    LibreRequest,
     ModelInfo,
     TranslateRequest,
     TranslateResponse,
     TranslationResult,
+    body_doc,
 )
 from nmt.translate import Translation, Translator
 
@@ -138,7 +153,9 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def _page() -> str:
-    return (resources.files("nmt") / "web" / "index.html").read_text(encoding="utf-8")
+    """The page, with the API's limits filled in (`{{MAX_BEAM}}`: one maximum for both)."""
+    page = (resources.files("nmt") / "web" / "index.html").read_text(encoding="utf-8")
+    return page.replace("{{MAX_BEAM}}", str(MAX_BEAM))
 
 
 class Server:
@@ -160,35 +177,42 @@ class Server:
         self.batcher: Batcher | None = None
 
     def authorize(self, request: Request, given: str | None = None) -> None:
-        """Constant-time check of the key from X-API-Key, a Bearer header or the body."""
-        if self.api_key is None:
+        """The key from a body field (`given`), X-API-Key or a Bearer header, or a 403; for
+        the routes that `KeyGate` leaves to themselves (nmt.serve_key)."""
+        if self.api_key is None or key_matches(given, self.api_key):
             return
-        header = request.headers.get("authorization", "")
-        bearer = header[7:] if header.lower().startswith("bearer ") else None
-        key = given or request.headers.get("x-api-key") or bearer or ""
-        if not hmac.compare_digest(key.encode(), self.api_key.encode()):
-            raise ApiError(403, "invalid or missing API key: send it as X-API-Key or api_key")
+        if not key_matches(header_key(request.scope["headers"]), self.api_key):
+            raise ApiError(403, REFUSAL)
 
-    def pick(self, name: str | None, source: str | None, target: str | None) -> Served:
-        """The model a request names, or the one that serves its language pair."""
+    def named(self, name: str | None) -> Served:
+        """The model a request names, or the only one served (nmt's API)."""
         if name is not None:
             if name not in self.models:
                 raise ApiError(404, f"no model named {name!r}; GET /models lists {self._names()}")
             return self.models[name]
-        fits = [
-            m
-            for m in self.models.values()
-            if (source in (None, "auto", m.source)) and target in (None, m.target)
-        ]
-        if not fits:
-            pairs = ", ".join(f"{m.source}→{m.target}" for m in self.models.values())
-            raise ApiError(400, f"{source}→{target} is not served; this server does {pairs}")
-        if len(fits) > 1:
-            raise ApiError(400, f"several models fit; name one of {self._names(fits)} as model")
-        return fits[0]
+        if len(self.models) > 1:
+            raise ApiError(400, f"several models fit; name one of {self._names()} as model")
+        return next(iter(self.models.values()))
 
-    def _names(self, models: Sequence[Served] | None = None) -> str:
-        return ", ".join(m.name for m in (models or list(self.models.values())))
+    def for_pair(self, name: str | None, source: str, target: str) -> Served:
+        """The model named, which must translate source ("auto": any) → target; else the
+        first served one (in --model order) that does: LibreTranslate's clients name none."""
+        if name is not None:
+            served = self.named(name)
+            if source in ("auto", served.source) and target == served.target:
+                return served
+            raise ApiError(
+                400, f"model {name!r} translates {served.source}→{served.target}, "
+                f"not {source}→{target}; GET /models lists each model's pair"
+            )  # fmt: skip
+        for served in self.models.values():
+            if source in ("auto", served.source) and target == served.target:
+                return served
+        pairs = ", ".join(f"{m.source}→{m.target}" for m in self.models.values())
+        raise ApiError(400, f"{source}→{target} is not served; this server does {pairs}")
+
+    def _names(self) -> str:
+        return ", ".join(self.models)
 
     def prepare(
         self, served: Served, texts: list[str], nbest: int, attention: bool, **options
@@ -211,8 +235,12 @@ class Server:
         return Prepared(key, ids, sum(map(len, ids)))
 
     async def search(self, prepared: Prepared) -> list[list[Translation]]:
+        """The request's translations from the batcher; 503 at once if its worker is gone."""
         assert self.batcher is not None, "the server has not started"
-        return await self.batcher.submit(prepared.key, prepared.ids, prepared.tokens)
+        try:
+            return await self.batcher.submit(prepared.key, prepared.ids, prepared.tokens)
+        except BatcherStopped as error:
+            raise ApiError(503, f"{error}; restart nmt serve") from None
 
     def run(self, key: SearchKey, ids: list[list[int]]) -> list[list[Translation]]:
         """The batcher's work: one search over the joined requests (worker thread)."""
@@ -241,10 +269,28 @@ def create_app(
         responses={400: {"model": ErrorBody}, 403: {"model": ErrorBody}},
     )
     app.state.server = server
-    app.add_middleware(BodyLimit, limit=server.limits.max_body_bytes)
+    limits = server.limits
+    app.add_middleware(BodyLimit, limit=limits.max_body_bytes, timeout=limits.request_timeout)
+    app.add_middleware(KeyGate, key=api_key)  # added last: runs first, before any body
     _add_error_handlers(app)
     _add_routes(app, server)
+    _document_bodies(app)
     return app
+
+
+def _document_bodies(app: FastAPI) -> None:
+    """Put the request models that routes parse themselves (`body_doc`) into the OpenAPI
+    document's components, where FastAPI puts those it parses."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schemas = build().setdefault("components", {}).setdefault("schemas", {})
+            for model in (TranslateRequest, LibreRequest):
+                schemas[model.__name__] = model.model_json_schema()
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -270,21 +316,23 @@ def _add_routes(app: FastAPI, server: Server) -> None:
     async def page() -> str:
         return _page()
 
-    @app.get("/health")
+    @app.get("/health", responses={503: {"model": ErrorBody}})
     async def health() -> Health:
+        """Status ok while the server can translate; 503 once the batcher's worker has died."""
+        if server.batcher is not None and not server.batcher.alive:
+            return _error(503, f"{server.batcher.stop_error()}; restart nmt serve")
         names = list(server.models)
         return Health(status="ok", models=names, api_key_required=server.api_key is not None)
 
     @app.get("/models")
-    async def models(request: Request) -> list[ModelInfo]:
-        server.authorize(request)
+    async def models() -> list[ModelInfo]:
         return [m.info() for m in server.models.values()]
 
-    @app.post("/api/translate")
-    async def translate(body: TranslateRequest, request: Request) -> TranslateResponse:
+    @app.post("/api/translate", openapi_extra=body_doc(TranslateRequest))
+    async def translate(request: Request) -> TranslateResponse:
         """Translate a text or a list; n-best, scores and attention on request."""
-        server.authorize(request)
-        served = server.pick(body.model, None, None)
+        body = validated(TranslateRequest, parse_json(await request.body()))
+        served = server.named(body.model)
         texts = [body.text] if isinstance(body.text, str) else body.text
         options = {
             "beam_size": body.beam_size,

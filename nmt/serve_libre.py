@@ -1,61 +1,66 @@
 """LibreTranslate's public API on `nmt serve`, so its clients work with nmt models unchanged.
 
     POST /translate   q (a text or a list), source (a code or "auto"), target, format
-                      ("text"; "html" is refused), alternatives (n-best), api_key; JSON or
-                      form fields. Answer: {"translatedText": ..., "alternatives": [...]}
+                      ("text"; "html" is refused), alternatives (n-best), api_key, and
+                      nmt's optional model; JSON or form fields.
+                      Answer: {"translatedText": ..., "alternatives": [...]}
     GET  /languages   [{"code", "name", "targets"}], every language the models read or write
 
-"auto" picks the one model that writes `target`: nmt does not detect languages, so no
-`detectedLanguage` is returned. Errors are `{"error": "..."}`, LibreTranslate's shape.
+With no `model`, the first served model (in --model order) that translates the pair
+answers: LibreTranslate's clients know nothing of models, and two models for one pair
+(say a small and a big one) must not break them; `model` picks another. "auto" takes any
+source: nmt does not detect languages, so no `detectedLanguage` is returned. Errors are
+`{"error": "..."}`, LibreTranslate's shape.
 """
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
-from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 
-from nmt.serve_limits import ApiError, validation_message
-from nmt.serve_schema import LANGUAGE_NAMES, Language, LibreRequest, LibreResponse
+from nmt.serve_limits import ApiError, parse_json, validated
+from nmt.serve_schema import LANGUAGE_NAMES, Language, LibreRequest, LibreResponse, body_doc
 
 if TYPE_CHECKING:
     from nmt.serve import Server
 
 
-async def read_request(request: Request) -> LibreRequest:
+async def _fields(request: Request) -> Any:
     """LibreTranslate's clients send JSON or form fields; both are read."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        form = await request.form()
+        return {k: form.getlist(k) if k == "q" and len(form.getlist(k)) > 1 else v
+                for k, v in form.items()}  # fmt: skip
+    return parse_json(await request.body())
+
+
+async def read_request(request: Request, server: Server) -> LibreRequest:
+    """The body, once its key (api_key field or header) is checked: a client without the
+    key learns nothing of the schema from a validation error."""
     try:
-        if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            form = await request.form()
-            data: Any = {k: form.getlist(k) if k == "q" and len(form.getlist(k)) > 1 else v
-                         for k, v in form.items()}  # fmt: skip
-        else:
-            data = json.loads(await request.body() or b"null")
-        return LibreRequest.model_validate(data)
-    except json.JSONDecodeError as error:
-        raise ApiError(400, f"the body is not valid JSON: {error}") from None
-    except ValidationError as error:
-        raise ApiError(400, validation_message(error.errors())) from None
+        data = await _fields(request)
+    except (ApiError, HTTPException):  # no key to read in a broken body: the header's, or 403
+        server.authorize(request)
+        raise
+    given = data.get("api_key") if isinstance(data, dict) else None
+    server.authorize(request, given if isinstance(given, str) else None)
+    return validated(LibreRequest, data)
 
 
 def add_libre_routes(app: FastAPI, server: Server) -> None:
-    schema = LibreRequest.model_json_schema()
-    body_doc = {"requestBody": {"required": True, "content": {
-        "application/json": {"schema": schema},
-        "application/x-www-form-urlencoded": {"schema": schema},
-    }}}  # fmt: skip
+    doc = body_doc(LibreRequest, form=True)
 
-    @app.post("/translate", openapi_extra=body_doc, response_model_exclude_none=True)
+    @app.post("/translate", openapi_extra=doc, response_model_exclude_none=True)
     async def libre_translate(request: Request) -> LibreResponse:
-        """LibreTranslate's translate: `q` (text or list), `source`, `target`, `format`."""
-        body = await read_request(request)
-        server.authorize(request, body.api_key)
+        """LibreTranslate's translate: `q` (text or list), `source`, `target`, `format`;
+        `model` (nmt's addition) picks one of several models for the pair."""
+        body = await read_request(request, server)
         if body.format == "html":
             raise ApiError(400, "format: html is not supported; send plain text (format text)")
-        served = server.pick(None, body.source, body.target)
+        served = server.for_pair(body.model, body.source, body.target)
         texts = [body.q] if isinstance(body.q, str) else body.q
         nbest = body.alternatives + 1
         options = {"beam_size": nbest} if nbest > served.translator.recipe.decode.beam_size else {}

@@ -9,11 +9,11 @@ the shape LibreTranslate uses.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nmt.config import MAX_BEAM
+from nmt.config import MAX_BEAM, MAX_LENGTH_PENALTY
 
 # ISO 639-1 names for GET /languages; a code not listed here is its own name.
 LANGUAGE_NAMES = {
@@ -29,6 +29,15 @@ class ErrorBody(BaseModel):
     error: str
 
 
+def body_doc(model: type[BaseModel], form: bool = False) -> dict[str, Any]:
+    """The OpenAPI `requestBody` of a route that parses its body itself: `model`, sent as
+    JSON (or as form fields), whose schema `nmt.serve` adds to the components."""
+    kinds = ["application/json"] + (["application/x-www-form-urlencoded"] if form else [])
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    content = {kind: {"schema": schema} for kind in kinds}
+    return {"requestBody": {"required": True, "content": content}}
+
+
 class TranslateRequest(BaseModel):
     """nmt's JSON API: one text or a list, with optional search settings."""
 
@@ -40,7 +49,9 @@ class TranslateRequest(BaseModel):
     beam_size: int | None = Field(None, ge=1, le=MAX_BEAM, description="1: greedy search.")
     nbest: int = Field(1, ge=1, le=MAX_BEAM, description="Translations per text (≤ beam).")
     attention: bool = Field(False, description="Return the attention matrix of the best.")
-    length_penalty: float | None = Field(None, ge=0, description="GNMT α.")
+    length_penalty: float | None = Field(
+        None, ge=0, le=MAX_LENGTH_PENALTY, allow_inf_nan=False, description="GNMT α."
+    )
     length_normalization: Literal["none", "average", "gnmt"] | None = None
 
 
@@ -76,6 +87,8 @@ class LibreRequest(BaseModel):
     format: Literal["text", "html"] = "text"
     alternatives: int = Field(0, ge=0, le=MAX_BEAM - 1)
     api_key: str | None = None
+    model: str | None = Field(None, description="nmt's addition: a name from GET /models; "
+                              "left out, the first served model for the pair.")  # fmt: skip
 
 
 class LibreResponse(BaseModel):

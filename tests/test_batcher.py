@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from nmt.batcher import Batcher
+from nmt.batcher import Batcher, BatcherStopped
 
 
 class Recorder:
@@ -121,3 +121,39 @@ def test_no_items_need_no_run():
     assert asyncio.run(batcher.submit("k", [], 0)) == []
     batcher.close()
     assert record.batches == []
+
+
+class Halt(BaseException):
+    """What no `except Exception` catches: it ends the worker thread."""
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_worker_fails_its_jobs_and_later_ones_at_once():
+    def run(key, items):
+        raise Halt("gone")
+
+    batcher = Batcher(run, max_wait=0.0)
+
+    async def main():
+        first = await asyncio.gather(
+            asyncio.wait_for(batcher.submit("k", [1], 1), 10), return_exceptions=True
+        )
+        for _ in range(1000):  # the worker sets its failure before it ends
+            if not batcher.alive:
+                break
+            await asyncio.sleep(0.01)
+        later = await asyncio.gather(
+            asyncio.wait_for(batcher.submit("k", [2], 1), 10), return_exceptions=True
+        )
+        return first[0], later[0]
+
+    first, later = asyncio.run(main())  # the thread's traceback is printed, as for a bug
+    assert isinstance(first, BatcherStopped) and "stopped: Halt: gone" in str(first)
+    assert isinstance(later, BatcherStopped) and not batcher.alive
+    batcher.close(timeout=10)  # returns: the thread is already gone
+
+
+@pytest.mark.parametrize("wait", [float("inf"), float("nan"), -1.0])
+def test_a_wait_the_worker_cannot_keep_is_refused(wait):
+    with pytest.raises(ValueError, match="give a finite number of seconds >= 0"):
+        Batcher(Recorder(), max_wait=wait)

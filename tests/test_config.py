@@ -596,6 +596,7 @@ def test_exponent_without_dot_is_a_float(tmp_path):
         ("model.encoder_hidden_size=0", "model.encoder_hidden_size", "> 0"),
         ("train.lr_patience=-1", "train.lr_patience", ">= 0"),
         ("decode.length_penalty=-0.5", "decode.length_penalty", ">= 0"),
+        ("decode.length_penalty=1e308", "decode.length_penalty", ">= 0 and <= 10"),
         ("train.teacher_forcing=0", "train.teacher_forcing", "in (0, 1]"),
     ],
 )

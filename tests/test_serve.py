@@ -13,6 +13,7 @@ pytest.importorskip("uvicorn")
 
 from serving import post, request, running  # noqa: E402
 
+from nmt.config import MAX_BEAM  # noqa: E402
 from nmt.serve import Served, create_app  # noqa: E402
 from nmt.serve_limits import Limits  # noqa: E402
 from nmt.translate import Translator  # noqa: E402
@@ -206,6 +207,43 @@ def test_two_models_side_by_side_and_an_ambiguous_pair(model_dir, served):
         assert status == 200 and data["model"] == "twin"
         status, data = post(address, "/api/translate", {"text": "1 2"})
         assert status == 400 and "several models fit" in data["error"]
+
+
+def test_libretranslate_takes_the_first_model_for_a_pair_or_the_one_named(model_dir, served):
+    twin = Served.load(model_dir, name="twin", device="cpu")
+    pair = {"q": "1 2", "source": served.source, "target": served.target}
+    app = create_app([served, twin])
+    server, used = app.state.server, []
+    run = server.run
+
+    def recording(key, ids):  # which model each search ran on
+        used.append(key.model)
+        return run(key, ids)
+
+    server.run = recording  # before the start: the lifespan hands it to the batcher
+    with running(app) as address:
+        plain = post(address, "/translate", pair)  # as LibreTranslate's clients send it
+        named = post(address, "/translate", {**pair, "model": "twin"})
+        form = f"q=1+2&source=auto&target={served.target}&model=twin".encode()
+        kind = {"Content-Type": "application/x-www-form-urlencoded"}
+        as_form = post(address, "/translate", None, raw=form, headers=kind)
+        unknown = post(address, "/translate", {**pair, "model": "nope"})
+        wrong_pair = post(address, "/translate", {**pair, "target": "xx", "model": "twin"})
+    expected = served.translator.translate(["1 2"])[0]
+    assert plain == (200, {"translatedText": expected})
+    assert named == as_form == (200, {"translatedText": expected})  # twin is the same model
+    assert used == [served.name, "twin", "twin"]
+    assert unknown[0] == 404 and set(unknown[1]) == {"error"}
+    assert "no model named 'nope'" in unknown[1]["error"]
+    assert wrong_pair[0] == 400 and "model 'twin' translates" in wrong_pair[1]["error"]
+
+
+def test_the_page_beam_box_allows_what_the_api_allows(server):
+    status, page = request(server, "GET", "/")
+    assert status == 200 and "{{" not in page
+    assert f'id="beam" type="number" min="1" max="{MAX_BEAM}"' in page
+    assert post(server, "/api/translate", {"text": "1", "beam_size": MAX_BEAM})[0] == 200
+    assert post(server, "/api/translate", {"text": "1", "beam_size": MAX_BEAM + 1})[0] == 400
 
 
 def test_two_models_with_one_name_are_refused(served):

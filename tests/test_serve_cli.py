@@ -21,9 +21,11 @@ from nmt.cli.main import app  # noqa: E402
 from nmt.translate import Translator  # noqa: E402
 
 
-def start(model_dir: Path, *flags: str) -> tuple[subprocess.Popen, str]:
+def start(model_dir: Path, *flags: str, prelude: str = "") -> tuple[subprocess.Popen, str]:
+    """`nmt serve` in a process (after the Python statements `prelude`), once it answers."""
     port = free_port()
-    command = [sys.executable, "-c", "from nmt.cli.main import main; main()", "serve"]
+    code = f"{prelude}\nfrom nmt.cli.main import main; main()"
+    command = [sys.executable, "-c", code, "serve"]
     command += ["--model", str(model_dir), "--device", "cpu", "--port", str(port), *flags]
     process = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -138,6 +140,61 @@ def test_serve_names_what_is_wrong_with_its_flags(runner, tmp_path, model_dir):
     assert result.exit_code == 1 and "--max-texts 0" in result.output
     result = runner.invoke(app, ["serve", "--model", str(model_dir), "--port", "70000"])
     assert result.exit_code == 1 and "--port 70000" in result.output
+
+
+# The batcher's worker dies as it would on a bug outside `run`'s `except Exception`.
+KILL_THE_BATCHER = """
+import nmt.serve
+class Halt(BaseException):
+    pass
+def halt(self, key, ids):
+    raise Halt("the worker is gone")
+nmt.serve.Server.run = halt
+"""
+
+
+def test_a_server_whose_batcher_died_fails_requests_at_once_and_sigterm_stops_it(model_dir):
+    process, address = start(model_dir, prelude=KILL_THE_BATCHER)
+    try:
+        answers = [post(address, "/api/translate", {"text": "1 2"}, timeout=10) for _ in "ab"]
+        health = request(address, "GET", "/health", timeout=10)
+        code, err = stop(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    for status, data in [*answers, health]:
+        assert status == 503 and "worker thread stopped: Halt" in data["error"]
+    assert code == 0, err
+    assert "Traceback" in err and "Halt: the worker is gone" in err  # the bug's traceback
+
+
+OUT_OF_RANGE = [
+    ("--max-wait-ms", "inf"),
+    ("--max-wait-ms", "nan"),
+    ("--max-wait-ms", "1e300"),
+    ("--max-wait-ms", "-1"),
+    ("--max-chars", "0"),
+    ("--max-chars", "100000000"),
+    ("--max-tokens", "10000000"),
+    ("--max-texts", "10000000"),
+    ("--max-body-bytes", str(1 << 40)),
+    ("--batch-tokens", "1000000000"),
+    ("--request-timeout", "0"),
+    ("--request-timeout", "inf"),
+    ("--threads", "100000"),
+]
+
+
+@pytest.mark.parametrize(("flag", "value"), OUT_OF_RANGE)
+def test_serve_refuses_each_number_out_of_its_range(runner, model_dir, monkeypatch, flag, value):
+    import uvicorn
+
+    started = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: started.append(self))
+    result = runner.invoke(app, ["serve", "--model", str(model_dir), flag, value])
+    assert (result.exit_code, started) == (1, []), result.output
+    line = result.output.strip()
+    assert line.startswith(f"error: {flag} ") and "give" in line and "\n" not in line
 
 
 def test_serve_without_its_extra_says_how_to_install_it(runner, model_dir, monkeypatch):

@@ -20,6 +20,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 from serving import post, running  # noqa: E402
 
+from nmt.config import MAX_BEAM  # noqa: E402
 from nmt.serve import Served, create_app  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -87,3 +88,17 @@ def test_an_error_is_shown_on_the_page_not_thrown(page_server):
     finally:
         driver.quit()
     assert "--max-chars" in message and rows == 0
+
+
+def test_the_beam_box_goes_as_far_as_the_api(page_server):
+    driver = browser()
+    try:
+        driver.get(f"http://{page_server}/")
+        beam = driver.find_element(By.ID, "beam")
+        biggest = beam.get_attribute("max")
+        beam.clear()
+        beam.send_keys(str(MAX_BEAM))
+        fits = driver.execute_script("return arguments[0].checkValidity()", beam)
+    finally:
+        driver.quit()
+    assert (biggest, fits) == (str(MAX_BEAM), True)
