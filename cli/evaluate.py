@@ -78,10 +78,10 @@ def _check_files(
                 f"--compare {compare} is the same file as the hypothesis {hypothesis}: "
                 "comparing a system with itself says nothing; give another system's output"
             )
-    check_output(output, "--output")
     named = [("--source", source), ("--reference", reference), ("--compare", compare)]
     inputs = [(f"{flag} {path}", file_status(path)) for flag, path in named if path is not None]
     check_not_an_input(output, "--output", inputs)
+    check_output(output, "--output")  # after: an input is named as such, not as a hard link
 
 
 def _check_systems(

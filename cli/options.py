@@ -13,7 +13,7 @@ import typer
 
 from nmt.config import MAX_BEAM
 from nmt.errors import UserError
-from nmt.files import same_file
+from nmt.files import check_target, same_file
 
 
 class Device(str, Enum):
@@ -98,13 +98,35 @@ def decode_overrides(
 
 
 def check_output(path: Path | None, option: str) -> None:
-    """An output file must be creatable: checked before any work is done."""
+    """An output file must be one nmt may replace, checked before any work is done: a new
+    name in an existing directory, or a regular file without other hard links (never a
+    directory, a device such as /dev/null, a FIFO or a socket; see nmt.files)."""
+    if path is not None:
+        check_target(path, f"{option} {path}")
+
+
+def check_plot_dir(path: Path | None, option: str = "--plot") -> None:
+    """A directory for image files must be one, or a name nmt can create one at: checked
+    before any work (`make_plot_dir` creates it once the work starts)."""
     if path is None:
         return
-    if path.is_dir():
-        raise UserError(f"{option} {path} is a directory; give a file name")
-    if not path.parent.is_dir():
-        raise UserError(f"{option} {path}: the directory {path.parent} does not exist")
+    if path.exists() and not path.is_dir():
+        raise UserError(
+            f"{option} {path} is a file, not a directory; {option} names a directory to "
+            "draw the images in: give a new name or an existing directory"
+        )
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise UserError(f"{option} {path}: {above} is a file, not a directory; give another")
+
+
+def make_plot_dir(path: Path, option: str = "--plot") -> None:
+    """Create the directory `check_plot_dir` accepted (and its parents), or one line why not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        reason = e.strerror or e
+        raise UserError(f"{option} {path}: cannot create the directory ({reason})") from None
 
 
 def file_status(path: Path) -> os.stat_result | None:

@@ -275,6 +275,16 @@ def test_translate_plot(runner, model_dir, source_file, tmp_path):
     assert [p.name for p in few.iterdir()] == ["attention-0.png"]
 
 
+def test_translate_plot_naming_an_existing_file(runner, model_dir, source_file, tmp_path):
+    taken = write_lines(tmp_path / "notes.txt", ["mine"])
+    result = translate(runner, model_dir, str(source_file), "--plot", str(taken))
+    assert_user_error(result, f"--plot {taken} is a file, not a directory")
+    below = taken / "plots"
+    result = translate(runner, model_dir, str(source_file), "--plot", str(below))
+    assert_user_error(result, f"--plot {below}: {taken} is a file")
+    assert taken.read_text(encoding="utf-8") == "mine\n"
+
+
 def test_translate_with_a_directory_that_is_not_a_model(runner, tmp_path, source_file):
     (tmp_path / "notes.txt").write_text("not a model")
     result = translate(runner, tmp_path, str(source_file))
