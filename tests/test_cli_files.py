@@ -7,7 +7,7 @@ are not UTF-8 after the first chunk) leaves an older output exactly as it was; a
 that cannot be written (a directory under /proc, a file size limit) ends in one `error:`
 line naming the option and the path, for `nmt evaluate bleu --output` too; every option
 that writes a file refuses what is no regular file (a device, a FIFO) and leaves it as it
-is. An
+is; standard output on a full device is one `error:` line and exit status 1. An
 input that is a directory says so; a FIFO and bash's `<(...)`, plain or gzipped, are read
 whole. `--beam` with `--greedy` is refused, and so is `--compare` with the hypothesis.
 """
@@ -379,3 +379,25 @@ def test_an_output_that_is_not_a_file_is_refused(runner, model_dir, tmp_path, wr
     assert [p.name for p in folder.iterdir()] == [special.name]  # as it was, nothing beside
     is_kind = stat.S_ISFIFO if kind == "fifo" else stat.S_ISCHR
     assert is_kind(special.stat().st_mode)
+
+
+@pytest.mark.parametrize("command", ["translate", "evaluate bleu"])
+def test_standard_output_that_cannot_be_written(model_dir, tmp_path, command):
+    # `nmt translate x --model M > /dev/full`: one error line, no traceback, exit 1.
+    full = Path("/dev/full")
+    if not (full.exists() and stat.S_ISCHR(full.stat().st_mode)):
+        full = device_copy(tmp_path / "full", (1, 7))
+    src = write_lines(tmp_path / "s.en", SOURCES)
+    ref = write_lines(tmp_path / "r.de", REFERENCES)
+    if command == "translate":
+        args = ["translate", str(src), "--model", str(model_dir), "--device", "cpu"]
+    else:
+        args = ["evaluate", "bleu", str(ref), "--reference", str(ref)]
+    with full.open("w") as stdout:
+        done = subprocess.run(
+            [str(NMT), *args], stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120
+        )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == ["error: standard output: writing failed (No space left on device)"]
