@@ -7,10 +7,11 @@ named in each panel's legend, so that ablations can be compared at a glance.
 
 A run without a metric (a metrics.jsonl written before nmt recorded train_loss and
 train_seconds, BLEU not computed) is left out of that panel and named in the returned
-notes; nothing here prints. The image is written as nmt.files writes every file
-(`nmt.plot.save_figure`): a temporary file of its own renamed over the output, so an
-interrupted plot leaves the old file or the new one, and an output that is no regular
-file (/dev/null) is refused. Needs matplotlib (`nmt.plot.pyplot` says how to install it).
+notes, and so are values too large to draw (past ±LARGEST); nothing here prints. The
+image is written as nmt.files writes every file (`nmt.plot.save_figure`): a temporary
+file of its own renamed over the output, so an interrupted plot leaves the old file or
+the new one, and an output that is no regular file (/dev/null) is refused. Needs
+matplotlib (`nmt.plot.pyplot` says how to install it).
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ X_AXES = {
 PANEL_INCHES = (5.5, 4.2)  # width, height of one panel
 NEEDS = "nmt plot"  # names the command in the install hint when matplotlib is missing
 NOT_YET = "the run has not evaluated yet; plot it after its first evaluation (train.eval_every)"
+# Values past ±LARGEST are left out (and noted): no metric nmt records comes near it (a
+# perplexity that large means a diverged run), and matplotlib's axis arithmetic overflows
+# on values near the largest float (1e308: "arange: cannot compute length").
+LARGEST = 1e100
 
 
 @dataclass
@@ -68,10 +73,19 @@ class Run:
         ys: list[float] = []
         for record in self.records:
             at, value = _number(record.get(key)), _number(record.get(metric))
-            if at is not None and value is not None:
+            if at is not None and value is not None and max(abs(at), abs(value)) <= LARGEST:
                 xs.append(at / divisor)
                 ys.append(value)
         return xs, ys
+
+    def too_large(self, x: XAxis, metric: str) -> int:
+        """How many (x, metric) pairs `points` leaves out for a value past ±LARGEST."""
+        key = X_AXES[x][0]
+        pairs = [(_number(r.get(key)), _number(r.get(metric))) for r in self.records]
+        return sum(
+            at is not None and value is not None and max(abs(at), abs(value)) > LARGEST
+            for at, value in pairs
+        )
 
 
 @dataclass
@@ -155,6 +169,9 @@ def plot_curves(runs: Sequence[Run], output: Path, x: XAxis = "step") -> Curves:
     if x == "time":
         runs, notes = _timed(runs)
     panels = [m for m in PANELS if any(run.points(x, m)[0] for run in runs)]
+    for metric in PANELS:
+        if metric not in panels:  # (a drawn panel notes them itself)
+            notes += _too_large_notes(metric, runs, x)
     if not panels:
         raise UserError(
             f"nothing to plot: {', '.join(run.name for run in runs)} recorded no "
@@ -200,7 +217,8 @@ def _panel(ax: Axes, metric: str, runs: Sequence[Run], x: XAxis, colors, notes) 
         if xs:
             ax.plot(xs, ys, marker="o", markersize=3.5, color=colors[run.name], label=run.name)
             drawn.add(run.name)
-    missing = [run.name for run in runs if run.name not in drawn]
+    notes += _too_large_notes(metric, runs, x)
+    missing = [r.name for r in runs if r.name not in drawn and not r.too_large(x, metric)]
     if missing:
         notes.append(f"{title}: {', '.join(missing)} not drawn (no {metric} in {METRICS})")
     ax.set_title(title)
@@ -215,6 +233,17 @@ def _panel(ax: Axes, metric: str, runs: Sequence[Run], x: XAxis, colors, notes) 
     ax.grid(True, alpha=0.3)
     ax.legend()
     return drawn
+
+
+def _too_large_notes(metric: str, runs: Sequence[Run], x: XAxis) -> list[str]:
+    """A note per run that has values of `metric` (or of x) too large to draw."""
+    notes = []
+    for run in runs:
+        count = run.too_large(x, metric)
+        if count:
+            values = "a value" if count == 1 else f"{count} values"
+            notes.append(f"{PANELS[metric][0]}: {values} of {run.name} past ±{LARGEST:g} not drawn")
+    return notes
 
 
 def _check_output(output: Path, runs: Sequence[Run]) -> str:
