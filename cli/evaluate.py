@@ -28,6 +28,7 @@ from nmt.cli.options import (
     Threads,
     check_not_an_input,
     check_output,
+    cut_warning,
     decode_overrides,
     file_status,
     use_threads,
@@ -166,6 +167,9 @@ def bleu(
                 report["ensemble"] = [str(m) for m in model]
             if out is not None:  # renamed over an older file only once all is written
                 out.write("".join(f"{h}\n" for h in hyps))
+        if translator.truncated:
+            settings = translator.decode_config(**decode)
+            typer.secho(cut_warning(translator, settings), err=True, fg=typer.colors.YELLOW)
     else:
         report = ev.score_files(hypothesis, reference, names, compare)
         hyps = read_lines(hypothesis, "the hypothesis file") if by_length else []

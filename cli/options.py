@@ -6,14 +6,19 @@ import os
 import stat
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import torch
 import typer
 
-from nmt.config import MAX_BEAM
+from nmt.config import MAX_BEAM, DecodeConfig
 from nmt.errors import UserError
 from nmt.files import check_target, same_file
+
+if TYPE_CHECKING:
+    from nmt.translate import Translator
+
+SHOWN_LINES = 10  # line numbers of cut sources a warning names
 
 
 class Device(str, Enum):
@@ -95,6 +100,32 @@ def decode_overrides(
         "length_penalty": length_penalty,
         "min_length": min_length,
     }
+
+
+def settings_line(settings: DecodeConfig) -> str:
+    """The decode settings in words, as the summary line before translating shows them,
+    the input cap included."""
+    normalization = (
+        f"{settings.length_normalization} length normalization "
+        f"(length penalty {settings.length_penalty})"
+    )
+    limit = settings.max_input_length
+    cap = "inputs never cut" if limit is None else f"inputs cut at {limit} tokens"
+    return f"beam {settings.beam_size}, {normalization}, min length {settings.min_length}, {cap}"
+
+
+def cut_warning(translator: Translator, settings: DecodeConfig) -> str:
+    """The warning after translating: how many source lines decode.max_input_length cut,
+    and the first ones' line numbers (from 1)."""
+    count, lines = translator.truncated, translator.truncated_lines
+    shown = ", ".join(str(i + 1) for i in lines[:SHOWN_LINES])
+    more = f" (the first {SHOWN_LINES} of {count})" if count > SHOWN_LINES else ""
+    return (
+        f"warning: {count} line{'s were' if count > 1 else ' was'} longer than "
+        f"decode.max_input_length ({settings.max_input_length} tokens) and cut to it: "
+        f"line{'s' if count > 1 else ''} {shown}{more}; to translate them whole, set "
+        "decode.max_input_length: null in the model's recipe.yaml"
+    )
 
 
 def check_output(path: Path | None, option: str) -> None:

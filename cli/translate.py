@@ -27,10 +27,12 @@ from nmt.cli.options import (
     check_not_an_input,
     check_output,
     check_plot_dir,
+    cut_warning,
     decode_overrides,
     file_status,
     make_plot_dir,
     same_path,
+    settings_line,
     use_threads,
 )
 from nmt.cli.progress import Renderer
@@ -170,12 +172,7 @@ def translate(
     settings = translator.search_settings(nbest, want_attention, **decode)  # before any file
     if translator.size > 1:
         typer.echo(f"ensemble of {translator.size} models: {', '.join(map(str, model))}", err=True)
-    typer.echo(
-        f"decoding with beam {settings.beam_size}, {settings.length_normalization} length "
-        f"normalization (length penalty {settings.length_penalty}), "
-        f"min length {settings.min_length}",
-        err=True,
-    )
+    typer.echo(f"decoding with {settings_line(settings)}", err=True)
     if plot is not None:
         pyplot()  # fail before translating anything if matplotlib is missing
         make_plot_dir(plot)
@@ -194,10 +191,4 @@ def translate(
         name = source if source != "-" else "standard input"
         typer.secho(f"warning: {name} had no lines to translate", err=True, fg=typer.colors.YELLOW)
     if translator.truncated:
-        limit = settings.max_input_length
-        typer.secho(
-            f"warning: {translator.truncated} lines were longer than decode.max_input_length "
-            f"({limit} tokens) and were cut to it",
-            err=True,
-            fg=typer.colors.YELLOW,
-        )
+        typer.secho(cut_warning(translator, settings), err=True, fg=typer.colors.YELLOW)

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from nmt.cli.main import app
+from nmt.config import load_recipe
 from nmt.toy import numbers
 from nmt.translate import Translator
 
@@ -312,6 +313,26 @@ def test_translate_decode_options(runner, model_dir, translator, source_file, no
         lines, beam_size=3, length_normalization=normalization, min_length=4
     )  # at least min-length tokens before </s>
     assert all(len(f[0].target_pieces) >= 4 for f in (found[0], found[2]))
+
+
+def test_translate_cuts_a_very_long_line_and_says_which(runner, model_without_cap_key, tmp_path):
+    # A line of a million characters: cut to decode.max_input_length (a recipe.yaml that
+    # does not name it gets 300), and the summary names the lines cut.
+    assert load_recipe(model_without_cap_key / "recipe.yaml").decode.max_input_length == 300
+    huge = " ".join(["three hundred forty-two red dogs sleep"] * 25_000)
+    source = write_lines(tmp_path / "in.en", [SOURCES[0], huge, SOURCES[1], huge])
+    attention = tmp_path / "attention.jsonl"
+    args = [str(source), "--greedy", "--attention-out", str(attention)]
+    result = translate(runner, model_without_cap_key, *args)
+    assert result.exit_code == 0, result.output
+    assert "inputs cut at 300 tokens" in result.stderr
+    assert (
+        "warning: 2 lines were longer than decode.max_input_length (300 tokens) and cut to "
+        "it: lines 2, 4; to translate them whole, set decode.max_input_length: null"
+    ) in result.stderr
+    records = [json.loads(line) for line in attention.read_text(encoding="utf-8").splitlines()]
+    assert [len(r["source"]) == 300 for r in records] == [False, True, False, True]
+    assert len(result.stdout.split("\n")[:-1]) == 4
 
 
 def test_translate_refuses_to_write_over_its_input(runner, model_dir, source_file):
