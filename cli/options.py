@@ -103,12 +103,11 @@ def decode_overrides(
 
 
 def settings_line(settings: DecodeConfig) -> str:
-    """The decode settings in words, as the summary line before translating shows them,
-    the input cap included."""
-    normalization = (
-        f"{settings.length_normalization} length normalization "
-        f"(length penalty {settings.length_penalty})"
-    )
+    """The decode settings in words, as the summary line before translating shows them:
+    the length penalty only where it applies (gnmt), and the input cap."""
+    normalization = f"{settings.length_normalization} length normalization"
+    if settings.length_normalization == "gnmt":
+        normalization += f" (length penalty {settings.length_penalty})"
     limit = settings.max_input_length
     cap = "inputs never cut" if limit is None else f"inputs cut at {limit} tokens"
     return f"beam {settings.beam_size}, {normalization}, min length {settings.min_length}, {cap}"

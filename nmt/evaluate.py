@@ -162,7 +162,8 @@ def _report(
 
 
 def decode_summary(settings: DecodeConfig) -> dict[str, Any]:
-    """The decode settings that change a score, to print beside it."""
+    """The decode settings that change a score, to print beside it: the length penalty
+    only where it is used (length_normalization gnmt)."""
     keys = [
         "beam_size",
         "length_normalization",
@@ -172,6 +173,8 @@ def decode_summary(settings: DecodeConfig) -> dict[str, Any]:
         "max_length_offset",
         "max_input_length",
     ]
+    if settings.length_normalization != "gnmt":
+        keys.remove("length_penalty")
     return {k: getattr(settings, k) for k in keys}
 
 

@@ -75,6 +75,15 @@ class _Member:
 
     @classmethod
     def read(cls, model_dir: Path) -> _Member:
+        if model_dir.is_file():  # e.g. runs/x/recipe.yaml: the directory holds it
+            hint = "runs/quickstart"
+            if model_dir.name == checkpoint.RECIPE:
+                hint = f"{model_dir.parent}" if model_dir.parent != Path() else ". (this one)"
+            raise UserError(
+                f"--model {model_dir} is a file, not a model directory: --model wants the "
+                f"directory that nmt train wrote (holding {checkpoint.RECIPE} and "
+                f"{checkpoint.WEIGHTS}), e.g. {hint}"
+            )
         if not (model_dir / checkpoint.RECIPE).is_file():
             raise UserError(
                 f"{model_dir}: not a model directory (no {checkpoint.RECIPE}); give the "

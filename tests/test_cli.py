@@ -276,6 +276,12 @@ def test_translate_plot(runner, model_dir, source_file, tmp_path):
     assert [p.name for p in few.iterdir()] == ["attention-0.png"]
 
 
+def test_translate_with_a_model_that_is_a_file(runner, model_dir, source_file):
+    recipe = model_dir / "recipe.yaml"
+    result = translate(runner, recipe, str(source_file))
+    assert_user_error(result, f"--model {recipe} is a file", "--model wants the directory")
+
+
 def test_translate_plot_naming_an_existing_file(runner, model_dir, source_file, tmp_path):
     taken = write_lines(tmp_path / "notes.txt", ["mine"])
     result = translate(runner, model_dir, str(source_file), "--plot", str(taken))
@@ -313,6 +319,23 @@ def test_translate_decode_options(runner, model_dir, translator, source_file, no
         lines, beam_size=3, length_normalization=normalization, min_length=4
     )  # at least min-length tokens before </s>
     assert all(len(f[0].target_pieces) >= 4 for f in (found[0], found[2]))
+
+
+@pytest.mark.parametrize("normalization", ["none", "average", "gnmt"])
+def test_the_length_penalty_is_shown_only_where_it_is_used(
+    runner, model_dir, source_file, tmp_path, normalization
+):
+    result = translate(runner, model_dir, str(source_file), "--length-normalization", normalization)
+    assert result.exit_code == 0, result.output
+    assert ("length penalty" in result.stderr) == (normalization == "gnmt")
+    ref = write_lines(tmp_path / "ref.de", REFERENCES[:3])
+    args = ["--source", str(source_file), "--reference", str(ref), "--device", "cpu"]
+    args += ["--length-normalization", normalization, "--greedy"]
+    report = evaluate_json(runner, "bleu", "--model", str(model_dir), *args)
+    assert ("length_penalty" in report["decode"]) == (normalization == "gnmt")
+    assert report["decode"]["max_input_length"] == 300 and report["truncated"] == 0
+    text = runner.invoke(app, ["evaluate", "bleu", "--model", str(model_dir), *args])
+    assert text.exit_code == 0 and ("length_penalty" in text.stdout) == (normalization == "gnmt")
 
 
 def test_translate_cuts_a_very_long_line_and_says_which(runner, model_without_cap_key, tmp_path):

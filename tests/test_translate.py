@@ -8,7 +8,7 @@ lines are translated whole up to decode.max_input_length (300 tokens by default)
 cuts longer ones and counts and locates them; attention
 has one row per target piece plus </s>, one column per source piece, rows summing to 1;
 the beam_size and length_penalty overrides take effect; loading a directory that is not
-a model directory is a UserError.
+a model directory, or a file, is a UserError.
 """
 
 from __future__ import annotations
@@ -199,6 +199,17 @@ def test_load_a_directory_that_is_not_a_model_dir(tmp_path):
         Translator.load(tmp_path, "cpu")
     with pytest.raises(UserError, match="not a model directory"):
         Translator.load(tmp_path / "missing", "cpu")
+
+
+def test_load_a_file_says_a_model_is_a_directory(model_dir):
+    # `--model runs/x/recipe.yaml` is a common slip: the answer names it and the directory.
+    recipe = model_dir / "recipe.yaml"
+    with pytest.raises(UserError) as refused:
+        Translator.load(recipe, "cpu")
+    assert str(refused.value) == (
+        f"--model {recipe} is a file, not a model directory: --model wants the directory "
+        f"that nmt train wrote (holding recipe.yaml and model.safetensors), e.g. {model_dir}"
+    )
 
 
 def test_load_a_model_dir_without_weights(model_dir, tmp_path):
