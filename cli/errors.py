@@ -33,7 +33,8 @@ def user_errors(command: F) -> F:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         real = sys.stdout
-        sys.stdout = _Stdout(real)
+        if real is not None:  # None: no standard streams at all (pythonw)
+            sys.stdout = _Stdout(real)
         try:
             result = command(*args, **kwargs)
             sys.stdout.flush()  # what is still buffered: a failure is reported, not lost

@@ -122,8 +122,9 @@ def cut_warning(translator: Translator, settings: DecodeConfig) -> str:
     return (
         f"warning: {count} line{'s were' if count > 1 else ' was'} longer than "
         f"decode.max_input_length ({settings.max_input_length} tokens) and cut to it: "
-        f"line{'s' if count > 1 else ''} {shown}{more}; to translate them whole, set "
-        "decode.max_input_length: null in the model's recipe.yaml"
+        f"line{'s' if count > 1 else ''} {shown}{more}; to translate "
+        f"{'them' if count > 1 else 'it'} whole, set decode.max_input_length: null in the "
+        "model's recipe.yaml"
     )
 
 

@@ -65,13 +65,13 @@ def image_format(path: Path, label: str, needs: str = "--plot") -> str:
     return suffix
 
 
-def save_figure(fig: Any, path: Path, label: str, image_format: str = "png") -> None:
-    """Write a matplotlib Figure to `path` as nmt.files writes every file: a temporary
-    file of its own, renamed over `path` once complete (only a regular file is replaced);
-    a failure is a UserError naming `label`."""
+def save_figure(fig: Any, path: Path, label: str, fmt: str = "png") -> None:
+    """Write a matplotlib Figure to `path` in the format `fmt` (see `image_format`) as
+    nmt.files writes every file: a temporary file of its own, renamed over `path` once
+    complete (only a regular file is replaced); a failure is a UserError naming `label`."""
     with files.replacing(path, label) as f:
         try:
-            fig.savefig(f, format=image_format, dpi=DPI)
+            fig.savefig(f, format=fmt, dpi=DPI)
         except OSError as e:
             raise UserError(f"{label}: writing failed ({e.strerror or e})") from None
 
