@@ -18,7 +18,7 @@ from nmt.cli.errors import user_errors
 from nmt.cli.options import Device, DeviceOption, Threads, check_output, use_threads
 from nmt.corpus import read_aligned, read_lines
 from nmt.errors import UserError
-from nmt.plot import pyplot
+from nmt.plot import image_format
 from nmt.translate import Translator
 
 
@@ -64,14 +64,14 @@ def by_length(
         raise UserError("give hypothesis files, or --model, or both: the systems to compare")
     if buckets < 1 or min_size < 1:
         raise UserError(f"--buckets {buckets} --min-size {min_size}: give 1 or more of each")
-    check_output(plot, "--plot")
+    check_output(plot, "--plot")  # a regular file or a new name: not /dev/full, not a FIFO
     if plot is not None:
-        pyplot("--plot")  # fail before translating if matplotlib is missing
+        image_format(plot, f"--plot {plot}")  # before translating: x.txt is no image
     sources, refs = read_aligned(source, reference, purpose="score")
     systems = _systems(hypotheses or [], model or [], sources, device.value)
     report = score_by_length(sources, refs, systems, None, buckets, min_size)
     if plot is not None:
-        plot_by_length(report, plot)
+        plot_by_length(report, plot, label=f"--plot {plot}")
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False))
         return

@@ -28,6 +28,7 @@ from nmt.cli.options import (
     Threads,
     check_not_an_input,
     check_output,
+    cut_warning,
     decode_overrides,
     file_status,
     use_threads,
@@ -78,10 +79,10 @@ def _check_files(
                 f"--compare {compare} is the same file as the hypothesis {hypothesis}: "
                 "comparing a system with itself says nothing; give another system's output"
             )
-    check_output(output, "--output")
     named = [("--source", source), ("--reference", reference), ("--compare", compare)]
     inputs = [(f"{flag} {path}", file_status(path)) for flag, path in named if path is not None]
     check_not_an_input(output, "--output", inputs)
+    check_output(output, "--output")  # after: an input is named as such, not as a hard link
 
 
 def _check_systems(
@@ -166,6 +167,9 @@ def bleu(
                 report["ensemble"] = [str(m) for m in model]
             if out is not None:  # renamed over an older file only once all is written
                 out.write("".join(f"{h}\n" for h in hyps))
+        if translator.truncated:
+            settings = translator.decode_config(**decode)
+            typer.secho(cut_warning(translator, settings), err=True, fg=typer.colors.YELLOW)
     else:
         report = ev.score_files(hypothesis, reference, names, compare)
         hyps = read_lines(hypothesis, "the hypothesis file") if by_length else []

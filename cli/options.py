@@ -6,14 +6,19 @@ import os
 import stat
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import torch
 import typer
 
-from nmt.config import MAX_BEAM
+from nmt.config import MAX_BEAM, DecodeConfig
 from nmt.errors import UserError
-from nmt.files import same_file
+from nmt.files import check_target, same_file
+
+if TYPE_CHECKING:
+    from nmt.translate import Translator
+
+SHOWN_LINES = 10  # line numbers of cut sources a warning names
 
 
 class Device(str, Enum):
@@ -103,14 +108,62 @@ def decode_overrides(
     }
 
 
+def settings_line(settings: DecodeConfig) -> str:
+    """The decode settings in words, as the summary line before translating shows them:
+    the length penalty only where it applies (gnmt), and the input cap."""
+    normalization = f"{settings.length_normalization} length normalization"
+    if settings.length_normalization == "gnmt":
+        normalization += f" (length penalty {settings.length_penalty})"
+    limit = settings.max_input_length
+    cap = "inputs never cut" if limit is None else f"inputs cut at {limit} tokens"
+    return f"beam {settings.beam_size}, {normalization}, min length {settings.min_length}, {cap}"
+
+
+def cut_warning(translator: Translator, settings: DecodeConfig) -> str:
+    """The warning after translating: how many source lines decode.max_input_length cut,
+    and the first ones' line numbers (from 1)."""
+    count, lines = translator.truncated, translator.truncated_lines
+    shown = ", ".join(str(i + 1) for i in lines[:SHOWN_LINES])
+    more = f" (the first {SHOWN_LINES} of {count})" if count > SHOWN_LINES else ""
+    return (
+        f"warning: {count} line{'s were' if count > 1 else ' was'} longer than "
+        f"decode.max_input_length ({settings.max_input_length} tokens) and cut to it: "
+        f"line{'s' if count > 1 else ''} {shown}{more}; to translate "
+        f"{'them' if count > 1 else 'it'} whole, set decode.max_input_length: null in the "
+        "model's recipe.yaml"
+    )
+
+
 def check_output(path: Path | None, option: str) -> None:
-    """An output file must be creatable: checked before any work is done."""
+    """An output file must be one nmt may replace, checked before any work is done: a new
+    name in an existing directory, or a regular file without other hard links (never a
+    directory, a device such as /dev/null, a FIFO or a socket; see nmt.files)."""
+    if path is not None:
+        check_target(path, f"{option} {path}")
+
+
+def check_plot_dir(path: Path | None, option: str = "--plot") -> None:
+    """A directory for image files must be one, or a name nmt can create one at: checked
+    before any work (`make_plot_dir` creates it once the work starts)."""
     if path is None:
         return
-    if path.is_dir():
-        raise UserError(f"{option} {path} is a directory; give a file name")
-    if not path.parent.is_dir():
-        raise UserError(f"{option} {path}: the directory {path.parent} does not exist")
+    if path.exists() and not path.is_dir():
+        raise UserError(
+            f"{option} {path} is a file, not a directory; {option} names a directory to "
+            "draw the images in: give a new name or an existing directory"
+        )
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise UserError(f"{option} {path}: {above} is a file, not a directory; give another")
+
+
+def make_plot_dir(path: Path, option: str = "--plot") -> None:
+    """Create the directory `check_plot_dir` accepted (and its parents), or one line why not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        reason = e.strerror or e
+        raise UserError(f"{option} {path}: cannot create the directory ({reason})") from None
 
 
 def file_status(path: Path) -> os.stat_result | None:

@@ -26,15 +26,19 @@ from nmt.cli.options import (
     Threads,
     check_not_an_input,
     check_output,
+    check_plot_dir,
+    cut_warning,
     decode_overrides,
     file_status,
+    make_plot_dir,
     same_path,
+    settings_line,
     use_threads,
 )
 from nmt.cli.progress import Renderer
 from nmt.cli.reading import count_lines, input_chunks, is_interactive
 from nmt.errors import UserError
-from nmt.files import LabelledWriter, atomic_output, is_regular
+from nmt.files import LabelledWriter, atomic_output
 from nmt.plot import plot_attention, pyplot
 from nmt.progress import Tracker
 from nmt.translate import Translation, Translator, attention_record, nbest_lines
@@ -52,24 +56,23 @@ def _input_status(source: str) -> os.stat_result | None:
         return None
 
 
-def _check_outputs(source: str, output: Path | None, attention_out: Path | None) -> None:
-    """Outputs that would destroy the input or each other are refused before any work."""
+def _check_outputs(
+    source: str, output: Path | None, attention_out: Path | None, plot: Path | None
+) -> None:
+    """Outputs that would destroy the input or each other, or that are no file (a device,
+    a FIFO; --plot: no directory), are refused before any work."""
     name = "standard input" if source == "-" else f"the input {source}"
     inputs = [(name, _input_status(source))]
     check_not_an_input(output, "--output", inputs)
     check_not_an_input(attention_out, "--attention-out", inputs)
-    if (
-        output is not None
-        and attention_out is not None
-        and same_path(output, attention_out)
-        and is_regular(output)  # a terminal or /dev/null can take both
-    ):
+    if output is not None and attention_out is not None and same_path(output, attention_out):
         raise UserError(
             f"--output {output} and --attention-out {attention_out} are the same file; "
             "give each its own file"
         )
     check_output(output, "--output")
     check_output(attention_out, "--attention-out")
+    check_plot_dir(plot)
 
 
 def _write_all(
@@ -163,21 +166,16 @@ def translate(
     use_threads(threads)
     chunks = input_chunks(source)  # a missing input is reported here, before any output
     decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
-    _check_outputs(source, output, attention_out)
+    _check_outputs(source, output, attention_out, plot)
     translator = Translator.load(model, device.value, precision.value)
     want_attention = attention_out is not None or plot is not None
     settings = translator.search_settings(nbest, want_attention, **decode)  # before any file
     if translator.size > 1:
         typer.echo(f"ensemble of {translator.size} models: {', '.join(map(str, model))}", err=True)
-    typer.echo(
-        f"decoding with beam {settings.beam_size}, {settings.length_normalization} length "
-        f"normalization (length penalty {settings.length_penalty}), "
-        f"min length {settings.min_length}",
-        err=True,
-    )
+    typer.echo(f"decoding with {settings_line(settings)}", err=True)
     if plot is not None:
         pyplot()  # fail before translating anything if matplotlib is missing
-        plot.mkdir(parents=True, exist_ok=True)
+        make_plot_dir(plot)
     # Files are written under a temporary name and renamed over the old ones only when all
     # went well: a bad line halfway through leaves an earlier --output as it was.
     with contextlib.ExitStack() as files:
@@ -193,10 +191,4 @@ def translate(
         name = source if source != "-" else "standard input"
         typer.secho(f"warning: {name} had no lines to translate", err=True, fg=typer.colors.YELLOW)
     if translator.truncated:
-        limit = settings.max_input_length
-        typer.secho(
-            f"warning: {translator.truncated} lines were longer than decode.max_input_length "
-            f"({limit} tokens) and were cut to it",
-            err=True,
-            fg=typer.colors.YELLOW,
-        )
+        typer.secho(cut_warning(translator, settings), err=True, fg=typer.colors.YELLOW)

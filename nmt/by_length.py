@@ -80,10 +80,16 @@ def span(lengths: Sequence[int]) -> str:
     return str(low) if low == high else f"{low}–{high}"
 
 
-def plot_by_length(report: dict[str, Any], path: Path, metric: str = "bleu") -> None:
-    """One line per system: `metric` against the bucket's source lengths (PNG)."""
-    from nmt.plot import pyplot
+def plot_by_length(
+    report: dict[str, Any], path: Path, metric: str = "bleu", label: str | None = None
+) -> None:
+    """One line per system: `metric` against the bucket's source lengths, as an image in
+    the format `path`'s suffix names (PNG without one). Written as nmt.files writes every
+    file (only a regular file is replaced); a failure is a UserError naming `label`."""
+    from nmt.plot import image_format, pyplot, save_figure
 
+    label = label or str(path)
+    image = image_format(path, label, "the by-length plot")
     plt = pyplot("the by-length plot")
     buckets = report["buckets"]
     labels = [f"{span(b['lengths'])}\n({b['sentences']})" for b in buckets]
@@ -98,5 +104,7 @@ def plot_by_length(report: dict[str, Any], path: Path, metric: str = "bleu") -> 
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        save_figure(fig, path, label, image)
+    finally:
+        plt.close(fig)

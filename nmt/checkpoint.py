@@ -20,10 +20,10 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from nmt.errors import UserError
-from nmt.files import fsync_dir, replace_durably, temporary_name
+from nmt.files import fsync_dir, replace_durably, write_bytes
 
 FORMAT = "1"  # bump when a model directory written before can no longer be read
 RECIPE, WEIGHTS = "recipe.yaml", "model.safetensors"
@@ -51,15 +51,9 @@ def _save_tensors(path: Path, model: torch.nn.Module) -> None:
 
 
 def save_tensor_file(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    """Named CPU tensors → a safetensors file with the format version, durably."""
-    tmp = temporary_name(path)
-    save_file(tensors, str(tmp), metadata={"nmt_format": FORMAT})
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # safetensors creates 0600; make it like every other file
-    with tmp.open("rb+") as f:
-        os.fsync(f.fileno())
-    replace_durably(tmp, path)
+    """Named CPU tensors → a safetensors file with the format version, durably
+    (nmt.files.write_bytes: a temporary file of its own, fsynced, renamed into place)."""
+    write_bytes(path, save(tensors, metadata={"nmt_format": FORMAT}))
 
 
 def save_weights(path: Path, model: torch.nn.Module) -> None:

@@ -165,7 +165,10 @@ class DecodeConfig:
     max_length_offset: int = non_negative(5)  # ...plus this many tokens
     min_length: int = non_negative(1)  # tokens before </s> may be produced
     batch_tokens: int = positive(8000)  # source tokens per translation batch
-    max_input_length: int | None = positive(None)  # cut longer sources (counted); None: never
+    # Sources longer than this many tokens are cut (counted and reported); None: never. A
+    # search's time and memory grow with the source, and 300 is 3 × data.max_length's
+    # default: longer than any pair such a model trained on, so a cut loses little quality.
+    max_input_length: int | None = positive(300)
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,16 @@ named in each panel's legend, so that ablations can be compared at a glance.
 
 A run without a metric (a metrics.jsonl written before nmt recorded train_loss and
 train_seconds, BLEU not computed) is left out of that panel and named in the returned
-notes; nothing here prints. The image goes to a temporary name beside the output and is
-renamed over it, so an interrupted plot leaves the old file or the new one. Needs
+notes, and so are values too large to draw (past ±LARGEST); nothing here prints. The
+image is written as nmt.files writes every file (`nmt.plot.save_figure`): a temporary
+file of its own renamed over the output, so an interrupted plot leaves the old file or
+the new one, and an output that is no regular file (/dev/null) is refused. Needs
 matplotlib (`nmt.plot.pyplot` says how to install it).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from nmt import files
 from nmt.errors import UserError
-from nmt.plot import pyplot
+from nmt.plot import DPI as DPI  # the resolution the images are written at (tests read it)
+from nmt.plot import image_format, pyplot, save_figure
 from nmt.run_dir import METRICS, RECIPE, RUN_FILES
 
 if TYPE_CHECKING:
@@ -45,9 +46,12 @@ X_AXES = {
     "time": ("train_seconds", 60, "training time (minutes)"),
 }
 PANEL_INCHES = (5.5, 4.2)  # width, height of one panel
-DPI = 100
 NEEDS = "nmt plot"  # names the command in the install hint when matplotlib is missing
 NOT_YET = "the run has not evaluated yet; plot it after its first evaluation (train.eval_every)"
+# Values past ±LARGEST are left out (and noted): no metric nmt records comes near it (a
+# perplexity that large means a diverged run), and matplotlib's axis arithmetic overflows
+# on values near the largest float (1e308: "arange: cannot compute length").
+LARGEST = 1e100
 
 
 @dataclass
@@ -69,10 +73,19 @@ class Run:
         ys: list[float] = []
         for record in self.records:
             at, value = _number(record.get(key)), _number(record.get(metric))
-            if at is not None and value is not None:
+            if at is not None and value is not None and max(abs(at), abs(value)) <= LARGEST:
                 xs.append(at / divisor)
                 ys.append(value)
         return xs, ys
+
+    def too_large(self, x: XAxis, metric: str) -> int:
+        """How many (x, metric) pairs `points` leaves out for a value past ±LARGEST."""
+        key = X_AXES[x][0]
+        pairs = [(_number(r.get(key)), _number(r.get(metric))) for r in self.records]
+        return sum(
+            at is not None and value is not None and max(abs(at), abs(value)) > LARGEST
+            for at, value in pairs
+        )
 
 
 @dataclass
@@ -150,12 +163,15 @@ def plot_curves(runs: Sequence[Run], output: Path, x: XAxis = "step") -> Curves:
     one image at `output`: a panel per metric some run has, a line per run."""
     if x not in X_AXES:
         raise UserError(f"--x {x}: choose one of {', '.join(X_AXES)}")
-    image_format = _check_output(output, runs)
+    chosen_format = _check_output(output, runs)
     colors = {run.name: f"C{i % 10}" for i, run in enumerate(runs)}
     notes: list[str] = []
     if x == "time":
         runs, notes = _timed(runs)
     panels = [m for m in PANELS if any(run.points(x, m)[0] for run in runs)]
+    for metric in PANELS:
+        if metric not in panels:  # (a drawn panel notes them itself)
+            notes += _too_large_notes(metric, runs, x)
     if not panels:
         raise UserError(
             f"nothing to plot: {', '.join(run.name for run in runs)} recorded no "
@@ -171,7 +187,7 @@ def plot_curves(runs: Sequence[Run], output: Path, x: XAxis = "step") -> Curves:
             drawn |= _panel(ax, metric, runs, x, colors, notes)
         fig.suptitle("training curves")
         fig.tight_layout()
-        _save(fig, output, image_format)
+        save_figure(fig, output, f"--output {output}", chosen_format)
     finally:
         plt.close(fig)
     names = [run.name for run in runs if run.name in drawn]
@@ -201,7 +217,8 @@ def _panel(ax: Axes, metric: str, runs: Sequence[Run], x: XAxis, colors, notes) 
         if xs:
             ax.plot(xs, ys, marker="o", markersize=3.5, color=colors[run.name], label=run.name)
             drawn.add(run.name)
-    missing = [run.name for run in runs if run.name not in drawn]
+    notes += _too_large_notes(metric, runs, x)
+    missing = [r.name for r in runs if r.name not in drawn and not r.too_large(x, metric)]
     if missing:
         notes.append(f"{title}: {', '.join(missing)} not drawn (no {metric} in {METRICS})")
     ax.set_title(title)
@@ -218,17 +235,23 @@ def _panel(ax: Axes, metric: str, runs: Sequence[Run], x: XAxis, colors, notes) 
     return drawn
 
 
+def _too_large_notes(metric: str, runs: Sequence[Run], x: XAxis) -> list[str]:
+    """A note per run that has values of `metric` (or of x) too large to draw."""
+    notes = []
+    for run in runs:
+        count = run.too_large(x, metric)
+        if count:
+            values = "a value" if count == 1 else f"{count} values"
+            notes.append(f"{PANELS[metric][0]}: {values} of {run.name} past ±{LARGEST:g} not drawn")
+    return notes
+
+
 def _check_output(output: Path, runs: Sequence[Run]) -> str:
     """The image format `output` names (png without a suffix), after checking that it can be
-    written and would not replace a run's own files."""
-    if output.is_dir():
-        raise UserError(
-            f"--output {output} is a directory; give a file name such as {output / 'curves.png'}"
-        )
-    parent = output.parent
-    if not parent.is_dir():
-        what = "is not a directory" if parent.exists() else "does not exist"
-        raise UserError(f"--output {output}: {parent} {what}; create it or choose another --output")
+    written (a regular file or a new name, see nmt.files) and would not replace a run's own
+    files."""
+    label = f"--output {output}"
+    files.check_target(output, label)
     real = output.resolve()
     for run in runs:
         if real.parent == run.path.resolve() and real.name in RUN_FILES:
@@ -236,34 +259,4 @@ def _check_output(output: Path, runs: Sequence[Run]) -> str:
                 f"--output {output} would replace {real.name} of the run {run.path}; "
                 "choose another file name"
             )
-    suffix = output.suffix.lower().lstrip(".")
-    if not suffix:
-        return "png"
-    pyplot(NEEDS)
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    if suffix not in FigureCanvasBase.get_supported_filetypes():
-        raise UserError(
-            f"--output {output}: matplotlib cannot write .{suffix} images; "
-            "end the name with .png (or .svg, .pdf)"
-        )
-    return suffix
-
-
-def _save(fig: Figure, output: Path, image_format: str) -> None:
-    """Write the figure to a temporary name beside `output`, then rename it over `output`
-    (through a symbolic link to its target)."""
-    real = Path(os.path.realpath(output)) if output.is_symlink() else output
-    tmp = files.temporary_name(real)
-    try:
-        with tmp.open("wb") as f:
-            fig.savefig(f, format=image_format, dpi=DPI)
-            f.flush()
-            os.fsync(f.fileno())
-        files.replace_durably(tmp, real)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise UserError(f"--output {output}: cannot be written ({e.strerror or e})") from None
-        raise
+    return image_format(output, label, NEEDS)

@@ -161,12 +161,13 @@ def score_model(
     """Translate `source` with the decode settings (recipe's, overridden) and score it;
     the translating is reported as a `Phase` to `on_event`.
 
-    The report carries the translations under "hypotheses".
+    The report carries the translations under "hypotheses", and under "truncated" how
+    many sources decode.max_input_length cut.
     """
     check_metrics(metrics, translator.recipe.data.target_lang)
     sources, refs = read_aligned(source, reference, purpose="score")
     settings = translator.decode_config(**decode)
-    start = time.perf_counter()
+    start, cut_before = time.perf_counter(), translator.truncated
     with Tracker(on_event, "translating", len(sources), "lines") as tracker:
         hyps = translator.translate(sources, progress=tracker.advance, **decode)
     seconds = time.perf_counter() - start
@@ -174,6 +175,7 @@ def score_model(
     return {
         **_report(hyps, refs, reference, metrics, baseline, lang),
         "decode": decode_summary(settings),
+        "truncated": translator.truncated - cut_before,  # sources cut to max_input_length
         "translate_seconds": round(seconds, 3),
         "hypotheses": hyps,
     }
@@ -196,15 +198,19 @@ def _report(
 
 
 def decode_summary(settings: DecodeConfig) -> dict[str, Any]:
-    """The decode settings that change a score, to print beside it."""
-    keys = (
+    """The decode settings that change a score, to print beside it: the length penalty
+    only where it is used (length_normalization gnmt)."""
+    keys = [
         "beam_size",
         "length_normalization",
         "length_penalty",
         "min_length",
         "max_length_ratio",
         "max_length_offset",
-    )
+        "max_input_length",
+    ]
+    if settings.length_normalization != "gnmt":
+        keys.remove("length_penalty")
     return {k: getattr(settings, k) for k in keys}
 
 

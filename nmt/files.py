@@ -1,9 +1,17 @@
 """Durable file writes: a crash or a power loss leaves the old file or the new one.
 
-Every file nmt writes goes to a temporary name in the same directory, is flushed and
-fsynced, and is renamed over its final name; the directory is fsynced after the rename
-so that the rename itself survives a power loss. Files that cannot be renamed over (a
-terminal, a FIFO, /dev/null, /dev/full) are written in place.
+Every file nmt writes goes to a temporary file of its own beside the target, named
+`.NAME.XXXXXXXX.tmp` by `mkstemp` (so two processes writing one name never share a
+temporary file), is flushed and fsynced, gets the permissions of the file it replaces (a
+new file: 0666 less the umask), and is renamed over its final name; the directory is
+fsynced after the rename so that the rename itself survives a power loss. A write that
+fails removes its temporary file.
+
+Only regular files are replaced. A directory, a device, a FIFO or a socket at the name is
+refused: renaming over /dev/null would replace the device itself. So is a file with other
+hard links: the rename would give this name the new contents and leave the other names
+with the old ones, silently. A symbolic link is written through (its target is replaced,
+the link kept). Every refusal and failure is one UserError naming what was given.
 """
 
 from __future__ import annotations
@@ -12,12 +20,17 @@ import contextlib
 import json
 import math
 import os
+import re
 import stat
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from nmt.errors import UserError
+
+NAME_KEPT = 100  # characters of the target's name in its temporary file's name
+RANDOM_PART = re.compile(r"(.+)\.[a-z0-9_]{8}")  # NAME.XXXXXXXX: mkstemp's 8 characters
 
 
 def fsync_dir(directory: Path) -> None:
@@ -34,9 +47,14 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def temporary_name(path: Path) -> Path:
-    """Where a file is written before it is renamed over `path`: `.NAME.tmp` beside it."""
-    return path.with_name(f".{path.name}.tmp")
+def is_temporary(name: str, targets: Collection[str]) -> bool:
+    """Whether `name` is a temporary file nmt left while writing one of `targets`:
+    `.NAME.XXXXXXXX.tmp`, or `.NAME.tmp` as nmt named them before it used mkstemp."""
+    if not (name.startswith(".") and name.endswith(".tmp")):
+        return False
+    inner = name[1 : -len(".tmp")]
+    named = RANDOM_PART.fullmatch(inner)
+    return inner in targets or (named is not None and named.group(1) in targets)
 
 
 def replace_durably(tmp: Path, path: Path) -> None:
@@ -45,17 +63,99 @@ def replace_durably(tmp: Path, path: Path) -> None:
     fsync_dir(path.parent)
 
 
-def write_bytes(path: Path, data: bytes) -> None:
-    tmp = temporary_name(path)
-    with tmp.open("wb") as f:
+def through_link(path: Path) -> Path:
+    """The file a write to `path` replaces: a symbolic link's target, else `path`."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def check_target(path: Path, label: str) -> os.stat_result | None:
+    """The stat of the regular file a write to `path` would replace (None: a new file),
+    or a UserError naming `label` when the write must not or cannot happen."""
+    real = through_link(path)
+    try:
+        found = os.stat(real)
+    except FileNotFoundError:
+        parent = real.parent
+        if not parent.is_dir():
+            what = "is not a directory" if parent.exists() else "does not exist"
+            raise UserError(f"{label}: {parent} {what}; create it or write elsewhere") from None
+        return None
+    except OSError as e:  # a file where a directory should be, a loop of links, no access
+        raise UserError(f"{label}: cannot be written ({e.strerror or e})") from None
+    if stat.S_ISDIR(found.st_mode):
+        raise UserError(f"{label} is a directory; give a file name")
+    if not stat.S_ISREG(found.st_mode):
+        raise UserError(
+            f"{label} is not a regular file (a device, a FIFO or a socket) and nmt replaces "
+            "only files; give a file name"
+        )
+    if found.st_nlink > 1:
+        others = found.st_nlink - 1
+        raise UserError(
+            f"{label} has {others} other hard link{'s' if others > 1 else ''}: nmt writes a "
+            "new file and renames it over this name, which would leave the other links with "
+            "the old contents; remove them (or copy the file) first, or give another name"
+        )
+    return found
+
+
+def _new_file_mode() -> int:
+    """0666 less the process's umask: the mode `open` would give a new file."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def _replacing(path: Path, label: str, text: bool) -> Iterator[IO[Any]]:
+    """An open temporary file that replaces `path` when the block ends without an error.
+
+    Failures to create, flush, fsync or rename become a UserError naming `label`; errors
+    raised by the block itself pass unchanged. On any error the temporary file is removed.
+    """
+    real = through_link(path)
+    old = check_target(real, label)
+    mode = stat.S_IMODE(old.st_mode) & 0o777 if old is not None else _new_file_mode()
+    with _labelled(label, "cannot be written"):
+        fd, name = tempfile.mkstemp(
+            prefix=f".{real.name[:NAME_KEPT]}.", suffix=".tmp", dir=real.parent
+        )
+    tmp = Path(name)
+    try:
+        f = os.fdopen(fd, "w", encoding="utf-8") if text else os.fdopen(fd, "wb")
+        try:
+            with _labelled(label, "cannot be written"):
+                os.chmod(tmp, mode)
+            yield f
+            with _labelled(label, "writing failed"):
+                f.flush()
+                os.fsync(f.fileno())
+        finally:
+            with contextlib.suppress(OSError):  # after a failure: data not written is dropped
+                f.close()
+        with _labelled(label, "writing failed"):
+            replace_durably(tmp, real)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def replacing(path: Path, label: str | None = None) -> Iterator[IO[bytes]]:
+    """A binary file that replaces `path` durably when the block finishes without an
+    error (see the module's docstring); `label` names it in errors (default: the path)."""
+    with _replacing(path, label or str(path), text=False) as f:
+        yield f
+
+
+def write_bytes(path: Path, data: bytes, label: str | None = None) -> None:
+    with replacing(path, label) as f, _labelled(label or str(path), "writing failed"):
         f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    replace_durably(tmp, path)
 
 
-def write_text(path: Path, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
+def write_text(path: Path, text: str, label: str | None = None) -> None:
+    write_bytes(path, text.encode("utf-8"), label)
 
 
 def finite_or_none(obj: Any) -> Any:
@@ -100,14 +200,6 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def is_regular(path: Path) -> bool:
-    """True for a regular file or a name that does not exist yet (so a rename can make it)."""
-    try:
-        return stat.S_ISREG(path.stat().st_mode)
-    except FileNotFoundError:
-        return True
-
-
 def same_file(a: os.stat_result, b: os.stat_result) -> bool:
     """Two stat results of one file: the same device and inode (hard links included)."""
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
@@ -141,31 +233,12 @@ def atomic_output(path: Path, option: str) -> Iterator[LabelledWriter]:
     """A text file that replaces `path` only if the block finishes without an error.
 
     Until then the old file (if any) stays as it was; on an error the temporary file is
-    removed. A symbolic link is written through (its target is replaced, the link kept);
-    a special file (a FIFO, a device) is written in place. Failures to open, write or
-    rename (a full disk, a directory without write permission) become a UserError naming
-    `option` and the path; errors raised by the block itself pass unchanged.
+    removed. Written as the module's docstring says: through a symbolic link; refused
+    for anything but a regular file or a new name, and for a file with other hard links.
+    Failures to open, write or rename (a full disk, a directory without write
+    permission) become a UserError naming `option` and the path; errors raised by the
+    block itself pass unchanged.
     """
     label = f"{option} {path}"
-    real = Path(os.path.realpath(path)) if path.is_symlink() else path
-    direct = not is_regular(real)
-    target = real if direct else temporary_name(real)
-    with _labelled(label, "cannot be written"):
-        f = target.open("w", encoding="utf-8")
-    done = False
-    try:
+    with _replacing(path, label, text=True) as f:
         yield LabelledWriter(f, label)
-        with _labelled(label, "writing failed"):
-            f.flush()
-            if not direct:
-                os.fsync(f.fileno())
-            f.close()
-            if not direct:
-                replace_durably(target, real)
-        done = True
-    finally:
-        if not f.closed:
-            with contextlib.suppress(OSError):  # data that could not be written is dropped
-                f.close()
-        if not done and not direct:
-            target.unlink(missing_ok=True)

@@ -127,7 +127,8 @@ class RunDir:
                     "eval_every, patience, log_every, save_every, skip_nonfinite, tensorboard "
                     "and decode.*"
                 )
-        elif path.is_dir() and any(path.iterdir()):
+            _check_links(path)
+        elif path.is_dir() and any(not _leftover(p.name) for p in path.iterdir()):
             if not self.overwrite:
                 raise UserError(
                     f"{path} already exists and is not empty; pass --resume to continue its "
@@ -168,6 +169,10 @@ class RunDir:
         Runs once the data is ready. A directory created now is locked and checked again,
         in case another run filled it while this one read its data.
         """
+        if self.path.is_dir():  # a crashed run's temporary files (locked: none is ours)
+            for path in self.path.iterdir():
+                if _leftover(path.name) and path.is_file():
+                    path.unlink()
         if not self.resume:
             if self.overwrite and self.path.is_dir():
                 for path in self.path.iterdir():
@@ -235,7 +240,31 @@ class RunDir:
 
 
 def _written_by_nmt(name: str) -> bool:
-    return name in RUN_FILES or (name.startswith(".") and name.endswith(".tmp"))
+    return name in RUN_FILES or _leftover(name)
+
+
+def _leftover(name: str) -> bool:
+    """A temporary file of a run file (nmt.files), left by a run that was killed."""
+    return files.is_temporary(name, RUN_FILES)
+
+
+def _check_links(path: Path) -> None:
+    """Refuse to resume a model directory whose files have other hard links (a copy made
+    with `cp -l`): the run would rewrite or append to them, and the copy would change too
+    (metrics.jsonl) or be split from it file by file (nmt.files refuses that)."""
+    linked = [
+        name
+        for name in sorted(RUN_FILES)
+        if (path / name).is_file()
+        and not (path / name).is_symlink()
+        and (path / name).stat().st_nlink > 1
+    ]
+    if linked:
+        raise UserError(
+            f"{path}: {', '.join(linked[:4])} ha{'ve' if len(linked) > 1 else 's'} other hard "
+            "links (a copy made with cp -l?), which resuming would change or split; copy the "
+            "directory with cp -r and resume the copy"
+        )
 
 
 def _changed_keys(saved: Recipe, new: Recipe) -> list[str]:

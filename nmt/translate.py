@@ -5,11 +5,13 @@
     translator.translate(["three red dogs sleep"], beam_size=5)
 
 Lines are tokenized, sorted by length into batches of about `decode.batch_tokens` source
-tokens, searched, and put back in input order; an empty line gives an empty line. Every
-source is translated whole: `data.max_length` filters training pairs only. A cap at
-translation time is explicit (`decode.max_input_length`), and the lines it cuts are
-counted in `Translator.truncated`. The trainer decodes its valid and test sets through
-the same `Translator`.
+tokens, searched, and put back in input order; an empty line gives an empty line.
+`data.max_length` filters training pairs only and never cuts a source. What does is
+`decode.max_input_length` (300 tokens unless the recipe says otherwise; null: never): the
+search's time and memory grow with the source's length, and a line of a million
+characters would otherwise take minutes and gigabytes. The lines it cuts are counted in
+`Translator.truncated` and located in `Translator.truncated_lines`. The trainer decodes
+its valid and test sets through the same `Translator`.
 
 Decode settings are the recipe's `decode:` section; each call may override some of them
 with typed keyword arguments (`DecodeOptions`), e.g. `translate(lines, beam_size=1)`.
@@ -46,6 +48,9 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 
+CUT_LINES_KEPT = 100  # line numbers of cut sources a Translator remembers (it counts all)
+
+
 class DecodeOptions(TypedDict, total=False):
     """Per-call overrides of the recipe's `decode:` settings; None keeps the recipe's."""
 
@@ -70,6 +75,15 @@ class _Member:
 
     @classmethod
     def read(cls, model_dir: Path) -> _Member:
+        if model_dir.is_file():  # e.g. runs/x/recipe.yaml: the directory holds it
+            hint = "runs/quickstart"
+            if model_dir.name == checkpoint.RECIPE:
+                hint = f"{model_dir.parent}" if model_dir.parent != Path() else ". (this one)"
+            raise UserError(
+                f"--model {model_dir} is a file, not a model directory: --model wants the "
+                f"directory that nmt train wrote (holding {checkpoint.RECIPE} and "
+                f"{checkpoint.WEIGHTS}), e.g. {hint}"
+            )
         if not (model_dir / checkpoint.RECIPE).is_file():
             raise UserError(
                 f"{model_dir}: not a model directory (no {checkpoint.RECIPE}); give the "
@@ -178,6 +192,10 @@ class Translator:
         self.precision = precision
         self.autocast = make_autocast(precision, device)  # bf16: matrix products in bf16
         self.truncated = 0  # source lines cut to decode.max_input_length tokens so far
+        # Where: the first CUT_LINES_KEPT of them, 0-based, counting every line this
+        # Translator has encoded (so, for one input translated in order, its line numbers).
+        self.truncated_lines: list[int] = []
+        self.encoded_lines = 0
 
     @classmethod
     def load(
@@ -225,11 +243,16 @@ class Translator:
         return settings
 
     def encode(self, lines: Sequence[str], limit: int | None = None) -> list[list[int]]:
-        """Token ids per line, whole; with a `limit`, longer lines are cut and counted."""
+        """Token ids per line, whole; with a `limit`, longer lines are cut, counted in
+        `truncated` and located in `truncated_lines`."""
         ids = self.src_tokenizer.encode([line.strip() for line in lines])
+        start, self.encoded_lines = self.encoded_lines, self.encoded_lines + len(ids)
         if limit is None:
             return ids
-        self.truncated += sum(len(x) > limit for x in ids)
+        cut = [i for i, x in enumerate(ids) if len(x) > limit]
+        self.truncated += len(cut)
+        room = CUT_LINES_KEPT - len(self.truncated_lines)
+        self.truncated_lines += [start + i for i in cut[: max(room, 0)]]
         return [x[:limit] for x in ids]
 
     def stream(

@@ -10,6 +10,7 @@ equalities, never scores. Tests must treat its directory as read-only: copy it
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -110,3 +111,15 @@ def copy_model(model_dir: Path, tmp_path: Path) -> Callable[[str], Path]:
         return target
 
     return copy
+
+
+@pytest.fixture
+def model_without_cap_key(copy_model: Callable[[str], Path]) -> Path:
+    """A copy of the shared model whose recipe.yaml does not name decode.max_input_length,
+    as a recipe written by hand does not: it gets the default."""
+    model = copy_model("uncapped")
+    recipe = model / "recipe.yaml"
+    text = recipe.read_text(encoding="utf-8")
+    recipe.write_text(re.sub(r"\n  max_input_length: .*", "", text), encoding="utf-8")
+    assert "max_input_length" not in recipe.read_text(encoding="utf-8")
+    return model

@@ -1,4 +1,5 @@
-"""Quality by source length: buckets that add up, scores that are the subsets' scores."""
+"""Quality by source length: buckets that add up, scores that are the subsets' scores;
+the command's --plot is an image file (a name matplotlib cannot draw is one error line)."""
 
 from __future__ import annotations
 
@@ -67,6 +68,23 @@ def test_the_command_compares_files_and_models_and_draws_them(runner, tmp_path, 
     model_name = f"{model_dir.parent.name}/{model_dir.name}"  # the names collide: by folder
     assert set(report["buckets"][0]["scores"]) == {"x/test", "y/test", model_name}
     assert image.read_bytes().startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("name", ["x.txt", "by-length.xyz"])
+def test_the_command_refuses_a_plot_that_is_no_image(runner, tmp_path, name):
+    (tmp_path / "s.txt").write_text("a b\n", encoding="utf-8")
+    plot = tmp_path / name
+    args = ["evaluate", "by-length", str(tmp_path / "s.txt"), "--plot", str(plot)]
+    result = runner.invoke(
+        app, [*args, "--source", str(tmp_path / "s.txt"), "-r", str(tmp_path / "s.txt")]
+    )
+    assert result.exit_code == 1 and result.stdout == "" and "Traceback" not in result.output
+    suffix = plot.suffix
+    assert result.stderr == (
+        f"error: --plot {plot}: matplotlib cannot write {suffix} images; "
+        "end the name with .png (or .svg, .pdf)\n"
+    )
+    assert not plot.exists()
 
 
 def test_the_command_needs_a_system(runner, tmp_path):

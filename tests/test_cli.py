@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from nmt.cli.main import app
+from nmt.config import load_recipe
 from nmt.toy import numbers
 from nmt.translate import Translator
 
@@ -275,6 +276,22 @@ def test_translate_plot(runner, model_dir, source_file, tmp_path):
     assert [p.name for p in few.iterdir()] == ["attention-0.png"]
 
 
+def test_translate_with_a_model_that_is_a_file(runner, model_dir, source_file):
+    recipe = model_dir / "recipe.yaml"
+    result = translate(runner, recipe, str(source_file))
+    assert_user_error(result, f"--model {recipe} is a file", "--model wants the directory")
+
+
+def test_translate_plot_naming_an_existing_file(runner, model_dir, source_file, tmp_path):
+    taken = write_lines(tmp_path / "notes.txt", ["mine"])
+    result = translate(runner, model_dir, str(source_file), "--plot", str(taken))
+    assert_user_error(result, f"--plot {taken} is a file, not a directory")
+    below = taken / "plots"
+    result = translate(runner, model_dir, str(source_file), "--plot", str(below))
+    assert_user_error(result, f"--plot {below}: {taken} is a file")
+    assert taken.read_text(encoding="utf-8") == "mine\n"
+
+
 def test_translate_with_a_directory_that_is_not_a_model(runner, tmp_path, source_file):
     (tmp_path / "notes.txt").write_text("not a model")
     result = translate(runner, tmp_path, str(source_file))
@@ -302,6 +319,43 @@ def test_translate_decode_options(runner, model_dir, translator, source_file, no
         lines, beam_size=3, length_normalization=normalization, min_length=4
     )  # at least min-length tokens before </s>
     assert all(len(f[0].target_pieces) >= 4 for f in (found[0], found[2]))
+
+
+@pytest.mark.parametrize("normalization", ["none", "average", "gnmt"])
+def test_the_length_penalty_is_shown_only_where_it_is_used(
+    runner, model_dir, source_file, tmp_path, normalization
+):
+    result = translate(runner, model_dir, str(source_file), "--length-normalization", normalization)
+    assert result.exit_code == 0, result.output
+    assert ("length penalty" in result.stderr) == (normalization == "gnmt")
+    ref = write_lines(tmp_path / "ref.de", REFERENCES[:3])
+    args = ["--source", str(source_file), "--reference", str(ref), "--device", "cpu"]
+    args += ["--length-normalization", normalization, "--greedy"]
+    report = evaluate_json(runner, "bleu", "--model", str(model_dir), *args)
+    assert ("length_penalty" in report["decode"]) == (normalization == "gnmt")
+    assert report["decode"]["max_input_length"] == 300 and report["truncated"] == 0
+    text = runner.invoke(app, ["evaluate", "bleu", "--model", str(model_dir), *args])
+    assert text.exit_code == 0 and ("length_penalty" in text.stdout) == (normalization == "gnmt")
+
+
+def test_translate_cuts_a_very_long_line_and_says_which(runner, model_without_cap_key, tmp_path):
+    # A line of a million characters: cut to decode.max_input_length (a recipe.yaml that
+    # does not name it gets 300), and the summary names the lines cut.
+    assert load_recipe(model_without_cap_key / "recipe.yaml").decode.max_input_length == 300
+    huge = " ".join(["three hundred forty-two red dogs sleep"] * 25_000)
+    source = write_lines(tmp_path / "in.en", [SOURCES[0], huge, SOURCES[1], huge])
+    attention = tmp_path / "attention.jsonl"
+    args = [str(source), "--greedy", "--attention-out", str(attention)]
+    result = translate(runner, model_without_cap_key, *args)
+    assert result.exit_code == 0, result.output
+    assert "inputs cut at 300 tokens" in result.stderr
+    assert (
+        "warning: 2 lines were longer than decode.max_input_length (300 tokens) and cut to "
+        "it: lines 2, 4; to translate them whole, set decode.max_input_length: null"
+    ) in result.stderr
+    records = [json.loads(line) for line in attention.read_text(encoding="utf-8").splitlines()]
+    assert [len(r["source"]) == 300 for r in records] == [False, True, False, True]
+    assert len(result.stdout.split("\n")[:-1]) == 4
 
 
 def test_translate_refuses_to_write_over_its_input(runner, model_dir, source_file):

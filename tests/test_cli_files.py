@@ -4,8 +4,10 @@ Checked here: `nmt translate --output` (and `--attention-out`) refuses to be the
 compared by device and inode (a hard link, stdin redirected from the output file) or to
 be each other; both are written under a temporary name, so an error at line N (bytes that
 are not UTF-8 after the first chunk) leaves an older output exactly as it was; an output
-that cannot be written (a directory under /proc, a full disk: /dev/full) ends in one
-`error:` line naming the option and the path, for `nmt evaluate bleu --output` too. An
+that cannot be written (a directory under /proc, a file size limit) ends in one `error:`
+line naming the option and the path, for `nmt evaluate bleu --output` too; every option
+that writes a file refuses what is no regular file (a device, a FIFO) and leaves it as it
+is; standard output on a full device is one `error:` line and exit status 1. An
 input that is a directory says so; a FIFO and bash's `<(...)`, plain or gzipped, are read
 whole. `--beam` with `--greedy` is refused, and so is `--compare` with the hypothesis.
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
+import resource
+import stat
 import subprocess
 import sys
 import threading
@@ -27,7 +31,7 @@ from test_cli import REFERENCES, SOURCES, assert_user_error, translate, write_li
 import nmt.cli.reading
 from nmt.cli.main import app
 from nmt.corpus import FilesSource, read_corpus, read_lines
-from nmt.translate import Translator
+from nmt.translate import Translator, attention_record
 
 NMT = Path(sys.executable).parent / "nmt"
 LINES = [SOURCES[0], "", SOURCES[1]]
@@ -245,15 +249,30 @@ def test_translate_output_that_cannot_be_written(runner, model_dir, source_file,
     assert_user_error(result, f"--output {where}")
 
 
-@needs_linux
-def test_translate_attention_on_a_full_disk_keeps_the_old_output(
-    runner, model_dir, source_file, tmp_path
+def test_translate_attention_that_cannot_be_written_keeps_the_old_output(
+    model_dir, translator, source_file, tmp_path
 ):
+    # A file size limit stands in for a full disk: the attention cannot be written, the
+    # shorter translations can; the old output must stay as it was.
     out = write_lines(tmp_path / "out.de", ["an earlier translation"])
-    args = ["--output", str(out), "--attention-out", "/dev/full"]
-    result = translate(runner, model_dir, str(source_file), *args)
-    assert_user_error(result, "--attention-out /dev/full", "No space left")
+    attention = tmp_path / "attention.jsonl"
+    found = translator.search(LINES, attention=True)
+    translations = sum(len(f[0].text.encode()) + 1 if f else 1 for f in found)
+    limit = max(translations, len(out.read_bytes())) + 10
+    records = "".join(attention_record(i, f[0] if f else None) for i, f in enumerate(found))
+    assert len(records.encode()) > limit
+    done = subprocess.run(
+        [str(NMT), "translate", str(source_file), "--model", str(model_dir), "--device", "cpu"]
+        + ["--output", str(out), "--attention-out", str(attention)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),
+    )
+    one_error_line(done, f"--attention-out {attention}", "writing failed")
     assert out.read_text(encoding="utf-8") == "an earlier translation\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.en", "out.de"]
 
 
 @needs_linux
@@ -281,3 +300,104 @@ def test_evaluate_beam_and_greedy_together(runner, model_dir, tmp_path):
     args = ["--source", str(src), "--reference", str(ref), "--beam", "2", "--greedy"]
     result = runner.invoke(app, ["evaluate", "bleu", "--model", str(model_dir), *args])
     assert_user_error(result, "--beam 2", "--greedy")
+
+
+# ---------------------------------------------------------------- outputs that are no files
+
+
+@contextlib.contextmanager
+def drained_fifo(path: Path) -> Iterator[Path]:
+    """A named pipe with a reader that drains whatever is written to it, so that a writer
+    never blocks (as a regression that writes into the FIFO would)."""
+    os.mkfifo(path)
+
+    def drain() -> None:
+        with open(path, "rb") as f:  # waits for a writer: the release below, or nmt
+            while f.read(65536):
+                pass
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):  # ENXIO: the reader already left
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(10)
+
+
+def device_copy(path: Path, numbers: tuple[int, int]) -> Path:
+    """A character device node at `path` with the numbers of /dev/null (1, 3) or /dev/full
+    (1, 7), or a skip: only root may make one. A regression replaces the copy in tmp_path,
+    never a device of the machine."""
+    try:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(*numbers))
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    return path
+
+
+def writers(model_dir: Path, tmp_path: Path) -> dict[str, list[str]]:
+    """Every command's option that writes a file, as the arguments before its value."""
+    src = write_lines(tmp_path / "s.en", SOURCES)
+    ref = write_lines(tmp_path / "r.de", REFERENCES)
+    hyp = write_lines(tmp_path / "h.de", REFERENCES[::-1])
+    model = ["--model", str(model_dir), "--device", "cpu"]
+    scored = ["--source", str(src), "--reference", str(ref)]
+    return {
+        "translate --output": ["translate", str(src), *model, "--output"],
+        "translate --attention-out": ["translate", str(src), *model, "--attention-out"],
+        "evaluate bleu --output": ["evaluate", "bleu", *model, *scored, "--output"],
+        "evaluate by-length --plot": ["evaluate", "by-length", str(hyp), *scored, "--plot"],
+        "plot --output": ["plot", str(model_dir), "--output"],
+    }
+
+
+WRITERS = [
+    "translate --output",
+    "translate --attention-out",
+    "evaluate bleu --output",
+    "evaluate by-length --plot",
+    "plot --output",
+]
+
+
+@pytest.mark.parametrize("kind", ["null", "full", "fifo"])
+@pytest.mark.parametrize("writer", WRITERS)
+def test_an_output_that_is_not_a_file_is_refused(runner, model_dir, tmp_path, writer, kind):
+    # `nmt plot --output /dev/null` as root would have replaced the device with a PNG.
+    folder = tmp_path / "special"
+    folder.mkdir()
+    with contextlib.ExitStack() as stack:
+        if kind == "fifo":
+            special = stack.enter_context(drained_fifo(folder / "pipe"))
+        else:
+            special = device_copy(folder / kind, (1, 3) if kind == "null" else (1, 7))
+        result = runner.invoke(app, [*writers(model_dir, tmp_path)[writer], str(special)])
+    option = writer.split()[-1]
+    assert_user_error(result, f"{option} {special} is not a regular file")
+    assert [p.name for p in folder.iterdir()] == [special.name]  # as it was, nothing beside
+    is_kind = stat.S_ISFIFO if kind == "fifo" else stat.S_ISCHR
+    assert is_kind(special.stat().st_mode)
+
+
+@pytest.mark.parametrize("command", ["translate", "evaluate bleu"])
+def test_standard_output_that_cannot_be_written(model_dir, tmp_path, command):
+    # `nmt translate x --model M > /dev/full`: one error line, no traceback, exit 1.
+    full = Path("/dev/full")
+    if not (full.exists() and stat.S_ISCHR(full.stat().st_mode)):
+        full = device_copy(tmp_path / "full", (1, 7))
+    src = write_lines(tmp_path / "s.en", SOURCES)
+    ref = write_lines(tmp_path / "r.de", REFERENCES)
+    if command == "translate":
+        args = ["translate", str(src), "--model", str(model_dir), "--device", "cpu"]
+    else:
+        args = ["evaluate", "bleu", str(ref), "--reference", str(ref)]
+    with full.open("w") as stdout:
+        done = subprocess.run(
+            [str(NMT), *args], stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120
+        )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == ["error: standard output: writing failed (No space left on device)"]

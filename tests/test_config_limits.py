@@ -332,6 +332,19 @@ def test_newer_keys_refuse_bad_values(key, value, words):
     assert f"'{key}' {words}" in message
 
 
+def test_max_input_length_is_on_by_default_and_null_turns_it_off(tmp_path):
+    # A source of a million characters must not run for minutes: a cap by default.
+    assert recipe_from_dict(minimal()).decode.max_input_length == 300
+    off = recipe_from_dict(minimal(decode={"max_input_length": None}))
+    assert off.decode.max_input_length is None
+    # recipe.yaml files saved before: one without the key gets the new default; one that
+    # names null (nmt wrote every key, so every older model directory's does) keeps it off.
+    saved = write(tmp_path / "recipe.yaml", MINIMAL + "decode:\n  beam_size: 5\n")
+    assert load_recipe(saved).decode.max_input_length == 300
+    write(saved, MINIMAL + "decode:\n  beam_size: 5\n  max_input_length: null\n")
+    assert load_recipe(saved).decode.max_input_length is None
+
+
 def test_newer_keys_accept_good_values():
     train = {"save_every": 0, "skip_nonfinite": True, "deterministic": True}
     recipe = recipe_from_dict(minimal(train=train, decode={"max_input_length": None}))

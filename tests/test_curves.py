@@ -4,7 +4,8 @@ Checked here, on metrics.jsonl files written by hand: the image is a real PNG of
 figure's size, written without leaving a temporary file; every run is one line per panel
 and one legend entry, whose points are the records' values (null BLEU and a torn last
 line left out); --x epoch and --x time (train_seconds in minutes) change the x values; a
-run or a panel without a metric is left out with a note; runs whose directories share a
+run or a panel without a metric is left out with a note, and so are values too large to
+draw (1e308); runs whose directories share a
 name are told apart; each mistake is one UserError naming what the user gave; and the
 command prints one line on success through a Typer app.
 """
@@ -205,6 +206,40 @@ def test_a_bad_output_is_refused(tmp_path, output, expected):
         plot_curves(runs, tmp_path / output, "step")
     assert str(e.value).startswith(expected.format(tmp=tmp_path))
     assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0]) == NEW[0]
+
+
+# a run gone wild: a metric near the largest float, infinities, a step of 1e308
+WILD = [
+    record(100, 0.5, 1e308, 1e308, train_loss=-1e308),
+    record(200, 1.0, 20.0, 6.0, train_loss=math.inf),
+    record(1e308, 1.5, 15.0, 7.0, train_loss=2.0),
+]
+
+
+def test_values_too_large_to_draw_are_left_out_with_a_note(tmp_path):
+    curves = draw(tmp_path, ("wild", WILD), ("new", NEW))
+    assert line_data(curves, "valid_bleu")["wild"] == ([200], [6.0])
+    assert line_data(curves, "valid_ppl")["wild"] == ([200], [20.0])
+    assert list(line_data(curves, "train_loss")) == ["new"]  # inf is no number: not noted
+    assert curves.notes == [
+        "valid BLEU: 2 values of wild past ±1e+100 not drawn",
+        "valid perplexity: 2 values of wild past ±1e+100 not drawn",
+        "training loss: 2 values of wild past ±1e+100 not drawn",
+    ]
+    assert curves.output.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_the_command_draws_a_run_holding_1e308(tmp_path):
+    # matplotlib's axis arithmetic overflows on 1e308 ("arange: cannot compute length").
+    app = typer.Typer()
+    app.command()(plot)
+    run = write_run(tmp_path / "run", [record(100, 0.5, 20.0, 1e308, train_loss=float("nan"))])
+    result = CliRunner().invoke(app, [str(run), "-o", str(tmp_path / "c.png")])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        f"wrote {tmp_path / 'c.png'}: run against step; "
+        "valid BLEU: a value of run past ±1e+100 not drawn\n"
+    )
 
 
 def test_runs_without_any_curve_are_refused(tmp_path):

@@ -2,7 +2,9 @@
 
 Checked here: the files of a model directory and what recipe.yaml, metrics.jsonl and
 results.json say; train.max_steps counts updates exactly; an existing directory is never
-touched without --resume or --overwrite, and --overwrite only replaces model directories;
+touched without --resume or --overwrite, and --overwrite only replaces model directories
+(a directory holding only a killed run's temporary files counts as empty; --resume
+refuses files with other hard links);
 --resume continues from the saved step, refuses other model/tokenizer/data settings, and
 gives bit for bit what one uninterrupted run gives; patience stops early; a corpus the
 length filters empty is a UserError; scheduled sampling, word vocabularies and one
@@ -14,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 from pathlib import Path
 
@@ -187,6 +190,50 @@ def test_a_run_that_fails_on_its_data_writes_nothing(tmp_path, make_recipe):
     assert not run_dir.exists()
     train(make_recipe(run_dir, "train.max_steps=2"), "cpu")  # the fixed rerun needs no flag
     assert results(run_dir)["steps"] == 2
+
+
+LEFTOVERS = [".recipe.yaml.k2_x9abq.tmp", ".spm.model.tmp"]  # killed writes: mkstemp's, older
+
+
+def test_a_directory_holding_only_leftovers_counts_as_empty(tmp_path, make_recipe):
+    # A first run killed while writing its first file leaves only a temporary file: the
+    # rerun needs no flag, and removes it.
+    run_dir = tmp_path / "model"
+    run_dir.mkdir()
+    for name in LEFTOVERS:
+        (run_dir / name).write_bytes(b"half a file")
+    train(make_recipe(run_dir, "train.max_steps=2"), "cpu")
+    assert results(run_dir)["steps"] == 2
+    assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_resume_ignores_and_removes_leftovers(copy_model, make_recipe, model_steps):
+    run_dir = copy_model()
+    (run_dir / LEFTOVERS[0]).write_bytes(b"half a recipe")
+    more = model_steps + 2
+    train(make_recipe(run_dir, f"train.max_steps={more}"), "cpu", resume=True)
+    assert trainer_state(run_dir)["step"] == more
+    assert not (run_dir / LEFTOVERS[0]).exists()
+
+
+def test_overwrite_keeps_a_users_own_dot_tmp_file(copy_model, make_recipe):
+    run_dir = copy_model()
+    (run_dir / ".draft.tmp").write_text("mine")  # not a temporary file of a run file
+    before = snapshot(run_dir)
+    with pytest.raises(UserError, match=r"holds files nmt did not write \(.draft.tmp\)"):
+        train(make_recipe(run_dir), "cpu", overwrite=True)
+    assert snapshot(run_dir) == before
+
+
+def test_resume_refuses_files_with_other_hard_links(copy_model, make_recipe, tmp_path):
+    # A copy made with `cp -l` shares metrics.jsonl: appending to it would change both.
+    run_dir = copy_model()
+    (tmp_path / "snapshot").mkdir()
+    os.link(run_dir / "metrics.jsonl", tmp_path / "snapshot" / "metrics.jsonl")
+    before = snapshot(run_dir)
+    with pytest.raises(UserError, match="metrics.jsonl has other hard links .*cp -r"):
+        train(make_recipe(run_dir, "train.max_steps=50"), "cpu", resume=True)
+    assert snapshot(run_dir) == before
 
 
 def test_resume_and_overwrite_together_are_refused(copy_model, make_recipe):

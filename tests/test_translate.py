@@ -4,10 +4,11 @@ Checked on the shared tiny model of conftest.py (it translates badly, so nothing
 compares with a reference): output i answers input i; empty and blank lines give ""
 without disturbing the others; a batch decodes exactly as each line alone, greedy and
 beam; n-best lists have n entries sorted by score, and nbest > beam is a UserError; long
-lines are translated whole unless decode.max_input_length cuts them (counted); attention
+lines are translated whole up to decode.max_input_length (300 tokens by default), which
+cuts longer ones and counts and locates them; attention
 has one row per target piece plus </s>, one column per source piece, rows summing to 1;
 the beam_size and length_penalty overrides take effect; loading a directory that is not
-a model directory is a UserError.
+a model directory, or a file, is a UserError.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shutil
 
 import pytest
 
+import nmt.translate
 from nmt.errors import UserError
 from nmt.toy import numbers
 from nmt.translate import Translator
@@ -96,12 +98,38 @@ def test_nbest_wider_than_the_beam_is_a_user_error(translator):
 def test_long_lines_are_translated_whole(fresh_translator):
     # data.max_length filters training pairs; it must not cut what users translate.
     limit = fresh_translator.recipe.data.max_length
-    long_line = " ".join(["three hundred forty-two red dogs sleep"] * 40)
+    phrase = "three hundred forty-two red dogs sleep"
+    per_phrase = len(fresh_translator.src_tokenizer.encode([phrase])[0])
+    long_line = " ".join([phrase] * (limit // per_phrase + 1))
     pieces = len(fresh_translator.src_tokenizer.encode([long_line])[0])
-    assert pieces > limit
+    assert limit < pieces <= fresh_translator.recipe.decode.max_input_length
     found = fresh_translator.search([LINES[0], long_line], beam_size=1)
     assert len(found[1][0].source_pieces) == pieces
     assert fresh_translator.truncated == 0
+
+
+def test_a_very_long_line_is_cut_by_default_and_located(model_without_cap_key):
+    # A million characters with beam 5 ran for minutes and took gigabytes: by default a
+    # source is cut to decode.max_input_length tokens, and the line is counted and named.
+    translator = Translator.load(model_without_cap_key, "cpu")
+    cap = translator.recipe.decode.max_input_length
+    assert cap == 300
+    huge = " ".join(["three hundred forty-two red dogs sleep"] * 25_000)  # ~1M characters
+    lines = [LINES[0], huge, "", LINES[1], huge]
+    found = translator.search(lines, beam_size=1)
+    short = [len(ids) for ids in translator.src_tokenizer.encode(LINES[:2])]
+    sizes = [len(f[0].source_pieces) if f else 0 for f in found]
+    assert sizes == [short[0], cap, 0, short[1], cap]
+    assert translator.truncated == 2 and translator.truncated_lines == [1, 4]
+    translator.search([huge], beam_size=1)  # a second call counts on
+    assert translator.truncated == 3 and translator.truncated_lines == [1, 4, 5]
+
+
+def test_translator_remembers_a_bounded_number_of_cut_lines(fresh_translator, monkeypatch):
+    monkeypatch.setattr(nmt.translate, "CUT_LINES_KEPT", 3)
+    long_line = " ".join(["three hundred forty-two red dogs sleep"] * 4)
+    fresh_translator.encode([long_line] * 5, limit=2)
+    assert fresh_translator.truncated == 5 and fresh_translator.truncated_lines == [0, 1, 2]
 
 
 def test_max_input_length_cuts_long_lines_and_counts_them(fresh_translator):
@@ -171,6 +199,17 @@ def test_load_a_directory_that_is_not_a_model_dir(tmp_path):
         Translator.load(tmp_path, "cpu")
     with pytest.raises(UserError, match="not a model directory"):
         Translator.load(tmp_path / "missing", "cpu")
+
+
+def test_load_a_file_says_a_model_is_a_directory(model_dir):
+    # `--model runs/x/recipe.yaml` is a common slip: the answer names it and the directory.
+    recipe = model_dir / "recipe.yaml"
+    with pytest.raises(UserError) as refused:
+        Translator.load(recipe, "cpu")
+    assert str(refused.value) == (
+        f"--model {recipe} is a file, not a model directory: --model wants the directory "
+        f"that nmt train wrote (holding recipe.yaml and model.safetensors), e.g. {model_dir}"
+    )
 
 
 def test_load_a_model_dir_without_weights(model_dir, tmp_path):
