@@ -229,8 +229,7 @@ class Server:
             raise ApiError(400, str(error)) from None
         ids = translator.encode(texts)
         self.limits.check_tokens(ids)
-        if settings.max_input_length is not None:
-            ids = [x[: settings.max_input_length] for x in ids]
+        self.limits.check_model_tokens(ids, settings.max_input_length, served.name)
         key = SearchKey(served.name, settings, nbest, attention)
         return Prepared(key, ids, sum(map(len, ids)))
 

@@ -114,6 +114,17 @@ class Limits:
         for i, x in enumerate(ids):
             _at_most(len(x), self.max_tokens, f"tokens in text {i}", "--max-tokens")
 
+    @staticmethod
+    def check_model_tokens(ids: Sequence[Sequence[int]], cap: int | None, model: str) -> None:
+        """413 for a text longer than the model reads (its decode.max_input_length): a
+        server answers for the whole text or refuses it, never translates a cut one."""
+        for i, x in enumerate(ids):
+            if cap is not None and len(x) > cap:
+                raise ApiError(
+                    413, f"{len(x)} tokens in text {i}; model {model!r} reads at most {cap} "
+                    "(its decode.max_input_length): split the text"
+                )  # fmt: skip
+
 
 def _shown(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)

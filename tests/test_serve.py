@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import socket
 from pathlib import Path
 
@@ -262,3 +263,19 @@ def test_an_ensemble_is_served_under_one_name(model_dir, translator):
     assert data["model"] == "ensemble"
     # a model ensembled with itself translates as that model alone
     assert [t["text"] for t in data["translations"]] == translator.translate(LINES)
+
+
+def test_a_text_longer_than_the_model_reads_is_refused_not_cut(model_dir, translator):
+    """decode.max_input_length cuts a file's long lines (and says so); a server must not
+    answer for a text it did not read whole, so the text is refused with a 413."""
+    served = Served.load(model_dir, device="cpu")
+    cap = len(translator.encode(LINES[1:2])[0])
+    assert len(translator.encode(LINES[2:3])[0]) > cap
+    decode = dataclasses.replace(served.translator.recipe.decode, max_input_length=cap)
+    served.translator.recipe = dataclasses.replace(served.translator.recipe, decode=decode)
+    with running(create_app([served], Limits())) as address:
+        status, data = post(address, "/api/translate", {"text": LINES[2]})
+        assert status == 413 and f"reads at most {cap}" in data["error"], data
+        status, data = post(address, "/api/translate", {"text": LINES[1]})
+        assert status == 200
+        assert data["translations"][0]["text"] == translator.translate(LINES[1:2])[0]
