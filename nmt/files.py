@@ -87,16 +87,41 @@ def append_jsonl(path: Path, obj: Any) -> None:
         os.fsync(f.fileno())
 
 
+MEND = "mend or delete that line (nothing was changed)"
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The objects of a JSON-lines file; a last line cut off by a crash is left out."""
+    """The objects of a JSON-lines file (see `numbered_jsonl`)."""
+    return [row for _, row in numbered_jsonl(path)]
+
+
+def numbered_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each line of a JSON-lines file; blank lines are skipped.
+
+    The last line, if it is not JSON (or not whole UTF-8), was cut off by a crash while it
+    was appended, and is left out. Any other line that is not a JSON object is damage: a
+    UserError names the file and the line, since leaving it out (or stopping there) would
+    silently lose the evaluations written after it.
+    """
     if not path.is_file():
         return []
+    lines = path.read_bytes().split(b"\n")
+    if not lines[-1].strip():
+        lines.pop()  # the end of the last whole line
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
+            row = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            if number == len(lines):
+                break  # torn by a crash while it was appended
+            reason = e.msg if isinstance(e, json.JSONDecodeError) else "not UTF-8"
+            raise UserError(f"{path}: line {number} is damaged ({reason}); {MEND}") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}: line {number} is not a JSON object; {MEND}")
+        rows.append((number, row))
     return rows
 
 

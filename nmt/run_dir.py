@@ -27,6 +27,7 @@ import torch
 from nmt import checkpoint, files
 from nmt.config import Recipe, load_recipe, recipe_to_dict, recipe_to_yaml
 from nmt.errors import UserError
+from nmt.trainer_state import TrainerState, checked_state
 
 try:
     import fcntl
@@ -70,6 +71,11 @@ RESUMABLE = (
     "decode.",
 )
 START_OVER = "--overwrite starts it over"
+
+
+def resumable_keys() -> str:
+    """RESUMABLE as a message shows it: `decode.` (a whole section) as `decode.*`."""
+    return ", ".join(f"{key}*" if key.endswith(".") else key for key in RESUMABLE)
 
 
 @dataclass
@@ -123,10 +129,11 @@ class RunDir:
             if changed:
                 raise UserError(
                     f"{path} was trained with other values of {', '.join(changed[:6])}; "
-                    "--resume may change only train.max_epochs/max_steps/max_minutes, "
-                    "eval_every, patience, log_every, save_every, skip_nonfinite, tensorboard "
-                    "and decode.*"
+                    f"--resume may change only {resumable_keys()}"
                 )
+            # what the resume would trim the directory to, and by: checked before any write
+            checked_state(checkpoint.read_trainer(path), checkpoint.trainer_file(path))
+            self._check_metrics()
         elif path.is_dir() and any(path.iterdir()):
             if not self.overwrite:
                 raise UserError(
@@ -138,6 +145,16 @@ class RunDir:
                 raise UserError(
                     f"{path} holds files nmt did not write ({', '.join(foreign[:4])}); "
                     "--overwrite only replaces model directories: choose another --output-dir"
+                )
+
+    def _check_metrics(self) -> None:
+        """Refuse a metrics.jsonl with a damaged line (nmt.files.numbered_jsonl) or an
+        entry without a step count: a resume keeps the entries up to its step."""
+        for number, row in files.numbered_jsonl(self.path / METRICS):
+            step = row.get("step")
+            if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+                raise UserError(
+                    f"{self.path / METRICS}: line {number} has no step count; {files.MEND}"
                 )
 
     def _take_lock(self) -> None:
@@ -165,8 +182,9 @@ class RunDir:
     def start(self, recipe: Recipe, tokenizers: dict[str, bytes]) -> None:
         """Create (or, with --overwrite, clear) the directory, then write the tokenizers.
 
-        Runs once the data is ready. A directory created now is locked and checked again,
-        in case another run filled it while this one read its data.
+        Runs once the data is ready and, on --resume, once the checkpoint has been read
+        back: this is the first write. A directory created now is locked and checked
+        again, in case another run filled it while this one read its data.
         """
         if not self.resume:
             if self.overwrite and self.path.is_dir():
@@ -188,13 +206,13 @@ class RunDir:
     def resume_metrics(self, step: int) -> None:
         """Keep only the evaluations (metrics and kept weights) up to the resumed step: a
         run killed after writing an evaluation but before saving its checkpoint evaluates
-        that step again."""
+        that step again. (`_check` has refused a damaged metrics.jsonl.)"""
         for path in checkpoint.kept_checkpoints(self.path):
             if (checkpoint.kept_step(path) or 0) > step:
                 path.unlink()
         path = self.path / METRICS
         if path.is_file():  # rewritten even if nothing goes: read_jsonl drops a torn line
-            kept = [row for row in files.read_jsonl(path) if row.get("step", 0) <= step]
+            kept = [row for row in files.read_jsonl(path) if row["step"] <= step]
             files.write_text(path, "".join(files.to_json(row) + "\n" for row in kept))
 
     def append_metrics(self, entry: dict[str, Any]) -> None:
@@ -203,8 +221,9 @@ class RunDir:
     def keep_checkpoint(self, model: torch.nn.Module, step: int, keep: int) -> None:
         """Save the weights evaluated at `step` under checkpoints/ and delete all but the
         last `keep` such files (train.keep_checkpoints; `nmt average` reads them)."""
-        (self.path / checkpoint.KEPT).mkdir(exist_ok=True)
-        checkpoint.save_weights(self.path / checkpoint.KEPT / checkpoint.step_file(step), model)
+        path = self.path / checkpoint.KEPT / checkpoint.step_file(step)
+        path.parent.mkdir(exist_ok=True)
+        checkpoint.save_weights(path, model)
         for path in checkpoint.kept_checkpoints(self.path)[:-keep]:
             path.unlink()
 
@@ -223,10 +242,12 @@ class RunDir:
 
     def load_last(
         self, model, optimizer, scheduler, device: torch.device, average=None, rank: int = 0
-    ) -> dict[str, Any]:
-        return checkpoint.load_last(
+    ) -> TrainerState:
+        """Restore the checkpoint into these objects; its trainer state, checked."""
+        saved = checkpoint.load_last(
             self.path, model, optimizer, scheduler, device, average, rank
         )  # fmt: skip
+        return checked_state(saved, checkpoint.trainer_file(self.path))
 
     def write_results(self, results: dict[str, Any], hypotheses: list[str] | None) -> None:
         if hypotheses is not None:
