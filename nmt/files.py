@@ -9,11 +9,12 @@ terminal, a FIFO, /dev/null, /dev/full) are written in place.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -123,6 +124,51 @@ def numbered_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
             raise UserError(f"{path}: line {number} is not a JSON object; {MEND}")
         rows.append((number, row))
     return rows
+
+
+# A full disk, or a user's exhausted quota: the errors `refuse_disk_full` turns into one line.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _disk_full_error(error: BaseException) -> BaseException | None:
+    """The error in `error`'s chain (itself, what it was raised from or while handling)
+    that says the disk (or the quota) is full, or None. Libraries wrap it: torch.save
+    raises a RuntimeError while handling the OSError; safetensors a SafetensorError whose
+    text ends "(os error 28)"."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in DISK_FULL:
+            return current
+        if any(f"(os error {number})" in str(current) for number in DISK_FULL):
+            return current
+        hidden = current.__suppress_context__  # `raise ... from None` ends the chain
+        current = current.__cause__ or (None if hidden else current.__context__)
+    return None
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether `error` comes of a full disk or an exhausted quota (ENOSPC, EDQUOT)."""
+    return _disk_full_error(error) is not None
+
+
+@contextlib.contextmanager
+def refuse_disk_full(path: Path, kept: Callable[[], str], exact: bool = True) -> Iterator[None]:
+    """Writes to `path` in the block: a full disk becomes one UserError that names `path`
+    and says what is kept (`kept()`, asked only then); other errors pass unchanged. With
+    `exact=False`, `path` is only where the block writes (a directory): the file the
+    error names, if it names one, is named instead."""
+    try:
+        yield
+    except UserError:
+        raise  # already one line (a write labelled nearer to it, say)
+    except Exception as e:
+        found = _disk_full_error(e)
+        if found is None:
+            raise
+        named = None if exact else getattr(found, "filename", None)
+        raise UserError(f"{named or path}: cannot be written, the disk is full; {kept()}") from None
 
 
 def is_regular(path: Path) -> bool:

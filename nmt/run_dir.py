@@ -16,6 +16,7 @@ whole run: a second training into the same directory is refused, not interleaved
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -85,6 +86,7 @@ class RunDir:
     path: Path
     resume: bool = False
     overwrite: bool = False
+    saved_step: int | None = None  # the step of checkpoints/last, once there is one
     _lock: int | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------ before any write
@@ -132,7 +134,8 @@ class RunDir:
                     f"--resume may change only {resumable_keys()}"
                 )
             # what the resume would trim the directory to, and by: checked before any write
-            checked_state(checkpoint.read_trainer(path), checkpoint.trainer_file(path))
+            state = checked_state(checkpoint.read_trainer(path), checkpoint.trainer_file(path))
+            self.saved_step = state.step
             self._check_metrics()
         elif path.is_dir() and any(path.iterdir()):
             if not self.overwrite:
@@ -179,6 +182,19 @@ class RunDir:
 
     # ------------------------------------------------------------ the run's writes
 
+    def what_is_kept(self) -> str:
+        """What a run that can write no more keeps, and how to go on from it."""
+        if self.saved_step is None:
+            return "no checkpoint was saved yet: free some space and train again with --overwrite"
+        return (
+            f"checkpoints/last (step {self.saved_step}) is kept: free some space and --resume "
+            "continues from it"
+        )
+
+    def _writing(self, path: Path) -> contextlib.AbstractContextManager[None]:
+        """Writes to `path`: a full disk ends the run with one line (files.refuse_disk_full)."""
+        return files.refuse_disk_full(path, self.what_is_kept)
+
     def start(self, recipe: Recipe, tokenizers: dict[str, bytes]) -> None:
         """Create (or, with --overwrite, clear) the directory, then write the tokenizers.
 
@@ -200,8 +216,10 @@ class RunDir:
                 self._take_lock()
                 self._check(recipe)
             for name, data in tokenizers.items():
-                files.write_bytes(self.path / name, data)
-        files.write_text(self.path / RECIPE, recipe_to_yaml(recipe))
+                with self._writing(self.path / name):
+                    files.write_bytes(self.path / name, data)
+        with self._writing(self.path / RECIPE):
+            files.write_text(self.path / RECIPE, recipe_to_yaml(recipe))
 
     def resume_metrics(self, step: int) -> None:
         """Keep only the evaluations (metrics and kept weights) up to the resumed step: a
@@ -213,22 +231,26 @@ class RunDir:
         path = self.path / METRICS
         if path.is_file():  # rewritten even if nothing goes: read_jsonl drops a torn line
             kept = [row for row in files.read_jsonl(path) if row["step"] <= step]
-            files.write_text(path, "".join(files.to_json(row) + "\n" for row in kept))
+            with self._writing(path):
+                files.write_text(path, "".join(files.to_json(row) + "\n" for row in kept))
 
     def append_metrics(self, entry: dict[str, Any]) -> None:
-        files.append_jsonl(self.path / METRICS, entry)
+        with self._writing(self.path / METRICS):
+            files.append_jsonl(self.path / METRICS, entry)
 
     def keep_checkpoint(self, model: torch.nn.Module, step: int, keep: int) -> None:
         """Save the weights evaluated at `step` under checkpoints/ and delete all but the
         last `keep` such files (train.keep_checkpoints; `nmt average` reads them)."""
         path = self.path / checkpoint.KEPT / checkpoint.step_file(step)
-        path.parent.mkdir(exist_ok=True)
-        checkpoint.save_weights(path, model)
+        with self._writing(path):
+            path.parent.mkdir(exist_ok=True)
+            checkpoint.save_weights(path, model)
         for path in checkpoint.kept_checkpoints(self.path)[:-keep]:
             path.unlink()
 
     def save_best(self, model: torch.nn.Module) -> None:
-        checkpoint.save_weights(self.path / WEIGHTS, model)
+        with self._writing(self.path / WEIGHTS):
+            checkpoint.save_weights(self.path / WEIGHTS, model)
 
     def load_best(self, model: torch.nn.Module, device: torch.device) -> None:
         checkpoint.load_weights(self.path / WEIGHTS, model, device)
@@ -236,9 +258,11 @@ class RunDir:
     def save_last(
         self, model, optimizer, scheduler, trainer_state: dict[str, Any], average=None, rng=None
     ) -> None:
-        checkpoint.save_last(
-            self.path, model, optimizer, scheduler, trainer_state, average, rng
-        )  # fmt: skip
+        with self._writing(self.path / checkpoint.LAST):
+            checkpoint.save_last(
+                self.path, model, optimizer, scheduler, trainer_state, average, rng
+            )  # fmt: skip
+        self.saved_step = trainer_state["step"]
 
     def load_last(
         self, model, optimizer, scheduler, device: torch.device, average=None, rank: int = 0
@@ -251,8 +275,10 @@ class RunDir:
 
     def write_results(self, results: dict[str, Any], hypotheses: list[str] | None) -> None:
         if hypotheses is not None:
-            files.write_text(self.path / TEST_HYP, "".join(f"{h}\n" for h in hypotheses))
-        files.write_json(self.path / RESULTS, results)
+            with self._writing(self.path / TEST_HYP):
+                files.write_text(self.path / TEST_HYP, "".join(f"{h}\n" for h in hypotheses))
+        with self._writing(self.path / RESULTS):
+            files.write_json(self.path / RESULTS, results)
 
 
 def _written_by_nmt(name: str) -> bool:

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from nmt import checkpoint
+from nmt import checkpoint, files
 from nmt.config import Recipe, TrainConfig
 from nmt.data import Data, prepare_data
 from nmt.device import (
@@ -113,7 +113,8 @@ def train(
         if world.main
         else FollowerDir(Path(recipe.output_dir or "runs/model"), resume)
     )
-    with opened as run_dir:
+    # a full disk: one line; RunDir names the file for its own writes, this the others'
+    with opened as run_dir, files.refuse_disk_full(run_dir.path, run_dir.what_is_kept, False):
         run = prepare_run(recipe, run_dir, device, resume, on_event, init_dir, world)
         try:
             return run_loop(run)
