@@ -19,8 +19,11 @@ from pathlib import Path
 import torch
 
 from nmt import checkpoint, files
+from nmt.config import load_recipe
 from nmt.errors import UserError
+from nmt.model import build_model
 from nmt.run_dir import TOKENIZER_FILES
+from nmt.tokenizer import load_tokenizers
 
 RECORD = "averaged.json"  # in the new directory: which checkpoints were averaged
 
@@ -69,8 +72,10 @@ def choose(run_dir: Path, last: int | None, chosen: Sequence[Path]) -> list[Path
 def write_averaged(run_dir: Path, paths: Sequence[Path], output_dir: Path) -> dict:
     """A new model directory: run_dir's recipe and tokenizers, the mean of `paths`.
 
-    The directory is written under a temporary name beside `output_dir` and renamed into
-    place when complete, so a failure (a full disk, say) leaves no half of one behind.
+    Everything is checked first (each file's shapes against run_dir's recipe, from the
+    headers); the directory is then written under a temporary name beside `output_dir`
+    and renamed into place when complete, so a failure (a full disk, say) leaves no half
+    of one behind.
     """
     if not (run_dir / checkpoint.RECIPE).is_file():
         raise UserError(f"{run_dir}: not a model directory (no {checkpoint.RECIPE})")
@@ -79,10 +84,27 @@ def write_averaged(run_dir: Path, paths: Sequence[Path], output_dir: Path) -> di
             f"--output-dir {output_dir}: exists and is not empty; name a new directory "
             "(nothing is overwritten)"
         )
+    check_fit(run_dir, paths)
     tensors = average_checkpoints(paths)
     record = {"run_dir": str(run_dir), "checkpoints": [str(p) for p in paths]}
     _write_directory(run_dir, tensors, record, output_dir)
     return record
+
+
+def check_fit(run_dir: Path, paths: Sequence[Path]) -> None:
+    """Refuse, naming it, a weights file that does not fit the model run_dir's recipe and
+    tokenizers describe (another run's, say): the averaged directory could not be loaded."""
+    recipe = load_recipe(run_dir / checkpoint.RECIPE)
+    src_tok, tgt_tok = load_tokenizers(recipe.tokenizer, run_dir)
+    with torch.device("meta"):  # shapes only, no memory
+        model = build_model(recipe.model, src_tok.vocab_size, tgt_tok.vocab_size)
+    for path in paths:
+        problem = checkpoint.misfit(path, model)
+        if problem:
+            raise UserError(
+                f"{path}: does not fit the model of {run_dir / checkpoint.RECIPE} ({problem}); "
+                f"average checkpoints that {run_dir}'s training saved"
+            )
 
 
 def _write_directory(run_dir: Path, tensors: dict, record: dict, output_dir: Path) -> None:

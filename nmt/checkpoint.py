@@ -86,17 +86,28 @@ def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def check_shapes(path: Path, model: torch.nn.Module) -> None:
-    """Refuse weights that do not fit `model` (which may live on the meta device)."""
+def misfit(path: Path, model: torch.nn.Module) -> str | None:
+    """How the weights in `path` (read from its header) do not fit `model` (which may live
+    on the meta device): the names missing, unexpected and of other shapes; None if they fit."""
     shapes = _shapes(path)
     expected = {k: tuple(v.shape) for k, v in _named(model).items()}
     missing, unexpected = expected.keys() - shapes.keys(), shapes.keys() - expected.keys()
     differ = [k for k in expected if k in shapes and shapes[k] != expected[k]]
     if missing or unexpected or differ:
+        return (
+            f"missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}, other "
+            f"shapes {differ[:3]}"
+        )
+    return None
+
+
+def check_shapes(path: Path, model: torch.nn.Module) -> None:
+    """Refuse weights that do not fit `model` (which may live on the meta device)."""
+    problem = misfit(path, model)
+    if problem:
         raise UserError(
             f"{path}: the weights do not fit the model its recipe.yaml describes "
-            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}, other "
-            f"shapes {differ[:3]}); was recipe.yaml edited after training?"
+            f"({problem}); was recipe.yaml edited after training?"
         )
 
 
