@@ -10,14 +10,20 @@ once; integer buffers (the shared-embedding id map) must agree and are kept as t
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from nmt import checkpoint, files
+from nmt.config import load_recipe
 from nmt.errors import UserError
+from nmt.model import build_model
 from nmt.run_dir import TOKENIZER_FILES
+from nmt.tokenizer import load_tokenizers
 
 RECORD = "averaged.json"  # in the new directory: which checkpoints were averaged
 
@@ -64,7 +70,13 @@ def choose(run_dir: Path, last: int | None, chosen: Sequence[Path]) -> list[Path
 
 
 def write_averaged(run_dir: Path, paths: Sequence[Path], output_dir: Path) -> dict:
-    """A new model directory: run_dir's recipe and tokenizers, the mean of `paths`."""
+    """A new model directory: run_dir's recipe and tokenizers, the mean of `paths`.
+
+    Everything is checked first (each file's shapes against run_dir's recipe, from the
+    headers); the directory is then written under a temporary name beside `output_dir`
+    and renamed into place when complete, so a failure (a full disk, say) leaves no half
+    of one behind.
+    """
     if not (run_dir / checkpoint.RECIPE).is_file():
         raise UserError(f"{run_dir}: not a model directory (no {checkpoint.RECIPE})")
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
@@ -72,12 +84,53 @@ def write_averaged(run_dir: Path, paths: Sequence[Path], output_dir: Path) -> di
             f"--output-dir {output_dir}: exists and is not empty; name a new directory "
             "(nothing is overwritten)"
         )
+    check_fit(run_dir, paths)
     tensors = average_checkpoints(paths)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    for name in (checkpoint.RECIPE, *TOKENIZER_FILES):
-        if (run_dir / name).is_file():
-            files.write_bytes(output_dir / name, (run_dir / name).read_bytes())
-    checkpoint.save_tensor_file(output_dir / checkpoint.WEIGHTS, tensors)
     record = {"run_dir": str(run_dir), "checkpoints": [str(p) for p in paths]}
-    files.write_json(output_dir / RECORD, record)
+    _write_directory(run_dir, tensors, record, output_dir)
     return record
+
+
+def check_fit(run_dir: Path, paths: Sequence[Path]) -> None:
+    """Refuse, naming it, a weights file that does not fit the model run_dir's recipe and
+    tokenizers describe (another run's, say): the averaged directory could not be loaded."""
+    recipe = load_recipe(run_dir / checkpoint.RECIPE)
+    src_tok, tgt_tok = load_tokenizers(recipe.tokenizer, run_dir)
+    with torch.device("meta"):  # shapes only, no memory
+        model = build_model(recipe.model, src_tok.vocab_size, tgt_tok.vocab_size)
+    for path in paths:
+        problem = checkpoint.misfit(path, model)
+        if problem:
+            raise UserError(
+                f"{path}: does not fit the model of {run_dir / checkpoint.RECIPE} ({problem}); "
+                f"average checkpoints that {run_dir}'s training saved"
+            )
+
+
+def _write_directory(run_dir: Path, tensors: dict, record: dict, output_dir: Path) -> None:
+    """run_dir's recipe and tokenizers, `tensors` and `record`, as the new `output_dir`."""
+
+    def kept() -> str:
+        return (
+            f"{run_dir} is unchanged and nothing was written to {output_dir}: free some space "
+            "and run nmt average again"
+        )
+
+    with files.refuse_disk_full(output_dir, kept):  # what the labels below do not cover
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+        try:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(building, 0o777 & ~umask)  # mkdtemp's is 0700: make it like any other
+            for name in (checkpoint.RECIPE, *TOKENIZER_FILES):
+                if (run_dir / name).is_file():
+                    with files.refuse_disk_full(output_dir / name, kept):
+                        files.write_bytes(building / name, (run_dir / name).read_bytes())
+            with files.refuse_disk_full(output_dir / checkpoint.WEIGHTS, kept):
+                checkpoint.save_tensor_file(building / checkpoint.WEIGHTS, tensors)
+            with files.refuse_disk_full(output_dir / RECORD, kept):
+                files.write_json(building / RECORD, record)
+            files.replace_durably(building, output_dir)  # over nothing or an empty directory
+        finally:
+            shutil.rmtree(building, ignore_errors=True)  # gone once renamed, unless it failed

@@ -31,6 +31,7 @@ KEPT = Path("checkpoints")  # step-N.safetensors: the last train.keep_checkpoint
 LAST = KEPT / "last"
 OPTIMIZER, TRAINER = "optimizer.pt", "trainer.json"
 AVERAGE = "average.safetensors"  # checkpoints/last: the weights' moving average (ema.py)
+DAMAGED = "the checkpoint is damaged; --overwrite starts the training over"
 
 
 def _named(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -79,17 +80,28 @@ def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def check_shapes(path: Path, model: torch.nn.Module) -> None:
-    """Refuse weights that do not fit `model` (which may live on the meta device)."""
+def misfit(path: Path, model: torch.nn.Module) -> str | None:
+    """How the weights in `path` (read from its header) do not fit `model` (which may live
+    on the meta device): the names missing, unexpected and of other shapes; None if they fit."""
     shapes = _shapes(path)
     expected = {k: tuple(v.shape) for k, v in _named(model).items()}
     missing, unexpected = expected.keys() - shapes.keys(), shapes.keys() - expected.keys()
     differ = [k for k in expected if k in shapes and shapes[k] != expected[k]]
     if missing or unexpected or differ:
+        return (
+            f"missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}, other "
+            f"shapes {differ[:3]}"
+        )
+    return None
+
+
+def check_shapes(path: Path, model: torch.nn.Module) -> None:
+    """Refuse weights that do not fit `model` (which may live on the meta device)."""
+    problem = misfit(path, model)
+    if problem:
         raise UserError(
             f"{path}: the weights do not fit the model its recipe.yaml describes "
-            f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}, other "
-            f"shapes {differ[:3]}); was recipe.yaml edited after training?"
+            f"({problem}); was recipe.yaml edited after training?"
         )
 
 
@@ -190,6 +202,27 @@ def save_last(
     shutil.rmtree(old, ignore_errors=True)
 
 
+def trainer_file(run_dir: Path) -> Path:
+    """The trainer.json a resume reads: checkpoints/last's, or last.old's after a crash
+    between the two renames of save_last."""
+    last, old = run_dir / LAST / TRAINER, run_dir / LAST.with_name("last.old") / TRAINER
+    return old if not last.is_file() and old.is_file() else last
+
+
+def read_trainer(run_dir: Path) -> dict[str, Any]:
+    """The JSON object in `trainer_file(run_dir)` (nmt.trainer_state checks its fields)."""
+    path = trainer_file(run_dir)
+    if not path.is_file():
+        raise UserError(f"{run_dir}: no checkpoints/last to resume from; train without --resume")
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(state, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot be read ({e}); {DAMAGED}") from None
+    return state
+
+
 def load_last(
     run_dir: Path,
     model: torch.nn.Module,
@@ -201,11 +234,8 @@ def load_last(
 ) -> dict[str, Any]:
     """Restore model, optimizer, scheduler, random state (`rank`'s own, in a distributed
     run) and, if asked, the weight average; return the trainer state."""
-    last = run_dir / LAST
-    if not (last / TRAINER).is_file() and (last.with_name("last.old") / TRAINER).is_file():
-        last = last.with_name("last.old")  # a crash between the two renames of save_last
-    if not (last / TRAINER).is_file():
-        raise UserError(f"{run_dir}: no checkpoints/last to resume from; train without --resume")
+    state = read_trainer(run_dir)  # first: it also says whether there is a checkpoint
+    last = trainer_file(run_dir).parent
     load_weights(last / WEIGHTS, model, device)
     if average is not None:
         if not (last / AVERAGE).is_file():
@@ -214,7 +244,6 @@ def load_last(
                 "remove train.ema_decay to resume it, or --overwrite to start over"
             )
         load_weights(last / AVERAGE, average, device)
-    damaged = "the checkpoint is damaged; --overwrite starts the training over"
     try:
         saved = torch.load(last / OPTIMIZER, map_location=device, weights_only=True)
         optimizer.load_state_dict(saved["optimizer"])
@@ -223,11 +252,5 @@ def load_last(
         set_rng_state(states[rank] if rank < len(states) else states[0])  # (other sizes: refused)
     except Exception as e:  # unpickling, a missing key, a state of another shape
         reason = " ".join(str(e).split())[:120] or type(e).__name__
-        raise UserError(f"{last / OPTIMIZER}: cannot be read ({reason}); {damaged}") from None
-    try:
-        state = json.loads((last / TRAINER).read_text(encoding="utf-8"))
-        if not isinstance(state, dict):
-            raise ValueError("not a JSON object")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"{last / TRAINER}: cannot be read ({e}); {damaged}") from None
+        raise UserError(f"{last / OPTIMIZER}: cannot be read ({reason}); {DAMAGED}") from None
     return state

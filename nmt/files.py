@@ -17,13 +17,14 @@ the link kept). Every refusal and failure is one UserError naming what was given
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
 import re
 import stat
 import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -187,17 +188,87 @@ def append_jsonl(path: Path, obj: Any) -> None:
         os.fsync(f.fileno())
 
 
+MEND = "mend or delete that line (nothing was changed)"
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The objects of a JSON-lines file; a last line cut off by a crash is left out."""
+    """The objects of a JSON-lines file (see `numbered_jsonl`)."""
+    return [row for _, row in numbered_jsonl(path)]
+
+
+def numbered_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each line of a JSON-lines file; blank lines are skipped.
+
+    The last line, if it is not JSON (or not whole UTF-8), was cut off by a crash while it
+    was appended, and is left out. Any other line that is not a JSON object is damage: a
+    UserError names the file and the line, since leaving it out (or stopping there) would
+    silently lose the evaluations written after it.
+    """
     if not path.is_file():
         return []
+    lines = path.read_bytes().split(b"\n")
+    if not lines[-1].strip():
+        lines.pop()  # the end of the last whole line
     rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
+            row = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            if number == len(lines):
+                break  # torn by a crash while it was appended
+            reason = e.msg if isinstance(e, json.JSONDecodeError) else "not UTF-8"
+            raise UserError(f"{path}: line {number} is damaged ({reason}); {MEND}") from None
+        if not isinstance(row, dict):
+            raise UserError(f"{path}: line {number} is not a JSON object; {MEND}")
+        rows.append((number, row))
     return rows
+
+
+# A full disk, or a user's exhausted quota: the errors `refuse_disk_full` turns into one line.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _disk_full_error(error: BaseException) -> BaseException | None:
+    """The error in `error`'s chain (itself, what it was raised from or while handling)
+    that says the disk (or the quota) is full, or None. Libraries wrap it: torch.save
+    raises a RuntimeError while handling the OSError; safetensors a SafetensorError whose
+    text ends "(os error 28)"."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in DISK_FULL:
+            return current
+        if any(f"(os error {number})" in str(current) for number in DISK_FULL):
+            return current
+        hidden = current.__suppress_context__  # `raise ... from None` ends the chain
+        current = current.__cause__ or (None if hidden else current.__context__)
+    return None
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether `error` comes of a full disk or an exhausted quota (ENOSPC, EDQUOT)."""
+    return _disk_full_error(error) is not None
+
+
+@contextlib.contextmanager
+def refuse_disk_full(path: Path, kept: Callable[[], str], exact: bool = True) -> Iterator[None]:
+    """Writes to `path` in the block: a full disk becomes one UserError that names `path`
+    and says what is kept (`kept()`, asked only then); other errors pass unchanged. With
+    `exact=False`, `path` is only where the block writes (a directory): the file the
+    error names, if it names one, is named instead."""
+    try:
+        yield
+    except UserError:
+        raise  # already one line (a write labelled nearer to it, say)
+    except Exception as e:
+        found = _disk_full_error(e)
+        if found is None:
+            raise
+        named = None if exact else getattr(found, "filename", None)
+        raise UserError(f"{named or path}: cannot be written, the disk is full; {kept()}") from None
 
 
 def same_file(a: os.stat_result, b: os.stat_result) -> bool:

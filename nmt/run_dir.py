@@ -16,6 +16,7 @@ whole run: a second training into the same directory is refused, not interleaved
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ import torch
 from nmt import checkpoint, files
 from nmt.config import Recipe, load_recipe, recipe_to_dict, recipe_to_yaml
 from nmt.errors import UserError
+from nmt.trainer_state import TrainerState, checked_state
 
 try:
     import fcntl
@@ -72,6 +74,11 @@ RESUMABLE = (
 START_OVER = "--overwrite starts it over"
 
 
+def resumable_keys() -> str:
+    """RESUMABLE as a message shows it: `decode.` (a whole section) as `decode.*`."""
+    return ", ".join(f"{key}*" if key.endswith(".") else key for key in RESUMABLE)
+
+
 @dataclass
 class RunDir:
     """A model directory being trained into; a context manager that holds its lock."""
@@ -79,6 +86,7 @@ class RunDir:
     path: Path
     resume: bool = False
     overwrite: bool = False
+    saved_step: int | None = None  # the step of checkpoints/last, once there is one
     _lock: int | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------ before any write
@@ -123,11 +131,13 @@ class RunDir:
             if changed:
                 raise UserError(
                     f"{path} was trained with other values of {', '.join(changed[:6])}; "
-                    "--resume may change only train.max_epochs/max_steps/max_minutes, "
-                    "eval_every, patience, log_every, save_every, skip_nonfinite, tensorboard "
-                    "and decode.*"
+                    f"--resume may change only {resumable_keys()}"
                 )
             _check_links(path)
+            # what the resume would trim the directory to, and by: checked before any write
+            state = checked_state(checkpoint.read_trainer(path), checkpoint.trainer_file(path))
+            self.saved_step = state.step
+            self._check_metrics()
         elif path.is_dir() and any(not _leftover(p.name) for p in path.iterdir()):
             if not self.overwrite:
                 raise UserError(
@@ -139,6 +149,16 @@ class RunDir:
                 raise UserError(
                     f"{path} holds files nmt did not write ({', '.join(foreign[:4])}); "
                     "--overwrite only replaces model directories: choose another --output-dir"
+                )
+
+    def _check_metrics(self) -> None:
+        """Refuse a metrics.jsonl with a damaged line (nmt.files.numbered_jsonl) or an
+        entry without a step count: a resume keeps the entries up to its step."""
+        for number, row in files.numbered_jsonl(self.path / METRICS):
+            step = row.get("step")
+            if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+                raise UserError(
+                    f"{self.path / METRICS}: line {number} has no step count; {files.MEND}"
                 )
 
     def _take_lock(self) -> None:
@@ -163,11 +183,25 @@ class RunDir:
 
     # ------------------------------------------------------------ the run's writes
 
+    def what_is_kept(self) -> str:
+        """What a run that can write no more keeps, and how to go on from it."""
+        if self.saved_step is None:
+            return "no checkpoint was saved yet: free some space and train again with --overwrite"
+        return (
+            f"checkpoints/last (step {self.saved_step}) is kept: free some space and --resume "
+            "continues from it"
+        )
+
+    def _writing(self, path: Path) -> contextlib.AbstractContextManager[None]:
+        """Writes to `path`: a full disk ends the run with one line (files.refuse_disk_full)."""
+        return files.refuse_disk_full(path, self.what_is_kept)
+
     def start(self, recipe: Recipe, tokenizers: dict[str, bytes]) -> None:
         """Create (or, with --overwrite, clear) the directory, then write the tokenizers.
 
-        Runs once the data is ready. A directory created now is locked and checked again,
-        in case another run filled it while this one read its data.
+        Runs once the data is ready and, on --resume, once the checkpoint has been read
+        back: this is the first write. A directory created now is locked and checked
+        again, in case another run filled it while this one read its data.
         """
         if self.path.is_dir():  # a crashed run's temporary files (locked: none is ours)
             for path in self.path.iterdir():
@@ -187,34 +221,41 @@ class RunDir:
                 self._take_lock()
                 self._check(recipe)
             for name, data in tokenizers.items():
-                files.write_bytes(self.path / name, data)
-        files.write_text(self.path / RECIPE, recipe_to_yaml(recipe))
+                with self._writing(self.path / name):
+                    files.write_bytes(self.path / name, data)
+        with self._writing(self.path / RECIPE):
+            files.write_text(self.path / RECIPE, recipe_to_yaml(recipe))
 
     def resume_metrics(self, step: int) -> None:
         """Keep only the evaluations (metrics and kept weights) up to the resumed step: a
         run killed after writing an evaluation but before saving its checkpoint evaluates
-        that step again."""
+        that step again. (`_check` has refused a damaged metrics.jsonl.)"""
         for path in checkpoint.kept_checkpoints(self.path):
             if (checkpoint.kept_step(path) or 0) > step:
                 path.unlink()
         path = self.path / METRICS
         if path.is_file():  # rewritten even if nothing goes: read_jsonl drops a torn line
-            kept = [row for row in files.read_jsonl(path) if row.get("step", 0) <= step]
-            files.write_text(path, "".join(files.to_json(row) + "\n" for row in kept))
+            kept = [row for row in files.read_jsonl(path) if row["step"] <= step]
+            with self._writing(path):
+                files.write_text(path, "".join(files.to_json(row) + "\n" for row in kept))
 
     def append_metrics(self, entry: dict[str, Any]) -> None:
-        files.append_jsonl(self.path / METRICS, entry)
+        with self._writing(self.path / METRICS):
+            files.append_jsonl(self.path / METRICS, entry)
 
     def keep_checkpoint(self, model: torch.nn.Module, step: int, keep: int) -> None:
         """Save the weights evaluated at `step` under checkpoints/ and delete all but the
         last `keep` such files (train.keep_checkpoints; `nmt average` reads them)."""
-        (self.path / checkpoint.KEPT).mkdir(exist_ok=True)
-        checkpoint.save_weights(self.path / checkpoint.KEPT / checkpoint.step_file(step), model)
+        path = self.path / checkpoint.KEPT / checkpoint.step_file(step)
+        with self._writing(path):
+            path.parent.mkdir(exist_ok=True)
+            checkpoint.save_weights(path, model)
         for path in checkpoint.kept_checkpoints(self.path)[:-keep]:
             path.unlink()
 
     def save_best(self, model: torch.nn.Module) -> None:
-        checkpoint.save_weights(self.path / WEIGHTS, model)
+        with self._writing(self.path / WEIGHTS):
+            checkpoint.save_weights(self.path / WEIGHTS, model)
 
     def load_best(self, model: torch.nn.Module, device: torch.device) -> None:
         checkpoint.load_weights(self.path / WEIGHTS, model, device)
@@ -222,21 +263,27 @@ class RunDir:
     def save_last(
         self, model, optimizer, scheduler, trainer_state: dict[str, Any], average=None, rng=None
     ) -> None:
-        checkpoint.save_last(
-            self.path, model, optimizer, scheduler, trainer_state, average, rng
-        )  # fmt: skip
+        with self._writing(self.path / checkpoint.LAST):
+            checkpoint.save_last(
+                self.path, model, optimizer, scheduler, trainer_state, average, rng
+            )  # fmt: skip
+        self.saved_step = trainer_state["step"]
 
     def load_last(
         self, model, optimizer, scheduler, device: torch.device, average=None, rank: int = 0
-    ) -> dict[str, Any]:
-        return checkpoint.load_last(
+    ) -> TrainerState:
+        """Restore the checkpoint into these objects; its trainer state, checked."""
+        saved = checkpoint.load_last(
             self.path, model, optimizer, scheduler, device, average, rank
         )  # fmt: skip
+        return checked_state(saved, checkpoint.trainer_file(self.path))
 
     def write_results(self, results: dict[str, Any], hypotheses: list[str] | None) -> None:
         if hypotheses is not None:
-            files.write_text(self.path / TEST_HYP, "".join(f"{h}\n" for h in hypotheses))
-        files.write_json(self.path / RESULTS, results)
+            with self._writing(self.path / TEST_HYP):
+                files.write_text(self.path / TEST_HYP, "".join(f"{h}\n" for h in hypotheses))
+        with self._writing(self.path / RESULTS):
+            files.write_json(self.path / RESULTS, results)
 
 
 def _written_by_nmt(name: str) -> bool:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 
 import torch
 
+from nmt import checkpoint, files
 from nmt.config import Recipe, TrainConfig
 from nmt.data import Data, prepare_data
 from nmt.device import (
@@ -47,6 +47,7 @@ from nmt.run_dir import FollowerDir, RunDir
 from nmt.tensorboard import TensorBoardLog
 from nmt.tensorboard import check_available as check_tensorboard
 from nmt.tokenizer import joint_ids, load_tokenizers, tokenizer_files
+from nmt.trainer_state import TrainerState, checked_state
 from nmt.translate import Translator
 from nmt.warm_start import init_recipe, load_init_weights
 
@@ -59,26 +60,6 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 
 
 # ---------------------------------------------------------------------------- the run
-
-
-@dataclass
-class TrainerState:
-    """Where training stands; saved in checkpoints/last/trainer.json for --resume."""
-
-    step: int = 0
-    epoch: int = 0  # completed epochs
-    position: int = 0  # batches done in the current epoch
-    best_bleu: float = -1.0  # valid scores of the best evaluation by train.best_metric
-    best_chrf: float = -1.0
-    best_loss: float = math.inf
-    best_step: int = 0
-    bad_evals: int = 0  # evaluations since train.best_metric last improved
-    last_eval_step: int = -1
-    train_seconds: float = 0.0  # time in training steps only, evaluation excluded
-    train_tokens: int = 0
-    skipped: int = 0  # updates skipped for a non-finite loss (or fp16 gradients overflowing)
-    world_size: int = 1  # processes that trained it (a resume must use as many)
-    loss_scale: float | None = None  # train.precision fp16: the gradient scaler's scale
 
 
 @dataclass
@@ -132,7 +113,8 @@ def train(
         if world.main
         else FollowerDir(Path(recipe.output_dir or "runs/model"), resume)
     )
-    with opened as run_dir:
+    # a full disk: one line; RunDir names the file for its own writes, this the others'
+    with opened as run_dir, files.refuse_disk_full(run_dir.path, run_dir.what_is_kept, False):
         run = prepare_run(recipe, run_dir, device, resume, on_event, init_dir, world)
         try:
             return run_loop(run)
@@ -155,7 +137,8 @@ def prepare_run(
     world: World = ALONE,
 ) -> Run:
     """Data, tokenizers, model, optimizer and trainer state; writes the model directory
-    only once the data has been read and tokenized without error."""
+    only once the data has been read and tokenized and, on --resume, the whole checkpoint
+    read back, all without error."""
     dev = world.device(pick_device(device))
     check_metrics(["bleu", "chrf"], recipe.data.target_lang)
     cfg = recipe.train
@@ -164,6 +147,8 @@ def prepare_run(
     seed_everything(recipe.seed)
     if dev.type == "cuda":
         torch.set_float32_matmul_precision("high")  # TF32 matrix products on Ampere+
+    if resume:
+        _check_resume(run_dir, world)
 
     data = _data(recipe, run_dir, resume, init_from, on_event, world)
     sizes = data.src_tok.vocab_size, data.tgt_tok.vocab_size
@@ -173,27 +158,23 @@ def prepare_run(
         on_event(Message(f"weights and tokenizers from {init_from}; a fresh optimizer"))
     if cfg.tensorboard:
         check_tensorboard()  # before anything is written
-    tokenizers = tokenizer_files(recipe.tokenizer, data.src_tok, data.tgt_tok)
-    run_dir.start(recipe, tokenizers)
-    if world.main:
-        world.share(tokenizers)  # the other ranks wait for these (nothing else is shared)
-
-    params = sum(p.numel() for p in model.parameters())
-    on_event(Message(f"model: {params / 1e6:.2f}M parameters on {dev}"))
-    optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.learning_rate)
-    mode = "min" if cfg.best_metric == "loss" else "max"  # plateau follows best_metric
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode=mode, factor=cfg.lr_decay, patience=cfg.lr_patience
-    )
+    optimizer, scheduler = _optimizer(model, cfg)
     average = None if cfg.ema_decay is None else WeightAverage(model, cfg.ema_decay)
     state, saved_step = TrainerState(world_size=world.size), None
-    if resume:
+    if resume:  # read back before the first write: a refused resume leaves all as it was
         kept = average.model if average is not None else None
-        saved = run_dir.load_last(model, optimizer, scheduler, dev, kept, world.rank)
-        state = _trainer_state(run_dir, saved, world)
+        state = run_dir.load_last(model, optimizer, scheduler, dev, kept, world.rank)
         saved_step = state.step
+
+    tokenizers = tokenizer_files(recipe.tokenizer, data.src_tok, data.tgt_tok)
+    run_dir.start(recipe, tokenizers)  # the first write
+    if world.main:
+        world.share(tokenizers)  # the other ranks wait for these (nothing else is shared)
+    if resume:
         run_dir.resume_metrics(state.step)
         on_event(Message(f"resumed at step {state.step}, epoch {state.epoch}"))
+    params = sum(p.numel() for p in model.parameters())
+    on_event(Message(f"model: {params / 1e6:.2f}M parameters on {dev}"))
     # valid and test decode, and model.safetensors keeps, the average when there is one
     evaluated = model if average is None else average.model
     translator = Translator(evaluated, recipe, data.src_tok, data.tgt_tok, dev)
@@ -208,6 +189,18 @@ def prepare_run(
         make_autocast(cfg.precision, dev), make_scaler(cfg.precision, dev, state.loss_scale),
         average, saved_step, board, world=world, trainer=trainer,
     )  # fmt: skip
+
+
+def _optimizer(
+    model: Seq2Seq, cfg: TrainConfig
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.ReduceLROnPlateau]:
+    """The recipe's optimizer, and the plateau schedule (it follows train.best_metric)."""
+    optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.learning_rate)
+    mode = "min" if cfg.best_metric == "loss" else "max"
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode=mode, factor=cfg.lr_decay, patience=cfg.lr_patience
+    )
+    return optimizer, scheduler
 
 
 def _tensorboard(
@@ -255,17 +248,13 @@ def _check_init_from(init_from: Path, recipe: Recipe, resume: bool) -> None:
         )
 
 
-def _trainer_state(run_dir: RunDir, saved: dict[str, Any], world: World) -> TrainerState:
-    try:
-        state = TrainerState(**saved)
-    except TypeError:
-        raise UserError(
-            f"{run_dir.path}: checkpoints/last/trainer.json does not hold a trainer state; "
-            "--overwrite starts the training over"
-        ) from None
+def _check_resume(run_dir: RunDir, world: World) -> None:
+    """On every rank, before the data is read: the saved trainer state is sound (field by
+    field) and was trained by as many processes as this run has."""
+    path = run_dir.path
+    state = checked_state(checkpoint.read_trainer(path), checkpoint.trainer_file(path))
     if state.world_size != world.size:  # each rank's share of the batches would differ
         raise UserError(
-            f"{run_dir.path} was trained by {state.world_size} processes and this run has "
+            f"{path} was trained by {state.world_size} processes and this run has "
             f"{world.size}; resume with torchrun --nproc-per-node={state.world_size} (in all)"
         )
-    return state

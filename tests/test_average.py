@@ -3,7 +3,8 @@
 Checked here: N identical checkpoints average to themselves; two known tensors to their
 mean; files of different shapes or disagreeing integer buffers are refused; a run keeps
 only its last N evaluations' weights; `nmt average` writes a model directory that
-`nmt translate` uses, and refuses to write into a directory that holds files.
+`nmt translate` uses, and refuses to write into a directory that holds files, or to
+average files that do not fit the model of the run directory's recipe (another run's).
 """
 
 from __future__ import annotations
@@ -80,3 +81,24 @@ def test_keep_average_and_translate_through_the_cli(runner, quickstart, tiny_ove
     result = runner.invoke(app, ["average", str(run), "--output-dir", str(new)])
     assert result.exit_code == 1 and "--output-dir" in result.output
     assert (new / "model.safetensors").read_bytes() == before  # nothing overwritten
+
+
+def test_checkpoints_of_another_run_are_refused_before_anything_is_written(
+    runner, model_dir, tmp_path
+):
+    # two files that agree with each other, but not with the model of model_dir's recipe
+    ours = load_file(str(model_dir / "model.safetensors"))
+    name = next(k for k, v in ours.items() if v.is_floating_point() and v.dim() == 2)
+    other = {**ours, name: torch.zeros(ours[name].shape[0] + 1, ours[name].shape[1])}
+    a, b = write(tmp_path / "a.safetensors", **other), write(tmp_path / "b.safetensors", **other)
+    new = tmp_path / "averaged"
+    args = ["average", str(model_dir), "--checkpoints", str(a), "--checkpoints", str(b)]
+    result = runner.invoke(app, [*args, "--output-dir", str(new)])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"error: {a}: does not fit the model of {model_dir}")
+    assert result.stderr.count("\n") == 1 and name in result.stderr
+    assert not new.exists()
+    args[2:] = ["--checkpoints", str(model_dir / "model.safetensors"), "--checkpoints", str(b)]
+    result = runner.invoke(app, [*args, "--output-dir", str(new)])
+    assert result.exit_code == 1 and result.stderr.startswith(f"error: {b}: ")
+    assert not new.exists()
