@@ -8,7 +8,7 @@ run and calls `run_loop`).
     when due      account (log progress); evaluate (rank 0: nmt.validation's
                   evaluate_and_save; the other ranks take its decisions); save_checkpoint
     until         limit_reached: max_steps, max_epochs, max_minutes or patience, decided
-                  on rank 0 and shared
+                  on rank 0 and shared; the limit reached is results.json's stopped_by
     test          score_test: the test split with the best weights → results.json
 """
 
@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -34,6 +34,9 @@ from nmt.progress import EpochBars, RunClock
 from nmt.results import score_test
 from nmt.validation import evaluate_and_save, save_checkpoint
 from nmt.vocab import PAD
+
+# what stopped a run: the train.* limit that was reached (results.json's stopped_by)
+Stop = Literal["max_steps", "max_epochs", "max_minutes", "patience"]
 
 # fp16: a loss scale this small means the loss itself is not finite, not an overflow
 MIN_LOSS_SCALE = 1e-4
@@ -84,11 +87,11 @@ def run_loop(run: Run) -> dict[str, Any]:
         evaluate(run, schedule.epochs_done)
     on_event(
         Message(
-            f"stopped after {stop}: step {state.step}, best valid BLEU "
+            f"stopped after {stop_text(cfg, stop)}: step {state.step}, best valid BLEU "
             f"{state.best_bleu:.2f} at step {state.best_step}"
         )
     )
-    return world.share(score_test(run, schedule.epochs_done) if world.main else None)
+    return world.share(score_test(run, schedule.epochs_done, stop) if world.main else None)
 
 
 def update(run: Run, meter: Meter, batches: list[Batch]) -> None:
@@ -234,15 +237,25 @@ def _nonfinite_message(run: Run, step: int) -> str:
     )
 
 
-def limit_reached(cfg: TrainConfig, state: TrainerState, started: float) -> str | None:
-    """Why training should stop now, or None to go on."""
+def limit_reached(cfg: TrainConfig, state: TrainerState, started: float) -> Stop | None:
+    """Which limit stops training now (its train.* key, as results.json's stopped_by
+    names it), or None to go on."""
     if cfg.max_steps is not None and state.step >= cfg.max_steps:
-        return f"{cfg.max_steps} steps"
+        return "max_steps"
     if cfg.max_epochs is not None and state.epoch >= cfg.max_epochs:
-        return f"{cfg.max_epochs} epochs"
+        return "max_epochs"
     if cfg.max_minutes is not None and time.perf_counter() - started >= 60 * cfg.max_minutes:
-        return f"{cfg.max_minutes} minutes"
+        return "max_minutes"
     if cfg.patience and state.bad_evals >= cfg.patience:
+        return "patience"
+    return None
+
+
+def stop_text(cfg: TrainConfig, stop: Stop) -> str:
+    """The limit that stopped training, for people: '10 epochs', '20 steps', ..."""
+    if stop == "patience":
         name = {"bleu": "BLEU", "chrf": "chrF", "loss": "loss"}[cfg.best_metric]
         return f"no better valid {name} in {cfg.patience} evaluations"
-    return None
+    if stop == "max_minutes":
+        return f"{cfg.max_minutes:g} minutes of wall time (train.max_minutes)"
+    return f"{getattr(cfg, stop)} {stop.removeprefix('max_')}"  # "20 steps", "10 epochs"
