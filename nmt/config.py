@@ -30,7 +30,15 @@ import yaml
 
 from nmt.corpus import SOURCE_KINDS, FilesSource, Source
 from nmt.errors import UserError
-from nmt.recipe_fields import check_fields, checked, fraction, non_negative, positive
+from nmt.recipe_fields import (
+    check_fields,
+    checked,
+    fraction,
+    layers,
+    non_negative,
+    positive,
+    size,
+)
 from nmt.recipe_rules import check_recipe
 from nmt.recipe_yaml import check_size, parse_yaml, read_recipe_file, shown, shown_key, shown_keys
 
@@ -88,11 +96,11 @@ class TokenizerConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     cell: Cell = "lstm"
-    embedding_size: int = positive(256)
-    hidden_size: int = positive(512)  # decoder state, and the encoder's output by default
-    encoder_hidden_size: int | None = positive(None)  # per direction; default hidden / dirs
-    encoder_layers: int = positive(2)
-    decoder_layers: int = positive(2)
+    embedding_size: int = size(256)
+    hidden_size: int = size(512)  # decoder state, and the encoder's output by default
+    encoder_hidden_size: int | None = size(None)  # per direction; default hidden / dirs
+    encoder_layers: int = layers(2)
+    decoder_layers: int = layers(2)
     bidirectional: bool = True
     reverse_input: bool = False  # Sutskever et al. 2014: read each source sentence backwards
     attention: Attention = "luong_general"
@@ -216,7 +224,8 @@ def _blame_override(
     error: UserError, original: dict, where: str, overrides: list[str] | tuple[str, ...]
 ) -> UserError:
     """A recipe valid without its --set overrides but not with them: the message names
-    --set (and the override whose key it mentions), not the recipe file."""
+    --set (and the override whose key it mentions: the last typed, which is the one in
+    effect when a key is set twice), not the recipe file."""
     try:
         _checked(copy.deepcopy(original), where)
     except UserError:
@@ -224,7 +233,7 @@ def _blame_override(
     message = str(error).removeprefix(f"{where}: ")
     keys = [(item, item.partition("=")[0].strip()) for item in overrides]
     named = [item for item, key in keys if f"'{key}'" in message or message.startswith(key)]
-    label = f"--set {shown(named[0])}" if named else "--set"
+    label = f"--set {shown(named[-1])}" if named else "--set"
     return UserError(f"{label}: {message}")
 
 
