@@ -37,6 +37,7 @@ from nmt.recipe_fields import (
     layers,
     non_negative,
     positive,
+    rate,
     size,
 )
 from nmt.recipe_rules import check_recipe
@@ -133,7 +134,7 @@ class TrainConfig:
     max_steps: int | None = positive(None)
     max_minutes: float | None = positive(None)  # except minutes: per invocation
     optimizer: Literal["adam", "sgd", "adadelta"] = "adam"
-    learning_rate: float = positive(1e-3)
+    learning_rate: float = rate(1e-3)  # at most MAX_LEARNING_RATE (float32)
     lr_schedule: Literal["constant", "plateau", "epoch_decay"] = "constant"
     lr_decay: float = fraction(0.5, low_open=True, high_open=True)  # rate × this on a decay
     lr_patience: int = non_negative(2)  # plateau: evaluations without improvement, then decay

@@ -32,7 +32,7 @@ from nmt.loss import token_nll
 from nmt.model import Seq2Seq
 from nmt.progress import EpochBars, RunClock
 from nmt.results import score_test
-from nmt.validation import evaluate_and_save, save_checkpoint
+from nmt.validation import evaluate_and_save, nonfinite_message, save_checkpoint
 from nmt.vocab import PAD
 
 # what stopped a run: the train.* limit that was reached (results.json's stopped_by)
@@ -115,18 +115,27 @@ def update(run: Run, meter: Meter, batches: list[Batch]) -> None:
         scale = "" if run.scaler is None else f", loss scale now {run.scaler.get_scale():g}"
         run.on_event(Message(f"step {state.step}: {why}, update skipped{scale}"))
         if run.scaler is not None and run.scaler.get_scale() < MIN_LOSS_SCALE:
-            raise UserError(_nonfinite_message(run, state.step))  # not overflow: divergence
+            raise UserError(nonfinite_message(run, state.step))  # not overflow: divergence
 
 
 def evaluate(run: Run, epochs_done: float) -> None:
-    """Rank 0 evaluates and saves; every rank takes its decisions (best, patience, rates)."""
+    """Rank 0 evaluates and saves; every rank takes its decisions (best, patience, rates),
+    or stops with rank 0's message when the valid loss diverged."""
     world = run.world
     rng = world.gather(rng_state())  # for the checkpoint: each rank resumes with its own
+    failed = None
     if world.main:
-        evaluate_and_save(run, epochs_done, rng)
+        try:
+            evaluate_and_save(run, epochs_done, rng)
+        except UserError as error:
+            if not world.active:
+                raise
+            failed = str(error)  # the other ranks wait in share(): they stop with it
     if world.active:
         rates = [group["lr"] for group in run.optimizer.param_groups]
-        saved, rates = world.share((dataclasses.asdict(run.state), rates))
+        saved, rates, failed = world.share((dataclasses.asdict(run.state), rates, failed))
+        if failed is not None:
+            raise UserError(failed)
         vars(run.state).update(saved)
         for group, lr in zip(run.optimizer.param_groups, rates, strict=True):
             group["lr"] = lr
@@ -208,7 +217,7 @@ def account(run: Run, meter: Meter, epochs_done: float, report: bool) -> None:
     state, world = run.state, run.world
     loss, tokens, seconds, bad_step = meter.take()
     if not world.all(bad_step < 0):  # another rank's step when this one saw none
-        raise UserError(_nonfinite_message(run, bad_step if bad_step >= 0 else state.step))
+        raise UserError(nonfinite_message(run, bad_step if bad_step >= 0 else state.step))
     if world.active:  # the whole update's loss and tokens, over the ranks
         total = int(world.sum(tokens))
         loss, tokens = world.sum(loss * tokens) / max(total, 1), total
@@ -220,21 +229,6 @@ def account(run: Run, meter: Meter, epochs_done: float, report: bool) -> None:
         lr = run.optimizer.param_groups[0]["lr"]
         speed = tokens / max(seconds, 1e-9)
         run.on_event(Progress(state.step, epochs_done, loss, speed, lr, state.skipped))
-
-
-def _nonfinite_message(run: Run, step: int) -> str:
-    cfg = run.cfg
-    kept = (
-        f"{run.run_dir.path} keeps the checkpoint of step {run.saved_step} (--resume continues "
-        "from it)"
-        if run.saved_step is not None
-        else "nothing was saved (--overwrite starts over)"
-    )
-    return (
-        f"step {step}: the training loss is not finite (NaN or inf), so training stopped; "
-        f"{kept}. Try a lower train.learning_rate (now {cfg.learning_rate}), "
-        f"train.clip_norm (now {cfg.clip_norm}), or train.skip_nonfinite: true"
-    )
 
 
 def limit_reached(cfg: TrainConfig, state: TrainerState, started: float) -> Stop | None:

@@ -16,6 +16,11 @@ from typing import Any
 from nmt.errors import UserError
 from nmt.recipe_yaml import shown
 
+# The optimizers step in float32, which ends at 3.4e38, and Adam's first step is the rate
+# / (1 − β1) = 10 × the rate: a larger rate overflows there (a traceback, not a message).
+# Any rate near this diverges at once, which the training loop then reports.
+MAX_LEARNING_RATE = 1e37
+
 # Model bounds, checked before anything is built (a recipe, --set, or a model directory's
 # recipe.yaml). Layers: the deepest recurrent NMT, GNMT (Wu et al. 2016), stacked 8 and
 # needed residual connections to train them, which nmt's plain stacks have none of
@@ -49,6 +54,11 @@ def fraction(default: float, low_open: bool, high_open: bool) -> Any:
         lambda v: (0 < v if low_open else 0 <= v) and (v < 1 if high_open else v <= 1),
         rule,
     )
+
+
+def rate(default: float) -> Any:
+    rule = f"in (0, {MAX_LEARNING_RATE:g}] (a larger rate overflows the optimizer's float32 step)"
+    return checked(default, lambda v: 0 < v <= MAX_LEARNING_RATE, rule)
 
 
 def size(default: int | None) -> Any:

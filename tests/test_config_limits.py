@@ -7,7 +7,7 @@ error message is cut short; inf and NaN (however written) are refused for every 
 float key; `decode.beam_size` has an upper bound, at translation time too;
 `model.input_feeding` against the attention; the rules of the newer train/decode keys;
 layer counts, sizes and the parameter count a recipe describes (also in a model
-directory's edited recipe.yaml).
+directory's edited recipe.yaml), and a learning rate the optimizer's float32 can hold.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from nmt.config import (
     recipe_from_dict,
 )
 from nmt.errors import UserError
-from nmt.recipe_fields import MAX_PARAMETERS
+from nmt.recipe_fields import MAX_LEARNING_RATE, MAX_PARAMETERS
 from nmt.recipe_yaml import MAX_BYTES, MAX_NODES, MAX_SHOWN, check_size, shown
 from nmt.translate import Translator
 
@@ -394,3 +394,12 @@ def test_a_model_directory_whose_recipe_was_edited_huge_is_refused(copy_model, r
         assert result.exit_code == 1 and result.stdout == "", result.output
         assert time.perf_counter() - start < SECONDS
         assert result.stderr.startswith(f"error: {recipe}: ") and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("rate", [3e38, 1e38, "3.5e38"])
+def test_a_learning_rate_float32_cannot_hold_is_refused(tmp_path, rate):
+    path = write(tmp_path / "r.yaml", MINIMAL)
+    message = refusal(lambda: load_recipe(path, [f"train.learning_rate={rate}"]))
+    assert f"'train.learning_rate' must be in (0, {MAX_LEARNING_RATE:g}]" in message
+    assert "float32" in message
+    assert recipe_from_dict(minimal(train={"learning_rate": MAX_LEARNING_RATE}))
