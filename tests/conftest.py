@@ -10,6 +10,7 @@ equalities, never scores. Tests must treat its directory as read-only: copy it
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,15 @@ TINY = [
 MODEL_STEPS = 40  # steps of the shared session model
 # what the shared model is trained with: two evaluations, at steps 20 and 40
 MODEL_OVERRIDES = [*TINY, f"train.max_steps={MODEL_STEPS}", "train.eval_every=20"]
+
+
+# what the CLI puts before each progress or log line when stderr is not a terminal
+STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", re.MULTILINE)
+
+
+def unstamped(text: str) -> str:
+    """CLI output with the time stamps of its lines taken off."""
+    return STAMP.sub("", text)
 
 
 def set_args(overrides: list[str]) -> list[str]:
