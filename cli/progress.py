@@ -4,10 +4,10 @@ On a terminal (stderr is a TTY) each phase is a tqdm bar on stderr, with its rat
 for training epochs, the ETA to the run's limit (in place of tqdm's own time left in the
 epoch: one ETA per line); log lines are written above the bars. Anywhere else (CI,
 nohup, a pipe) nothing is redrawn: a phase that ran at least MIN_SECONDS prints one line
-on stderr when it finishes, and a line every `every` seconds while it runs, and every
-line written, log lines too, starts with the local time (`2026-12-06 02:14:03`), since a
-log file has no other clock. Rates count only what this process did in its own time: a
-resumed epoch's earlier batches are not part of its pace.
+on stderr when it finishes, and a line every `every` seconds while it runs, and each
+line the renderer writes, log lines too, starts with the local time
+(`2026-12-06 02:14:03`), since a log file has no other clock. Rates count only what this
+process did in its own time: a resumed epoch's earlier batches are not part of its pace.
 """
 
 from __future__ import annotations
