@@ -137,7 +137,7 @@ def train(
 
 
 def _how_far(results: dict) -> str:
-    """'0.43 of 10 epochs, step 120' or 'step 500 of 500, 2.10 epochs'."""
+    """'0.43 of 10 epochs, step 120', or '2.10 epochs, step 500 of 500' without max_epochs."""
     limits, epochs, steps = results["limits"], results["epochs"], results["steps"]
     of_epochs = f" of {limits['max_epochs']}" if limits["max_epochs"] is not None else ""
     of_steps = f" of {limits['max_steps']}" if limits["max_steps"] is not None else ""
