@@ -122,3 +122,34 @@ def train(
         f"({results['train_tokens_per_second'] / 1000:.1f}k target tokens/s); "
         f"model in {cfg.output_dir}"
     )
+    if results.get("stopped_by") is not None:
+        typer.echo(stopped_line(results))
+    if results.get("stopped_by") == "max_minutes":  # the machine's speed decided, not the recipe
+        typer.secho(
+            f"warning: training stopped on train.max_minutes ({results['limits']['max_minutes']:g}"
+            f" minutes of wall time), at {_how_far(results)}: the model may be undertrained "
+            "and its scores say little; --resume trains it further, or raise or remove "
+            "train.max_minutes",
+            err=True,
+            fg=typer.colors.YELLOW,
+            bold=True,
+        )
+
+
+def _how_far(results: dict) -> str:
+    """'0.43 of 10 epochs, step 120', or '2.10 epochs, step 500 of 500' without max_epochs."""
+    limits, epochs, steps = results["limits"], results["epochs"], results["steps"]
+    of_epochs = f" of {limits['max_epochs']}" if limits["max_epochs"] is not None else ""
+    of_steps = f" of {limits['max_steps']}" if limits["max_steps"] is not None else ""
+    return f"{epochs:.2f}{of_epochs} epochs, step {steps}{of_steps}"
+
+
+def stopped_line(results: dict) -> str:
+    """Which limit ended training (results.json's stopped_by) and how far it got."""
+    reason = results["stopped_by"]
+    limit = results["limits"][reason]
+    shown = {
+        "max_minutes": f"{limit:g} minutes of wall time",
+        "patience": f"{limit} evaluations without a better valid score",
+    }.get(reason, str(limit))
+    return f"stopped by train.{reason} ({shown}) at {_how_far(results)}"

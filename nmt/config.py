@@ -30,7 +30,16 @@ import yaml
 
 from nmt.corpus import SOURCE_KINDS, FilesSource, Source
 from nmt.errors import UserError
-from nmt.recipe_fields import check_fields, checked, fraction, non_negative, positive
+from nmt.recipe_fields import (
+    check_fields,
+    checked,
+    fraction,
+    layers,
+    non_negative,
+    positive,
+    rate,
+    size,
+)
 from nmt.recipe_rules import check_recipe
 from nmt.recipe_yaml import check_size, parse_yaml, read_recipe_file, shown, shown_key, shown_keys
 
@@ -91,11 +100,11 @@ class TokenizerConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     cell: Cell = "lstm"
-    embedding_size: int = positive(256)
-    hidden_size: int = positive(512)  # decoder state, and the encoder's output by default
-    encoder_hidden_size: int | None = positive(None)  # per direction; default hidden / dirs
-    encoder_layers: int = positive(2)
-    decoder_layers: int = positive(2)
+    embedding_size: int = size(256)
+    hidden_size: int = size(512)  # decoder state, and the encoder's output by default
+    encoder_hidden_size: int | None = size(None)  # per direction; default hidden / dirs
+    encoder_layers: int = layers(2)
+    decoder_layers: int = layers(2)
     bidirectional: bool = True
     reverse_input: bool = False  # Sutskever et al. 2014: read each source sentence backwards
     attention: Attention = "luong_general"
@@ -128,7 +137,7 @@ class TrainConfig:
     max_steps: int | None = positive(None)
     max_minutes: float | None = positive(None)  # except minutes: per invocation
     optimizer: Literal["adam", "sgd", "adadelta"] = "adam"
-    learning_rate: float = positive(1e-3)
+    learning_rate: float = rate(1e-3)  # at most MAX_LEARNING_RATE (float32)
     lr_schedule: Literal["constant", "plateau", "epoch_decay"] = "constant"
     lr_decay: float = fraction(0.5, low_open=True, high_open=True)  # rate × this on a decay
     lr_patience: int = non_negative(2)  # plateau: evaluations without improvement, then decay
@@ -224,7 +233,8 @@ def _blame_override(
     error: UserError, original: dict, where: str, overrides: list[str] | tuple[str, ...]
 ) -> UserError:
     """A recipe valid without its --set overrides but not with them: the message names
-    --set (and the override whose key it mentions), not the recipe file."""
+    --set (and the override whose key it mentions: the last typed, which is the one in
+    effect when a key is set twice), not the recipe file."""
     try:
         _checked(copy.deepcopy(original), where)
     except UserError:
@@ -232,7 +242,7 @@ def _blame_override(
     message = str(error).removeprefix(f"{where}: ")
     keys = [(item, item.partition("=")[0].strip()) for item in overrides]
     named = [item for item, key in keys if f"'{key}'" in message or message.startswith(key)]
-    label = f"--set {shown(named[0])}" if named else "--set"
+    label = f"--set {shown(named[-1])}" if named else "--set"
     return UserError(f"{label}: {message}")
 
 

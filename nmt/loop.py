@@ -8,7 +8,7 @@ run and calls `run_loop`).
     when due      account (log progress); evaluate (rank 0: nmt.validation's
                   evaluate_and_save; the other ranks take its decisions); save_checkpoint
     until         limit_reached: max_steps, max_epochs, max_minutes or patience, decided
-                  on rank 0 and shared
+                  on rank 0 and shared; the limit reached is results.json's stopped_by
     test          score_test: the test split with the best weights → results.json
 """
 
@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -32,8 +32,11 @@ from nmt.loss import token_nll
 from nmt.model import Seq2Seq
 from nmt.progress import EpochBars, RunClock
 from nmt.results import score_test
-from nmt.validation import evaluate_and_save, save_checkpoint
+from nmt.validation import evaluate_and_save, nonfinite_message, save_checkpoint
 from nmt.vocab import PAD
+
+# what stopped a run: the train.* limit that was reached (results.json's stopped_by)
+Stop = Literal["max_steps", "max_epochs", "max_minutes", "patience"]
 
 # fp16: a loss scale this small means the loss itself is not finite, not an overflow
 MIN_LOSS_SCALE = 1e-4
@@ -84,11 +87,11 @@ def run_loop(run: Run) -> dict[str, Any]:
         evaluate(run, schedule.epochs_done)
     on_event(
         Message(
-            f"stopped after {stop}: step {state.step}, best valid BLEU "
+            f"stopped after {stop_text(cfg, stop)}: step {state.step}, best valid BLEU "
             f"{state.best_bleu:.2f} at step {state.best_step}"
         )
     )
-    return world.share(score_test(run, schedule.epochs_done) if world.main else None)
+    return world.share(score_test(run, schedule.epochs_done, stop) if world.main else None)
 
 
 def update(run: Run, meter: Meter, batches: list[Batch]) -> None:
@@ -112,18 +115,27 @@ def update(run: Run, meter: Meter, batches: list[Batch]) -> None:
         scale = "" if run.scaler is None else f", loss scale now {run.scaler.get_scale():g}"
         run.on_event(Message(f"step {state.step}: {why}, update skipped{scale}"))
         if run.scaler is not None and run.scaler.get_scale() < MIN_LOSS_SCALE:
-            raise UserError(_nonfinite_message(run, state.step))  # not overflow: divergence
+            raise UserError(nonfinite_message(run, state.step))  # not overflow: divergence
 
 
 def evaluate(run: Run, epochs_done: float) -> None:
-    """Rank 0 evaluates and saves; every rank takes its decisions (best, patience, rates)."""
+    """Rank 0 evaluates and saves; every rank takes its decisions (best, patience, rates),
+    or stops with rank 0's message when the valid loss diverged."""
     world = run.world
     rng = world.gather(rng_state())  # for the checkpoint: each rank resumes with its own
+    failed = None
     if world.main:
-        evaluate_and_save(run, epochs_done, rng)
+        try:
+            evaluate_and_save(run, epochs_done, rng)
+        except UserError as error:
+            if not world.active:
+                raise
+            failed = str(error)  # the other ranks wait in share(): they stop with it
     if world.active:
         rates = [group["lr"] for group in run.optimizer.param_groups]
-        saved, rates = world.share((dataclasses.asdict(run.state), rates))
+        saved, rates, failed = world.share((dataclasses.asdict(run.state), rates, failed))
+        if failed is not None:
+            raise UserError(failed)
         vars(run.state).update(saved)
         for group, lr in zip(run.optimizer.param_groups, rates, strict=True):
             group["lr"] = lr
@@ -205,7 +217,7 @@ def account(run: Run, meter: Meter, epochs_done: float, report: bool) -> None:
     state, world = run.state, run.world
     loss, tokens, seconds, bad_step = meter.take()
     if not world.all(bad_step < 0):  # another rank's step when this one saw none
-        raise UserError(_nonfinite_message(run, bad_step if bad_step >= 0 else state.step))
+        raise UserError(nonfinite_message(run, bad_step if bad_step >= 0 else state.step))
     if world.active:  # the whole update's loss and tokens, over the ranks
         total = int(world.sum(tokens))
         loss, tokens = world.sum(loss * tokens) / max(total, 1), total
@@ -219,30 +231,25 @@ def account(run: Run, meter: Meter, epochs_done: float, report: bool) -> None:
         run.on_event(Progress(state.step, epochs_done, loss, speed, lr, state.skipped))
 
 
-def _nonfinite_message(run: Run, step: int) -> str:
-    cfg = run.cfg
-    kept = (
-        f"{run.run_dir.path} keeps the checkpoint of step {run.saved_step} (--resume continues "
-        "from it)"
-        if run.saved_step is not None
-        else "nothing was saved (--overwrite starts over)"
-    )
-    return (
-        f"step {step}: the training loss is not finite (NaN or inf), so training stopped; "
-        f"{kept}. Try a lower train.learning_rate (now {cfg.learning_rate}), "
-        f"train.clip_norm (now {cfg.clip_norm}), or train.skip_nonfinite: true"
-    )
-
-
-def limit_reached(cfg: TrainConfig, state: TrainerState, started: float) -> str | None:
-    """Why training should stop now, or None to go on."""
+def limit_reached(cfg: TrainConfig, state: TrainerState, started: float) -> Stop | None:
+    """Which limit stops training now (its train.* key, as results.json's stopped_by
+    names it), or None to go on."""
     if cfg.max_steps is not None and state.step >= cfg.max_steps:
-        return f"{cfg.max_steps} steps"
+        return "max_steps"
     if cfg.max_epochs is not None and state.epoch >= cfg.max_epochs:
-        return f"{cfg.max_epochs} epochs"
+        return "max_epochs"
     if cfg.max_minutes is not None and time.perf_counter() - started >= 60 * cfg.max_minutes:
-        return f"{cfg.max_minutes} minutes"
+        return "max_minutes"
     if cfg.patience and state.bad_evals >= cfg.patience:
+        return "patience"
+    return None
+
+
+def stop_text(cfg: TrainConfig, stop: Stop) -> str:
+    """The limit that stopped training, for people: '10 epochs', '20 steps', ..."""
+    if stop == "patience":
         name = {"bleu": "BLEU", "chrf": "chrF", "loss": "loss"}[cfg.best_metric]
         return f"no better valid {name} in {cfg.patience} evaluations"
-    return None
+    if stop == "max_minutes":
+        return f"{cfg.max_minutes:g} minutes of wall time (train.max_minutes)"
+    return f"{getattr(cfg, stop)} {stop.removeprefix('max_')}"  # "20 steps", "10 epochs"

@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from nmt.errors import UserError
+from nmt.model_size import recipe_parameters
+from nmt.recipe_fields import MAX_PARAMETERS
 
 if TYPE_CHECKING:
     from nmt.config import Recipe
@@ -90,3 +92,26 @@ def check_recipe(r: Recipe, where: str) -> None:
     for ok, message in problems:
         if not ok:
             raise UserError(f"{where}: {message}")
+    check_model_size(r, where)
+
+
+def check_model_size(r: Recipe, where: str) -> None:
+    """Refuse a model past MAX_PARAMETERS, counted from the recipe before anything is
+    built (nmt.model_size), naming the keys that make it large."""
+    count = recipe_parameters(r)
+    if count <= MAX_PARAMETERS:
+        return
+    m, tok = r.model, r.tokenizer
+    keys = {
+        "model.hidden_size": m.hidden_size,
+        "model.encoder_hidden_size": m.encoder_hidden_size,
+        "model.embedding_size": m.embedding_size,
+        "tokenizer.vocab_size": tok.vocab_size,
+        "tokenizer.target_vocab_size": None if tok.joint else tok.target_vocab_size,
+    }
+    sizes = ", ".join(f"'{key}' ({value})" for key, value in keys.items() if value is not None)
+    raise UserError(
+        f"{where}: the model would have {count:.3g} parameters, more than the "
+        f"{MAX_PARAMETERS:.0e} nmt builds (8 GB of float32 weights): make {sizes} or the "
+        f"layer counts ({m.encoder_layers} + {m.decoder_layers}) smaller"
+    )

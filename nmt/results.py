@@ -13,20 +13,31 @@ from nmt.evaluate import decode_summary, score
 from nmt.progress import Tracker
 
 if TYPE_CHECKING:
+    from nmt.loop import Stop
     from nmt.train import Run
 
 
-def score_test(run: Run, epochs_done: float) -> dict[str, Any]:
+def score_test(run: Run, epochs_done: float, stopped_by: Stop | None = None) -> dict[str, Any]:
     """Training summary and, with a test split, its scores with the best weights.
 
     Every line of the test set is translated and scored (an empty source gives an empty
     hypothesis), through `Translator`, the same path `nmt translate` takes. The summary
-    is written to results.json and returned.
+    is written to results.json and returned. `stopped_by` is the train.* limit that ended
+    training; with `limits` beside `steps` and `epochs` it says how far the run got, so a
+    run cut short by train.max_minutes (the machine's speed) cannot pass for a full one.
     """
     state, device, test_split = run.state, run.device, run.data.test
+    cfg = run.cfg
     results: dict[str, Any] = {
+        "stopped_by": stopped_by,
         "steps": state.step,
         "epochs": epochs_done,
+        "limits": {
+            "max_steps": cfg.max_steps,
+            "max_epochs": cfg.max_epochs,
+            "max_minutes": cfg.max_minutes,
+            "patience": cfg.patience,
+        },
         "train_seconds": round(state.train_seconds, 1),
         "train_tokens_per_second": round(state.train_tokens / max(state.train_seconds, 1e-9)),
         "best_step": state.best_step,

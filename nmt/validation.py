@@ -5,11 +5,13 @@ the resumable checkpoint (`nmt.train` calls `evaluate_and_save` and `save_checkp
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nmt.checkpoint import rng_state
 from nmt.data import Split
+from nmt.errors import UserError
 from nmt.evaluate import score
 from nmt.events import Evaluation
 from nmt.loss import mean_nll, perplexity
@@ -26,6 +28,10 @@ def evaluate_and_save(run: Run, epochs_done: float, rng: list[dict] | None = Non
 
     metrics.jsonl is appended before the checkpoint is saved: a run killed in between
     resumes from the checkpoint before, drops this entry and evaluates this step again.
+    A valid loss that is not finite, or whose perplexity is not (`_diverged`), is
+    divergence, even when the training loss still is finite (a huge learning rate can
+    leave it so): the run stops with a UserError before anything of this evaluation is
+    written.
     """
     state, cfg, valid = run.state, run.cfg, run.data.valid
     state.last_eval_step = state.step
@@ -38,6 +44,9 @@ def evaluate_and_save(run: Run, epochs_done: float, rng: list[dict] | None = Non
                 run.translator, valid, cfg.batch_tokens, cfg.valid_beam, tracker.advance
             )
         loss, bleu = scores["loss"], scores["bleu"]
+        diverged = _diverged(loss)  # NaN would still "improve" on a BLEU of -1: never save it
+        if diverged is not None:
+            raise UserError(nonfinite_message(run, state.step, diverged))
         improved = _improves(cfg.best_metric, scores, state)
         state.bad_evals = 0 if improved else state.bad_evals + 1
         if improved:
@@ -80,6 +89,45 @@ def save_checkpoint(run: Run, rng: list[dict] | None = None) -> None:
     average = run.average.model if run.average is not None else None
     run.run_dir.save_last(run.model, run.optimizer, run.scheduler, state, average, rng)
     run.saved_step = run.state.step
+
+
+def nonfinite_message(
+    run: Run, step: int, problem: str = "the training loss is not finite (NaN or inf)"
+) -> str:
+    """One line for a run stopped because the training or the valid loss diverged
+    (`problem` says which and how): what was kept, and the settings to try."""
+    cfg = run.cfg
+    kept = (
+        f"{run.run_dir.path} keeps the checkpoint of step {run.saved_step} (--resume continues "
+        "from it)"
+        if run.saved_step is not None
+        else "nothing was saved (--overwrite starts over)"
+    )
+    settings = (
+        f"train.learning_rate (now {cfg.learning_rate}), train.clip_norm (now "
+        f"{cfg.clip_norm}), or train.skip_nonfinite: true"
+    )
+    if not problem.startswith("the training loss"):  # the weights diverged: skipping one
+        settings = (  # update cannot help
+            f"train.learning_rate (now {cfg.learning_rate}) or train.clip_norm (now "
+            f"{cfg.clip_norm})"
+        )
+    return f"step {step}: {problem}, so training stopped; {kept}. Try a lower {settings}"
+
+
+def _diverged(loss: float) -> str | None:
+    """What is wrong with a valid loss that only diverged weights give, or None.
+
+    NaN or inf; or so large that its perplexity overflows (`perplexity`: 700 nats per
+    target token, where a model that learned nothing scores ln V, about 9 for 8000
+    pieces). Weights blown up by a huge learning rate give either, while the training
+    loss can stay finite.
+    """
+    if not math.isfinite(loss):
+        return "the valid loss is not finite (NaN or inf)"
+    if not math.isfinite(perplexity(loss)):
+        return f"the valid perplexity is not finite (valid loss {loss:.3g} per target token)"
+    return None
 
 
 def _validate(

@@ -42,6 +42,15 @@ MODEL_STEPS = 40  # steps of the shared session model
 MODEL_OVERRIDES = [*TINY, f"train.max_steps={MODEL_STEPS}", "train.eval_every=20"]
 
 
+# what the CLI puts before each progress or log line when stderr is not a terminal
+STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", re.MULTILINE)
+
+
+def unstamped(text: str) -> str:
+    """CLI output with the time stamps of its lines taken off."""
+    return STAMP.sub("", text)
+
+
 def set_args(overrides: list[str]) -> list[str]:
     """`--set k=v` command-line arguments for a list of overrides."""
     return [arg for item in overrides for arg in ("--set", item)]

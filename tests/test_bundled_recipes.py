@@ -90,6 +90,18 @@ def test_reported_results_agree_with_the_readme():
         assert ("not run here" in recipe.reported) == ("paper:" in result), recipe
 
 
+def test_no_recipe_lets_the_machine_speed_decide_where_it_stops():
+    """Epochs or steps bound every recipe; a max_minutes in one is only a safety cap, and
+    says so, so a slow or busy machine trains longer instead of stopping undertrained."""
+    for path in recipe_files():
+        train = load_recipe(path).train
+        assert train.max_epochs is not None or train.max_steps is not None, path.name
+        capped = [line for line in path.read_text(encoding="utf-8").splitlines()
+                  if line.strip().startswith("max_minutes:")]  # fmt: skip
+        assert all("safety cap" in line for line in capped), (path.name, capped)
+    assert load_recipe(RECIPES / "quickstart.yaml").train.max_minutes is None
+
+
 def test_header_takes_the_first_sentence_and_the_reported_line():
     text = "#\n# Toy: a test,\n# more words. And more.\n#\n# Other.\n# Reported: BLEU 1.5\n"
     text += "data: {}\n# Reported: no\n"

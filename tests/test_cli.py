@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import unstamped
 
 from nmt.cli.main import app
 from nmt.config import load_recipe
@@ -83,7 +84,7 @@ def test_help_lists_the_three_commands(runner):
 
 
 def test_train_prints_progress_and_a_summary(model_dir):
-    printed = (model_dir.parent / "train.stdout").read_text(encoding="utf-8")
+    printed = unstamped((model_dir.parent / "train.stdout").read_text(encoding="utf-8"))
     evaluations = re.findall(r"^eval +epoch +([\d.]+) +step +(\d+) ", printed, re.MULTILINE)
     assert [int(step) for _, step in evaluations] == [20, 40]
     assert 0 < float(evaluations[0][0]) < float(evaluations[1][0])  # fractional epochs grow

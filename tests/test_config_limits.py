@@ -5,12 +5,15 @@ and in a model directory's recipe.yaml is refused in bounded time, naming where 
 and so are self-referencing aliases, deep nesting and huge files; any value quoted in an
 error message is cut short; inf and NaN (however written) are refused for every ruled
 float key; `decode.beam_size` has an upper bound, at translation time too;
-`model.input_feeding` against the attention; the rules of the newer train/decode keys.
+`model.input_feeding` against the attention; the rules of the newer train/decode keys;
+layer counts, sizes and the parameter count a recipe describes (also in a model
+directory's edited recipe.yaml), and a learning rate the optimizer's float32 can hold.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 import time
@@ -32,6 +35,7 @@ from nmt.config import (
     recipe_from_dict,
 )
 from nmt.errors import UserError
+from nmt.recipe_fields import MAX_LEARNING_RATE, MAX_PARAMETERS
 from nmt.recipe_yaml import MAX_BYTES, MAX_NODES, MAX_SHOWN, check_size, shown
 from nmt.translate import Translator
 
@@ -352,3 +356,63 @@ def test_newer_keys_accept_good_values():
     assert recipe.decode.max_input_length is None
     recipe = recipe_from_dict(minimal(train={"save_every": 50}, decode={"max_input_length": 7}))
     assert recipe.train.save_every == 50 and recipe.decode.max_input_length == 7
+
+
+# ---------------------------------------------------------------------------- model size
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "rule"),
+    [
+        ("encoder_layers", 100_000_000, "in [1, 16]"),  # built for minutes before
+        ("decoder_layers", 17, "in [1, 16]"),
+        ("hidden_size", 10**12, "in [1, 16384]"),  # an allocation traceback before
+        ("embedding_size", 16385, "in [1, 16384]"),
+        ("encoder_hidden_size", 10**6, "in [1, 16384]"),
+    ],
+)
+def test_layer_counts_and_sizes_are_bounded(tmp_path, key, value, rule):
+    path = write(tmp_path / "r.yaml", MINIMAL)
+    message = refusal(lambda: load_recipe(path, [f"model.{key}={value}"]))
+    assert message.startswith(f"--set 'model.{key}={value}': 'model.{key}' must be {rule}")
+    assert message.endswith(f"got {value}")
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("model.hidden_size=16000", "model.hidden_size"),  # each key within its own bound
+        ("tokenizer.vocab_size=100000000", "tokenizer.vocab_size"),
+    ],
+)
+def test_a_model_past_the_parameter_limit_is_refused_before_it_is_built(tmp_path, override, key):
+    path = write(tmp_path / "r.yaml", MINIMAL)
+    message = refusal(lambda: load_recipe(path, ["model.hidden_size=32", override]))
+    assert message.startswith(f"--set {override!r}: the model would have ")  # the one in effect
+    assert f"more than the {MAX_PARAMETERS:.0e}" in message and f"'{key}'" in message
+
+
+def test_a_model_directory_whose_recipe_was_edited_huge_is_refused(copy_model, runner, tmp_path):
+    model = copy_model()
+    recipe = model / "recipe.yaml"
+    source = write(tmp_path / "in.en", "one red dog sleeps\n")
+    text = recipe.read_text(encoding="utf-8")
+    for edit in ["hidden_size: 16000", "hidden_size: 1000000000000", "encoder_layers: 100000"]:
+        key = edit.split(":")[0]
+        recipe.write_text(re.sub(rf"(?m)^  {key}: .*$", f"  {edit}", text), encoding="utf-8")
+        message = refusal(lambda: Translator.load(model, "cpu"))  # serve and evaluate too
+        assert message.startswith(f"{recipe}: ") and f"'model.{key}'" in message
+        start = time.perf_counter()
+        result = runner.invoke(app, ["translate", str(source), "--model", str(model)])
+        assert result.exit_code == 1 and result.stdout == "", result.output
+        assert time.perf_counter() - start < SECONDS
+        assert result.stderr.startswith(f"error: {recipe}: ") and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("rate", [3e38, 1e38, "3.5e38"])
+def test_a_learning_rate_float32_cannot_hold_is_refused(tmp_path, rate):
+    path = write(tmp_path / "r.yaml", MINIMAL)
+    message = refusal(lambda: load_recipe(path, [f"train.learning_rate={rate}"]))
+    assert f"'train.learning_rate' must be in (0, {MAX_LEARNING_RATE:g}]" in message
+    assert "float32" in message
+    assert recipe_from_dict(minimal(train={"learning_rate": MAX_LEARNING_RATE}))

@@ -179,3 +179,18 @@ def test_resume_needs_as_many_processes(tmp_path):
         out, "train.max_steps=6"
     )
     assert "trained 6 steps" in run([*resumed, "--resume"]).stdout
+
+
+def test_a_diverged_valid_loss_stops_every_rank_with_rank_0s_message(tmp_path):
+    """Rank 0 evaluates; the others wait for its decisions and get the divergence too."""
+    out = tmp_path / "run"
+    command = torchrun("--standalone", "--nproc-per-node=2") + nmt_train(
+        out, "train.learning_rate=1e30", "train.eval_every=2"
+    )
+    done = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=TIMEOUT)  # fmt: skip
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: step 2: ")]
+    assert len(errors) == 2 and errors[0] == errors[1], done.stderr
+    assert "the valid" in errors[0] and "is not finite" in errors[0]
+    assert not (out / "model.safetensors").exists()

@@ -6,7 +6,7 @@ import io
 from collections import defaultdict
 
 import pytest
-from conftest import QUICKSTART, set_args
+from conftest import QUICKSTART, STAMP, set_args, unstamped
 
 import nmt.cli.progress
 from nmt.cli.main import app
@@ -128,7 +128,7 @@ def test_off_a_terminal_phases_print_plain_lines(monkeypatch):
         renderer.render(Phase("validating", done, 3, "sentences", finished=done == 3))
     text = stream.getvalue()
     assert "\r" not in text and text.count("\n") == 1  # one line, when it finished
-    assert text.startswith("validating: 3/3 sentences done in ")
+    assert unstamped(text).startswith("validating: 3/3 sentences done in ")
 
 
 def test_on_a_terminal_phases_are_redrawn_bars():
@@ -138,6 +138,74 @@ def test_on_a_terminal_phases_are_redrawn_bars():
         renderer.render(Phase("epoch 1", done, 3, "batches", done == 3, "ETA 5 s"))
     assert "\r" in stream.getvalue() and "epoch 1" in stream.getvalue()
     assert "3/3" in stream.getvalue() and renderer.bars == {}
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The renderer's clock, set by hand: clock[0] seconds."""
+    now = [0.0]
+    monkeypatch.setattr("nmt.cli.progress.time.perf_counter", lambda: now[0])
+    return now
+
+
+def finished_line(clock, seconds: float, name: str, first: int, last: int, unit: str) -> str:
+    """The line off a terminal for a phase seen first at `first` done, finished at `last`
+    `seconds` later, without its time stamp."""
+    stream = io.StringIO()
+    renderer = Renderer(stream, tty=False, every=3600)
+    clock[0] = 100.0
+    renderer.render(Phase(name, first, last, unit))
+    clock[0] += seconds
+    renderer.render(Phase(name, last, last, unit, finished=True))
+    return unstamped(stream.getvalue())
+
+
+@pytest.mark.parametrize(
+    ("done", "seconds", "rate"),
+    [
+        (2468, 2.0, "1,234 sentences/s"),
+        (25, 10.0, "2.5 sentences/s"),
+        (5, 12.0, "0.42 sentences/s"),  # "0 sentences/s" before
+        (3, 36.0, "12 s/sentence"),
+        (2, 370.0, "3 min 05 s/sentence"),
+    ],
+)
+def test_slow_rates_keep_their_digits(clock, done, seconds, rate):
+    line = finished_line(clock, seconds, "validating", 0, done, "sentences")
+    assert line.rstrip("\n").endswith(f", {rate}"), line
+
+
+def test_a_resumed_epoch_counts_only_this_run_s_batches_in_its_rate(clock):
+    # 100 of 137 batches were done before --resume; this run did 37 in 37 s
+    line = finished_line(clock, 37.0, "epoch 3", 100, 137, "batches")
+    assert line.startswith("epoch 3: 137/137 batches done in 37 s, 1.0 batches/s"), line
+
+
+def test_an_epoch_bar_on_a_terminal_shows_one_eta():
+    stream = io.StringIO()
+    renderer = Renderer(stream, tty=True)
+    for done in range(4):
+        detail = "ETA 5 s (train.max_epochs 3)"
+        renderer.render(Phase("epoch 1", done, 3, "batches", done == 3, detail))
+        renderer.render(Phase("validating", done, 3, "sentences", done == 3))
+    drawn = stream.getvalue().split("\r")
+    epoch = [text for text in drawn if text.startswith("epoch 1") and "ETA" in text]
+    assert epoch and all("<" not in text for text in epoch)  # tqdm's time left is gone
+    assert any("<" in text for text in drawn if text.startswith("validating"))  # its only one
+
+
+def test_off_a_terminal_every_line_is_time_stamped(capsys):
+    stream = io.StringIO()
+    renderer = Renderer(stream, tty=False, every=0)
+    renderer.echo("eval   epoch   1.00  step      10")
+    renderer.render(Phase("validating", 0, 3, "sentences"))
+    lines = capsys.readouterr().out.splitlines() + stream.getvalue().splitlines()
+    assert len(lines) == 2 and all(STAMP.match(line) for line in lines), lines
+    assert unstamped(lines[0]) == "eval   epoch   1.00  step      10"
+    assert not STAMP.match(unstamped(lines[1]))  # one stamp each
+    terminal = Renderer(io.StringIO(), tty=True)
+    terminal.echo("a log line")
+    assert capsys.readouterr().out == "a log line\n"  # a terminal shows its own time
 
 
 def test_the_cli_off_a_terminal_prints_log_lines_and_phase_lines(runner, tmp_path, monkeypatch):
@@ -154,7 +222,7 @@ def test_the_cli_off_a_terminal_prints_log_lines_and_phase_lines(runner, tmp_pat
     assert "\r" not in result.output
     assert "epoch 1: " in result.stderr and "validating: 20/20 sentences done in" in result.stderr
     assert "testing: 20/20 sentences done in" in result.stderr
-    assert any(line.startswith("eval ") for line in result.stdout.splitlines())
+    assert any(line.startswith("eval ") for line in unstamped(result.stdout).splitlines())
     assert " in 0 s " not in result.stdout and "trained 20 steps in " in result.stdout
 
 
@@ -176,5 +244,5 @@ def test_translating_a_file_reports_lines_done_of_the_total(
     result = runner.invoke(app, ["translate", str(source), "--model", str(model_dir)])
     assert result.exit_code == 0, result.output
     assert len(result.stdout.splitlines()) == 4
-    line = next(x for x in result.stderr.splitlines() if x.startswith("translating: "))
+    line = next(x for x in unstamped(result.stderr).splitlines() if x.startswith("translating: "))
     assert line.startswith("translating: 4/4 lines done in ") and "lines/s" in line

@@ -128,6 +128,7 @@ def test_max_steps_counts_updates_exactly(tmp_path, make_recipe, monkeypatch):
     r = train(make_recipe(out, "train.max_steps=7", "train.eval_every=5"), device="cpu")
     assert len(updates) == 7
     assert r["steps"] == 7 and results(out)["steps"] == 7
+    assert results(out)["stopped_by"] == "max_steps" and r["limits"]["max_steps"] == 7
     assert trainer_state(out)["step"] == 7
     # evaluated at eval_every, and once more where training stopped
     assert [e["step"] for e in metrics(out)] == [5, 7]
@@ -310,7 +311,10 @@ def test_resuming_a_run_that_reached_max_epochs(tmp_path, make_recipe):
     out = tmp_path / "run"
     options = ["train.max_steps=null", "train.max_epochs=1", "train.eval_every=0"]
     first = train(make_recipe(out, *options), device="cpu")
-    assert first["epochs"] == 1.0
+    assert first["epochs"] == 1.0 and first["stopped_by"] == "max_epochs"
+    assert first["limits"] == {
+        "max_steps": None, "max_epochs": 1, "max_minutes": None, "patience": 0
+    }  # fmt: skip
     try:
         again = train(make_recipe(out, *options), "cpu", resume=True)
     except UserError:
@@ -395,8 +399,32 @@ def test_patience_stops_when_valid_bleu_stalls(tmp_path, make_recipe, monkeypatc
         "no better valid BLEU in 2 evaluations" in e.text for e in events if isinstance(e, Message)
     )
     assert r["best_step"] == 2 and r["valid_bleu"] == 10.0
+    assert r["stopped_by"] == "patience" and results(out)["stopped_by"] == "patience"
     # model.safetensors holds the best (step 2) weights, checkpoints/last the step 6 ones
     assert not same_weights(out / "model.safetensors", out / "checkpoints/last/model.safetensors")
+
+
+def test_a_run_stopped_by_max_minutes_says_so_loudly(runner, tmp_path, tiny_overrides):
+    """Wall time depends on the machine: a run it cut short must not pass for a full one."""
+    from conftest import QUICKSTART, set_args
+
+    from nmt.cli.main import app
+
+    out = tmp_path / "run"
+    overrides = [*tiny_overrides, "train.max_steps=null", "train.max_minutes=1e-6"]
+    args = ["train", str(QUICKSTART), *set_args(overrides), "--output-dir", str(out)]
+    result = runner.invoke(app, [*args, "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    r = results(out)
+    assert r["stopped_by"] == "max_minutes" and r["limits"]["max_minutes"] == 1e-6
+    assert r["limits"]["max_epochs"] == 10 and r["epochs"] < 10
+    stopped = (
+        f"stopped by train.max_minutes (1e-06 minutes of wall time) at {r['epochs']:.2f} of 10"
+    )
+    assert stopped in result.stdout, result.stdout
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert len(warning) == 1 and "train.max_minutes" in warning[0], result.stderr
+    assert "undertrained" in warning[0] and "--resume" in warning[0]
 
 
 def test_without_patience_a_stalled_bleu_does_not_stop(tmp_path, make_recipe, monkeypatch):

@@ -3,10 +3,12 @@
 Checked here: a kill -9 between evaluations loses at most train.save_every steps, and
 --resume then ends with exactly the weights and metrics of an uninterrupted run, with no
 duplicate or out-of-order step in metrics.jsonl; a NaN loss stops the run with one
-message naming the step (or, with train.skip_nonfinite, skips that update); a diverging
-learning rate leaves strict JSON; deterministic mode gives bit-identical weights; two
-trainings into one directory cannot interleave; a kill before the first checkpoint and
-a damaged checkpoint end in one clear message that names --overwrite.
+message naming the step (or, with train.skip_nonfinite, skips that update); so does a
+valid loss that is not finite, whose weights are never saved as the best; a diverging
+learning rate leaves strict JSON, and one float32 cannot hold is one line; deterministic
+mode gives bit-identical weights; two trainings into one directory cannot interleave; a
+kill before the first checkpoint and a damaged checkpoint end in one clear message that
+names --overwrite.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from conftest import QUICKSTART, TINY, set_args
 from safetensors.torch import load_file
 
 import nmt.loop
+import nmt.validation
 from nmt.errors import UserError
 from nmt.events import Message, Progress
 from nmt.train import train
@@ -185,6 +188,58 @@ def test_skip_nonfinite_skips_that_update_and_counts_it(tmp_path, make_recipe, n
     assert all_finite(out / "model.safetensors")
 
 
+@pytest.mark.parametrize(
+    ("bad", "what"), [(math.nan, "loss"), (math.inf, "loss"), (1e31, "perplexity")]
+)
+def test_a_diverged_valid_loss_stops_the_run_and_is_never_saved_as_best(
+    tmp_path, make_recipe, monkeypatch, bad, what
+):
+    """The training loss stays finite; the second evaluation's valid loss is NaN, inf, or
+    so large that its perplexity is not finite (what a learning rate of 1e30 gave)."""
+    losses = iter([2.0, bad])
+    monkeypatch.setattr(
+        nmt.validation, "_validate", lambda *a: {"loss": next(losses), "bleu": 1.0, "chrf": 1.0}
+    )
+    out = tmp_path / "run"
+    recipe = make_recipe(out, "train.max_steps=20", "train.eval_every=4", "train.log_every=100")
+    with pytest.raises(UserError, match=rf"^step 8: the valid {what} is not finite") as error:
+        train(recipe, device="cpu")
+    text = str(error.value)
+    assert "checkpoint of step 4" in text and "train.learning_rate" in text and "\n" not in text
+    assert trainer_state(out)["step"] == 4 and trainer_state(out)["best_step"] == 4
+    assert [e["step"] for e in metrics(out)] == [4]
+    assert same_weights(out / "model.safetensors", out / LAST / "model.safetensors")
+    assert not (out / "results.json").exists()
+
+
+def test_a_huge_learning_rate_is_divergence_not_a_best_model(runner, tmp_path):
+    """At 1e30 the training loss stayed finite while the weights were not: exit 0 before,
+    with those weights saved as the best."""
+    from nmt.cli.main import app
+
+    out = tmp_path / "run"
+    args = set_args([*TINY, "train.learning_rate=1e30", "train.eval_every=5"])
+    result = runner.invoke(app, ["train", str(QUICKSTART), *args, "--output-dir", str(out)])
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert "is not finite" in error and result.stderr.endswith(error + "\n")
+    assert not (out / "model.safetensors").exists() and not (out / "results.json").exists()
+
+
+@pytest.mark.parametrize("rate", ["3e38", "1e37"])
+def test_a_learning_rate_at_the_float32_limit_ends_in_one_line(runner, tmp_path, rate):
+    """3e38 overflowed Adam's float32 step (a traceback); 1e37 is allowed and diverges."""
+    from nmt.cli.main import app
+
+    out = tmp_path / "run"
+    args = set_args([*TINY, f"train.learning_rate={rate}", "train.eval_every=5"])
+    result = runner.invoke(app, ["train", str(QUICKSTART), *args, "--output-dir", str(out)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert "train.learning_rate" in error and result.stderr.endswith(error + "\n")
+
+
 def test_a_diverging_learning_rate_ends_cleanly_with_strict_json(runner, tmp_path):
     from nmt.cli.main import app
 
@@ -195,8 +250,9 @@ def test_a_diverging_learning_rate_ends_cleanly_with_strict_json(runner, tmp_pat
     assert not isinstance(result.exception, Exception) or isinstance(
         result.exception, SystemExit
     ), repr(result.exception)
-    if result.exit_code == 1:
-        assert result.stderr.count("\n") == 1 and "not finite" in result.stderr
+    if result.exit_code == 1:  # before it, only phase lines (stamped) on stderr
+        (error,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert "not finite" in error and result.stderr.endswith(error + "\n")
     for entry in metrics(out) if (out / "metrics.jsonl").exists() else []:
         assert entry["valid_ppl"] is None or math.isfinite(entry["valid_ppl"])
 

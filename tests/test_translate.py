@@ -247,9 +247,11 @@ def test_stream_checks_its_request_before_reading(translator):
 
 
 def test_a_recipe_edited_to_a_huge_model_is_refused_before_allocating_it(copy_model):
-    # 100000-wide LSTMs would take hundreds of GB; the safetensors header is read first.
+    # 8192-wide LSTMs pass the recipe check (1 billion parameters, nmt.model_size) but
+    # would take 4 GB; the safetensors header is read first. A width past the recipe's
+    # bound (test_config_limits) is refused before even that.
     run_dir = copy_model()
     recipe = run_dir / "recipe.yaml"
-    recipe.write_text(recipe.read_text().replace("hidden_size: 32", "hidden_size: 100000"))
+    recipe.write_text(recipe.read_text().replace("hidden_size: 32", "hidden_size: 8192"))
     with pytest.raises(UserError, match="do not fit the model its recipe.yaml describes"):
         Translator.load(run_dir, "cpu")
