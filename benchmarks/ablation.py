@@ -15,8 +15,8 @@ import argparse
 import json
 import time
 
-from nmt.config import load_recipe
-from nmt.train import train
+from nmt.recipe.load import load_recipe
+from nmt.training.setup import train
 
 VARIANTS: dict[str, list[str]] = {
     "luong_general+feed": ["model.attention=luong_general", "model.input_feeding=true"],

@@ -34,15 +34,18 @@ from gradient_flow import fresh, trained
 from gradient_flow import plot as plot_gradients
 from story_report import CLAIMS, write_story
 
-from nmt.by_length import plot_by_length, score_by_length
-from nmt.config import Recipe, load_recipe, recipe_to_dict
-from nmt.corpus import FilesSource, read_aligned, read_lines
+from nmt.data.corpus import read_aligned, read_lines
+from nmt.decode.translate import Translator
 from nmt.errors import UserError
-from nmt.evaluate import compare, perplexity
 from nmt.events import Evaluation
-from nmt.plot import plot_attention
-from nmt.train import train
-from nmt.translate import Translator
+from nmt.metrics import compare
+from nmt.recipe.load import load_recipe, recipe_to_dict
+from nmt.recipe.schema import Recipe
+from nmt.recipe.sources import FilesSource
+from nmt.report.by_length import plot_by_length, score_by_length
+from nmt.report.evaluation import perplexity
+from nmt.report.plot import plot_attention
+from nmt.training.setup import train
 
 BASE = Path(__file__).with_name("story.yaml")
 
@@ -145,7 +148,7 @@ def comparisons(hyps: dict[str, list[str]], refs: list[str], lang: str) -> dict[
 
 def gradient_flow(args: argparse.Namespace, valid_source: Path) -> dict[str, Any]:
     """Ratios ‖∂L/∂h_t‖/‖∂L/∂h_T‖ for the trained encoders and fresh ones of each cell."""
-    from nmt.gradient_flow import gradient_ratios
+    from nmt.report.gradient_flow import gradient_ratios
 
     base = recipe_for(VARIANTS[0], args).model
     out: dict[str, Any] = {"length": args.flow_length, "trained": {}, "fresh": {}}

@@ -9,8 +9,6 @@ from typing import Annotated, Any
 
 import typer
 
-from nmt import evaluate as ev
-from nmt.by_length import score_by_length
 from nmt.cli.by_length import by_length, echo_buckets
 from nmt.cli.errors import user_errors
 from nmt.cli.help import Command, new_app
@@ -34,14 +32,14 @@ from nmt.cli.options import (
     use_threads,
 )
 from nmt.cli.progress import Renderer
-from nmt.corpus import read_aligned, read_lines
+from nmt.data.corpus import read_aligned, read_lines
+from nmt.decode.translate import Translator
 from nmt.errors import UserError
-from nmt.files import atomic_output, same_file
-from nmt.translate import Translator
+from nmt.report import evaluation as ev
+from nmt.report.by_length import score_by_length
+from nmt.store.files import atomic_output, same_file
 
-app = new_app(
-    help="Score translations: BLEU, chrF, TER, significance, perplexity, by length."
-)
+app = new_app(help="Score translations: BLEU, chrF, TER, significance, perplexity, by length.")
 app.command("by-length", cls=Command)(by_length)
 
 
@@ -140,8 +138,11 @@ def bleu(
     precision: PrecisionOption = Precision.fp32,
     by_length: Annotated[
         bool,
-        typer.Option("--by-length", help="Also BLEU and chrF per source-length bucket of "
-                     "--source (`nmt evaluate by-length` compares several systems)."),
+        typer.Option(
+            "--by-length",
+            help="Also BLEU and chrF per source-length bucket of "
+            "--source (`nmt evaluate by-length` compares several systems).",
+        ),
     ] = False,  # fmt: skip
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:

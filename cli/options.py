@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import torch
 import typer
 
-from nmt.config import MAX_BEAM, DecodeConfig
 from nmt.errors import UserError
-from nmt.files import check_target, same_file
+from nmt.recipe.schema import MAX_BEAM, DecodeConfig
+from nmt.store.files import check_target, same_file
 
 if TYPE_CHECKING:
-    from nmt.translate import Translator
+    from nmt.decode.translate import Translator
 
 SHOWN_LINES = 10  # line numbers of cut sources a warning names
 
@@ -137,7 +137,7 @@ def cut_warning(translator: Translator, settings: DecodeConfig) -> str:
 def check_output(path: Path | None, option: str) -> None:
     """An output file must be one nmt may replace, checked before any work is done: a new
     name in an existing directory, or a regular file without other hard links (never a
-    directory, a device such as /dev/null, a FIFO or a socket; see nmt.files)."""
+    directory, a device such as /dev/null, a FIFO or a socket; see nmt.store.files)."""
     if path is not None:
         check_target(path, f"{option} {path}")
 

@@ -11,14 +11,14 @@ from typing import Annotated
 
 import typer
 
-from nmt.bundled import resolve_recipe
 from nmt.cli.errors import user_errors
 from nmt.cli.options import Device, DeviceOption, Threads, use_threads
 from nmt.cli.progress import Renderer
-from nmt.config import load_recipe
 from nmt.events import Evaluation, Event, Message, Phase, Progress
 from nmt.progress import duration
-from nmt.train import train as run_training
+from nmt.recipe.bundled import resolve_recipe
+from nmt.recipe.load import load_recipe
+from nmt.training.setup import train as run_training
 
 
 def _line(event: Message | Progress | Evaluation) -> str:

@@ -37,11 +37,12 @@ from nmt.cli.options import (
 )
 from nmt.cli.progress import Renderer
 from nmt.cli.reading import count_lines, input_chunks, is_interactive
+from nmt.decode.figure import pyplot
+from nmt.decode.translate import Translation, Translator, attention_record, nbest_lines
 from nmt.errors import UserError
-from nmt.files import LabelledWriter, atomic_output
-from nmt.plot import plot_attention, pyplot
 from nmt.progress import Tracker
-from nmt.translate import Translation, Translator, attention_record, nbest_lines
+from nmt.report.plot import plot_attention
+from nmt.store.files import LabelledWriter, atomic_output
 
 HINT = "nmt translate: type a sentence and press Enter; Ctrl-D ends"
 

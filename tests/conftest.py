@@ -19,7 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from nmt.cli.main import app
-from nmt.config import Recipe, load_recipe
+from nmt.recipe.load import load_recipe
+from nmt.recipe.schema import Recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "recipes" / "quickstart.yaml"

@@ -9,11 +9,12 @@ import pytest
 import torch
 from conftest import QUICKSTART, set_args
 
-from nmt.batching import collate
 from nmt.cli.main import app
-from nmt.config import ModelConfig, TrainConfig
-from nmt.model import build_model
-from nmt.train import OPTIMIZERS, train_step
+from nmt.data.batching import collate
+from nmt.model.seq2seq import build_model
+from nmt.recipe.schema import ModelConfig, TrainConfig
+from nmt.training.loop import train_step
+from nmt.training.setup import OPTIMIZERS
 
 FP32 = contextlib.nullcontext()
 

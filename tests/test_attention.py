@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nmt.attention import ATTENTION, AdditiveAttention, DotAttention, GeneralAttention
+from nmt.model.attention import ATTENTION, AdditiveAttention, DotAttention, GeneralAttention
 
 QUERY_SIZE = 8
 LENGTHS = torch.tensor([5, 3, 1])  # B = 3 sentences, S = 5 positions

@@ -16,10 +16,10 @@ import torch
 from conftest import set_args
 from safetensors.torch import load_file
 
-from nmt.average import average_checkpoints
-from nmt.checkpoint import kept_checkpoints, save_tensor_file
 from nmt.cli.main import app
 from nmt.errors import UserError
+from nmt.store.checkpoint import kept_checkpoints, save_tensor_file
+from nmt.training.average import average_checkpoints
 
 
 def write(path, **tensors):

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from nmt.batcher import Batcher, BatcherStopped
+from nmt.serve.batcher import Batcher, BatcherStopped
 
 
 class Recorder:

@@ -1,4 +1,4 @@
-"""Batching (nmt.batching): token-budget batches of length-sorted pairs, and collation.
+"""Batching (nmt.data.batching): token-budget batches of length-sorted pairs, and collation.
 
 Checked here: every index lands in exactly one batch; a batch's padded size
 n × max(source length, target length + 1) stays within the budget unless it is a single
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from nmt.batching import Batch, EpochSchedule, batch_indices, collate
+from nmt.data.batching import Batch, EpochSchedule, batch_indices, collate
 from nmt.vocab import BOS, EOS, PAD
 
 

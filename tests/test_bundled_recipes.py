@@ -19,10 +19,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from nmt.bundled import bundled, header, recipe_text, resolve_recipe
 from nmt.cli import recipes as recipes_cli
-from nmt.config import load_recipe
 from nmt.errors import UserError
+from nmt.recipe.bundled import bundled, header, recipe_text, resolve_recipe
+from nmt.recipe.load import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
@@ -213,7 +213,8 @@ def test_packaging_wheel_ships_recipes_and_resolves_them_outside_the_checkout(tm
     run([*pip, "wheel", *offline, "--no-build-isolation", "-w", str(tmp_path), str(source)])
     (wheel,) = tmp_path.glob("recurrent_nmt-*.whl")  # PyPI's "nmt" is another project
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"nmt/recipes/quickstart.yaml", "nmt/web/index.html", "nmt/bundled.py"} <= names
+    shipped = {"nmt/recipes/quickstart.yaml", "nmt/serve/web/index.html", "nmt/recipe/bundled.py"}
+    assert shipped <= names
     assert "nmt/cli/main.py" in names
     tops = {name.split("/")[0] for name in names if not name.startswith("recurrent_nmt-")}
     assert tops == {"nmt"}, f"the wheel installs top-level packages besides nmt: {tops}"
@@ -224,7 +225,7 @@ def test_packaging_wheel_ships_recipes_and_resolves_them_outside_the_checkout(tm
     elsewhere.mkdir()
     code = (
         "import nmt, nmt.bundled; print(nmt.__file__); "
-        "path = nmt.bundled.resolve_recipe('quickstart'); print(path); "
+        "path = nmt.recipe.bundled.resolve_recipe('quickstart'); print(path); "
         "print(nmt.load_recipe(path).output_dir); "
         "import nmt.cli.main; print(nmt.cli.main.__file__)"
     )

@@ -8,10 +8,10 @@ import random
 
 import pytest
 
-from nmt.by_length import length_buckets, score_by_length
 from nmt.cli.main import app
 from nmt.errors import UserError
-from nmt.evaluate import score
+from nmt.metrics import score
+from nmt.report.by_length import length_buckets, score_by_length
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -1,4 +1,4 @@
-"""Model-directory I/O (nmt.checkpoint): safetensors weights, atomic writes, resumable state.
+"""Model-directory I/O (nmt.store.checkpoint): safetensors weights, atomic writes, resumable state.
 
 Checked here: weights round-trip, tied weights included (and stay tied); files without the
 right `nmt_format` metadata, unreadable or missing files, and weights for a model of
@@ -18,7 +18,8 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from nmt.checkpoint import (
+from nmt.errors import UserError
+from nmt.store.checkpoint import (
     FORMAT,
     LAST,
     WEIGHTS,
@@ -27,8 +28,7 @@ from nmt.checkpoint import (
     save_last,
     save_weights,
 )
-from nmt.errors import UserError
-from nmt.files import append_jsonl, write_bytes, write_json, write_text
+from nmt.store.files import append_jsonl, write_bytes, write_json, write_text
 
 
 class Tiny(nn.Module):

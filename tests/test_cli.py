@@ -25,9 +25,9 @@ import pytest
 from conftest import unstamped
 
 from nmt.cli.main import app
-from nmt.config import load_recipe
-from nmt.toy import numbers
-from nmt.translate import Translator
+from nmt.data.toy import numbers
+from nmt.decode.translate import Translator
+from nmt.recipe.load import load_recipe
 
 PAIRS = numbers("test", 6)
 SOURCES = [en for en, _ in PAIRS]

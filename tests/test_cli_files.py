@@ -30,8 +30,9 @@ from test_cli import REFERENCES, SOURCES, assert_user_error, translate, write_li
 
 import nmt.cli.reading
 from nmt.cli.main import app
-from nmt.corpus import FilesSource, read_corpus, read_lines
-from nmt.translate import Translator, attention_record
+from nmt.data.corpus import read_corpus, read_lines
+from nmt.decode.translate import Translator, attention_record
+from nmt.recipe.sources import FilesSource
 
 NMT = Path(sys.executable).parent / "nmt"
 LINES = [SOURCES[0], "", SOURCES[1]]

@@ -16,7 +16,7 @@ from sacrebleu.metrics import BLEU
 from sacrebleu.significance import PairedTest
 
 from nmt.cli.main import app
-from nmt.evaluate import compare
+from nmt.metrics import compare
 
 ANIMALS = ["cat", "dog", "horse", "bird", "fish", "cow", "sheep", "goat", "mouse", "fox"]
 COLOURS = ["red", "green", "blue", "black", "white", "small", "big", "old", "young", "tall"]

@@ -1,4 +1,4 @@
-"""Recipes (nmt.config): YAML → checked, frozen dataclasses.
+"""Recipes (nmt.recipe.load): YAML → checked, frozen dataclasses.
 
 Checked here: a minimal recipe gets every default; each corpus-source syntax parses to its
 dataclass; unknown keys, wrong types and missing keys are `UserError`s that name the key
@@ -16,19 +16,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nmt.config import (
+from nmt.errors import UserError
+from nmt.recipe.load import load_recipe, recipe_from_dict, recipe_to_dict, recipe_to_yaml
+from nmt.recipe.schema import (
     DataConfig,
     DecodeConfig,
     ModelConfig,
     Recipe,
     TokenizerConfig,
     TrainConfig,
-    load_recipe,
-    recipe_from_dict,
-    recipe_to_dict,
-    recipe_to_yaml,
 )
-from nmt.corpus import (
+from nmt.recipe.sources import (
     DatasetDirSource,
     FilesSource,
     HubSource,
@@ -36,7 +34,6 @@ from nmt.corpus import (
     ToySource,
     TsvSource,
 )
-from nmt.errors import UserError
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 

@@ -1,4 +1,4 @@
-"""Recipe limits (nmt.config, nmt.recipe_yaml): values a recipe must not be able to hold.
+"""Recipe limits (nmt.recipe.load, nmt.recipe.reading): values a recipe must not be able to hold.
 
 Checked here: a YAML alias bomb ("billion laughs") in a recipe file, in a `--set` value
 and in a model directory's recipe.yaml is refused in bounded time, naming where it was,
@@ -23,21 +23,19 @@ from pathlib import Path
 import pytest
 
 from nmt.cli.main import app
-from nmt.config import (
+from nmt.decode.translate import Translator
+from nmt.errors import UserError
+from nmt.recipe.fields import MAX_LEARNING_RATE, MAX_PARAMETERS
+from nmt.recipe.load import check_decode, load_recipe, recipe_from_dict
+from nmt.recipe.reading import MAX_BYTES, MAX_NODES, MAX_SHOWN, check_size, shown
+from nmt.recipe.schema import (
     MAX_BEAM,
     DataConfig,
     DecodeConfig,
     ModelConfig,
     TokenizerConfig,
     TrainConfig,
-    check_decode,
-    load_recipe,
-    recipe_from_dict,
 )
-from nmt.errors import UserError
-from nmt.recipe_fields import MAX_LEARNING_RATE, MAX_PARAMETERS
-from nmt.recipe_yaml import MAX_BYTES, MAX_NODES, MAX_SHOWN, check_size, shown
-from nmt.translate import Translator
 
 MINIMAL = """\
 data:

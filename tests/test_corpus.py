@@ -1,4 +1,4 @@
-"""Parallel corpora (nmt.corpus): every source kind read into stripped, non-empty pairs.
+"""Parallel corpora (nmt.data.corpus): every source kind read into stripped, non-empty pairs.
 
 Checked here: plain and gzipped parallel files (gzip found by its magic bytes, not the
 name); misaligned, missing and non-UTF-8 files give a `UserError` naming the file(s), the
@@ -19,20 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from nmt import toy
-from nmt.corpus import (
+from nmt.data import toy
+from nmt.data.corpus import length_filter, read_aligned, read_corpus, read_lines
+from nmt.errors import UserError
+from nmt.recipe.sources import (
     DatasetDirSource,
     FilesSource,
     HubSource,
     JsonlSource,
     ToySource,
     TsvSource,
-    length_filter,
-    read_aligned,
-    read_corpus,
-    read_lines,
 )
-from nmt.errors import UserError
 
 DE = ["Ein Hund schläft.", "Zwei Katzen laufen.", "Grüße aus Köln."]
 EN = ["A dog sleeps.", "Two cats run.", "Greetings from Cologne."]

@@ -1,4 +1,4 @@
-"""Training curves: `nmt plot RUN_DIR ... --output curves.png` (nmt.curves, cli.plot).
+"""Training curves: `nmt plot RUN_DIR ... --output curves.png` (nmt.report.curves, cli.plot).
 
 Checked here, on metrics.jsonl files written by hand: the image is a real PNG of the
 figure's size, written without leaving a temporary file; every run is one line per panel
@@ -21,14 +21,14 @@ import typer
 from typer.testing import CliRunner
 
 from nmt.cli.plot import plot
-from nmt.curves import DPI, plot_curves, read_runs
 from nmt.errors import UserError
+from nmt.report.curves import DPI, plot_curves, read_runs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def record(step, epoch, ppl, bleu, **extra):
-    """One evaluation as nmt.validation writes it (train_loss, train_seconds in `extra`)."""
+    """One evaluation as nmt.training.validation writes it (train_loss, train_seconds: extra)."""
     return {
         "step": step,
         "epoch": epoch,

@@ -15,12 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nmt.attention import ATTENTION
-from nmt.config import ModelConfig
-from nmt.decoder import WIRINGS, Decoder, DecoderState, wiring_for
-from nmt.encoder import Encoder
-from nmt.loss import token_nll
-from nmt.model import Seq2Seq, build_model
+from nmt.model.attention import ATTENTION
+from nmt.model.decoder import WIRINGS, Decoder, DecoderState, wiring_for
+from nmt.model.encoder import Encoder
+from nmt.model.loss import token_nll
+from nmt.model.seq2seq import Seq2Seq, build_model
+from nmt.recipe.schema import ModelConfig
 from nmt.vocab import BOS, EOS, PAD, UNK
 
 SRC_VOCAB, TGT_VOCAB = 15, 13

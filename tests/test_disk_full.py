@@ -18,12 +18,12 @@ import torch
 from conftest import QUICKSTART, TINY, set_args
 from safetensors import SafetensorError
 
-import nmt.checkpoint
-import nmt.files
-import nmt.train
+import nmt.store.checkpoint
+import nmt.store.files
+import nmt.training.setup
 from nmt.cli.main import app
 from nmt.errors import UserError
-from nmt.run_dir import TOKENIZER_FILES
+from nmt.training.run_dir import TOKENIZER_FILES
 
 NO_SPACE = "No space left on device"
 
@@ -70,7 +70,7 @@ def safetensors_error() -> SafetensorError:
 
 
 def test_is_disk_full_knows_how_each_writer_reports_it():
-    disk_full = nmt.files.is_disk_full
+    disk_full = nmt.store.files.is_disk_full
     assert disk_full(full()) and disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
     assert disk_full(torch_save_error()) and disk_full(safetensors_error())
     assert not disk_full(OSError(errno.EACCES, "Permission denied"))
@@ -81,7 +81,7 @@ def test_refuse_disk_full_names_the_file_and_passes_other_errors(tmp_path):
     path = tmp_path / "x.bin"
 
     def refuse():
-        return nmt.files.refuse_disk_full(path, lambda: "kept")
+        return nmt.store.files.refuse_disk_full(path, lambda: "kept")
 
     with pytest.raises(UserError, match=r"x\.bin: cannot be written, the disk is full; kept$"):
         with refuse():
@@ -93,7 +93,7 @@ def test_refuse_disk_full_names_the_file_and_passes_other_errors(tmp_path):
             raise full()
         except OSError:
             raise UserError("inner") from None  # already one line: left as it is
-    where = nmt.files.refuse_disk_full(tmp_path, lambda: "kept", exact=False)
+    where = nmt.store.files.refuse_disk_full(tmp_path, lambda: "kept", exact=False)
     with pytest.raises(UserError, match=r"^/cache/a\.arrow: cannot be written"), where:
         raise OSError(errno.ENOSPC, NO_SPACE, "/cache/a.arrow")  # a file it names itself
 
@@ -102,7 +102,7 @@ def test_full_disk_outside_the_model_directory(runner, tmp_path, monkeypatch):
     def prepare_data(*args, **kwargs):  # a hub dataset's cache, say
         raise OSError(errno.ENOSPC, NO_SPACE, str(tmp_path / "cache" / "train.arrow"))
 
-    monkeypatch.setattr(nmt.train, "prepare_data", prepare_data)
+    monkeypatch.setattr(nmt.training.setup, "prepare_data", prepare_data)
     one_line_error(
         train_cli(runner, tmp_path / "run"),
         f"{tmp_path / 'cache' / 'train.arrow'}: cannot be written, the disk is full",
@@ -114,14 +114,14 @@ def test_full_disk_outside_the_model_directory(runner, tmp_path, monkeypatch):
 
 
 def test_full_disk_while_writing_the_tokenizer(runner, tmp_path, monkeypatch):
-    real = nmt.files.write_bytes
+    real = nmt.store.files.write_bytes
 
     def write_bytes(path: Path, data: bytes) -> None:
         if path.name in TOKENIZER_FILES:
             raise full()
         real(path, data)
 
-    monkeypatch.setattr(nmt.files, "write_bytes", write_bytes)
+    monkeypatch.setattr(nmt.store.files, "write_bytes", write_bytes)
     out = tmp_path / "run"
     one_line_error(
         train_cli(runner, out),
@@ -155,7 +155,7 @@ def test_full_disk_while_saving_a_checkpoint(runner, tmp_path, monkeypatch):
 
 
 def test_full_disk_while_appending_metrics(runner, tmp_path, monkeypatch):
-    real, calls = nmt.files.append_jsonl, []
+    real, calls = nmt.store.files.append_jsonl, []
 
     def append_jsonl(path: Path, obj) -> None:  # the second evaluation: half a line, then full
         calls.append(1)
@@ -165,17 +165,17 @@ def test_full_disk_while_appending_metrics(runner, tmp_path, monkeypatch):
             raise full()
         real(path, obj)
 
-    monkeypatch.setattr(nmt.files, "append_jsonl", append_jsonl)
+    monkeypatch.setattr(nmt.store.files, "append_jsonl", append_jsonl)
     out = tmp_path / "run"
     one_line_error(
         train_cli(runner, out),
         f"{out / 'metrics.jsonl'}: cannot be written, the disk is full",
         "checkpoints/last (step 10) is kept",
     )
-    monkeypatch.setattr(nmt.files, "append_jsonl", real)
+    monkeypatch.setattr(nmt.store.files, "append_jsonl", real)
     result = train_cli(runner, out, resume=True)
     assert result.exit_code == 0, result.output
-    steps = [row["step"] for row in nmt.files.read_jsonl(out / "metrics.jsonl")]
+    steps = [row["step"] for row in nmt.store.files.read_jsonl(out / "metrics.jsonl")]
     assert steps == [10, 20]
 
 
@@ -192,8 +192,8 @@ def test_full_disk_while_writing_the_averaged_model(runner, tmp_path, monkeypatc
         Path(path).write_bytes(data[:100])  # the part that fitted
         raise full()
 
-    real = nmt.checkpoint.write_bytes
-    monkeypatch.setattr(nmt.checkpoint, "write_bytes", write_bytes)
+    real = nmt.store.checkpoint.write_bytes
+    monkeypatch.setattr(nmt.store.checkpoint, "write_bytes", write_bytes)
     result = runner.invoke(app, ["average", str(run), "--output-dir", str(new)])
     one_line_error(
         result,
@@ -201,6 +201,6 @@ def test_full_disk_while_writing_the_averaged_model(runner, tmp_path, monkeypatc
         f"{run} is unchanged",
     )
     assert sorted(tmp_path.iterdir()) == before  # no half-written directory left behind
-    monkeypatch.setattr(nmt.checkpoint, "write_bytes", real)
+    monkeypatch.setattr(nmt.store.checkpoint, "write_bytes", real)
     result = runner.invoke(app, ["average", str(run), "--output-dir", str(new)])
     assert result.exit_code == 0, result.output

@@ -175,9 +175,7 @@ def test_resume_needs_as_many_processes(tmp_path):
                           timeout=TIMEOUT)  # fmt: skip
     assert done.returncode == 1
     assert "trained by 2 processes and this run has 1" in done.stderr
-    resumed = torchrun("--standalone", "--nproc-per-node=2") + nmt_train(
-        out, "train.max_steps=6"
-    )
+    resumed = torchrun("--standalone", "--nproc-per-node=2") + nmt_train(out, "train.max_steps=6")
     assert "trained 6 steps" in run([*resumed, "--resume"]).stdout
 
 

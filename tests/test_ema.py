@@ -16,8 +16,8 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from nmt.ema import WeightAverage
-from nmt.train import train
+from nmt.training.ema import WeightAverage
+from nmt.training.setup import train
 
 LAST = Path("checkpoints") / "last"
 

@@ -9,7 +9,7 @@ hands back memory in the original word order.
 import pytest
 import torch
 
-from nmt.encoder import Encoder, reverse_padded
+from nmt.model.encoder import Encoder, reverse_padded
 from nmt.vocab import PAD
 
 VOCAB = 20

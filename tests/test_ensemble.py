@@ -1,4 +1,4 @@
-"""Ensemble decoding (nmt.ensemble): the mean of the members' probabilities at every step.
+"""Ensemble decoding (nmt.decode.ensemble): the mean of the members' probabilities at every step.
 
 Checked: on stub members with fixed distributions, a step gives log of the mean of their
 softmaxes (-inf where all forbid a token), the mean attention of the members that have
@@ -27,14 +27,14 @@ from test_search import tiny_model as search_model
 from torch import nn
 
 from nmt.cli.main import app
-from nmt.ensemble import Ensemble, EnsembleState, attends, vocabulary_difference
+from nmt.data.tokenizer import SentencePieceTokenizer, TargetSubset, WordTokenizer
+from nmt.data.toy import numbers
+from nmt.decode.ensemble import Ensemble, EnsembleState, attends, vocabulary_difference
+from nmt.decode.search import SearchState, beam_search, greedy_search
+from nmt.decode.translate import Translator
 from nmt.errors import UserError
-from nmt.evaluate import perplexity
-from nmt.model import Seq2Seq
-from nmt.search import SearchState, beam_search, greedy_search
-from nmt.tokenizer import SentencePieceTokenizer, TargetSubset, WordTokenizer
-from nmt.toy import numbers
-from nmt.translate import Translator
+from nmt.model.seq2seq import Seq2Seq
+from nmt.report.evaluation import perplexity
 from nmt.vocab import BOS, EOS, PAD, SPECIALS, UNK
 
 PAIRS = numbers("test", 6)

@@ -1,4 +1,4 @@
-"""Durable writes (nmt.files): fsync the file, rename it into place, fsync the directory.
+"""Durable writes (nmt.store.files): fsync the file, rename it into place, fsync the directory.
 
 Checked here: write_bytes / write_json and checkpoint saves fsync the temporary file
 before the rename and the directory after it (a power loss then leaves the old file or
@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from nmt import checkpoint, files
 from nmt.errors import UserError
+from nmt.store import checkpoint, files
 
 
 @pytest.fixture

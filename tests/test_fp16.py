@@ -15,12 +15,13 @@ import torch
 from conftest import QUICKSTART, TINY, set_args
 from test_accumulate import FP32, pairs, tiny_model
 
-from nmt.batching import collate
 from nmt.cli.main import app
-from nmt.config import TrainConfig
+from nmt.data.batching import collate
 from nmt.device import make_scaler
 from nmt.errors import UserError
-from nmt.train import OPTIMIZERS, train_step
+from nmt.recipe.schema import TrainConfig
+from nmt.training.loop import train_step
+from nmt.training.setup import OPTIMIZERS
 
 
 def scaled_steps(model, scale: float | None, steps: int = 3) -> list[bool]:

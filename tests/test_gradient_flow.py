@@ -11,7 +11,7 @@ import torch
 from conftest import ROOT
 from torch import nn
 
-from nmt.gradient_flow import gradient_ratios, unrolled_cell
+from nmt.report.gradient_flow import gradient_ratios, unrolled_cell
 
 
 def test_a_two_step_tanh_rnn_matches_the_chain_rule_by_hand():

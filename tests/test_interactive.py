@@ -13,8 +13,8 @@ import pytest
 from conftest import ROOT
 
 from nmt.cli.reading import pipe_chunks
+from nmt.decode.translate import Translator
 from nmt.errors import UserError
-from nmt.translate import Translator
 
 TIMEOUT = 60
 

@@ -1,4 +1,4 @@
-"""The loss (nmt.loss): cross-entropy over real target tokens, label smoothing over the
+"""The loss (nmt.model.loss): cross-entropy over real target tokens, label smoothing over the
 tokens the model can write, and a perplexity that cannot overflow.
 
 Checked here: on a 6-token vocabulary whose <pad> and <s> logits are -inf (as the
@@ -15,9 +15,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nmt.config import ModelConfig
-from nmt.loss import perplexity, token_nll
-from nmt.model import build_model
+from nmt.decode.scoring import perplexity
+from nmt.model.loss import token_nll
+from nmt.model.seq2seq import build_model
+from nmt.recipe.schema import ModelConfig
 from nmt.vocab import BOS, EOS, PAD
 
 NEG = float("-inf")

@@ -1,4 +1,4 @@
-"""nmt.model_size counts a recipe's parameters without building the model: the count must
+"""nmt.recipe.size counts a recipe's parameters without building the model: the count must
 be exactly what `build_model` builds, for every cell, attention, bridge, depth and way of
 sharing weights, so the recipe check refuses what it should and nothing else."""
 
@@ -8,10 +8,11 @@ import itertools
 
 import pytest
 
-from nmt.config import ModelConfig, load_recipe
-from nmt.model import build_model
-from nmt.model_size import model_parameters, recipe_parameters
-from nmt.recipe_fields import MAX_PARAMETERS
+from nmt.model.seq2seq import build_model
+from nmt.recipe.fields import MAX_PARAMETERS
+from nmt.recipe.load import load_recipe
+from nmt.recipe.schema import ModelConfig
+from nmt.recipe.size import model_parameters, recipe_parameters
 
 
 def built(cfg: ModelConfig, src: int, tgt: int) -> int:

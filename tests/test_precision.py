@@ -15,14 +15,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from nmt.batching import collate
-from nmt.config import ModelConfig
+from nmt.data.batching import collate
+from nmt.decode.translate import Translator
 from nmt.device import make_autocast
 from nmt.errors import UserError
-from nmt.loss import token_nll
-from nmt.model import build_model
-from nmt.train import train
-from nmt.translate import Translator
+from nmt.model.loss import token_nll
+from nmt.model.seq2seq import build_model
+from nmt.recipe.schema import ModelConfig
+from nmt.training.setup import train
 from nmt.vocab import BOS, EOS
 
 
@@ -55,7 +55,7 @@ def test_a_bf16_training_run_on_cpu(tmp_path, make_recipe):
 def test_int8_and_bf16_decoding_agree_with_fp32(model_dir):
     # Tolerance: on the tiny model, each precision's first-step log-probabilities are within
     # 0.1 nats of fp32's, and greedy search picks the same first token in every sentence.
-    from nmt.toy import numbers
+    from nmt.data.toy import numbers
 
     lines = [s for s, _ in numbers("test", 8)]
     fp32 = Translator.load(model_dir, "cpu")

@@ -11,11 +11,12 @@ from conftest import QUICKSTART, STAMP, set_args, unstamped
 import nmt.cli.progress
 from nmt.cli.main import app
 from nmt.cli.progress import Renderer
-from nmt.config import TrainConfig
+from nmt.decode.translate import Translator
 from nmt.events import Evaluation, Phase, Progress
-from nmt.progress import RunClock, Tracker, duration
-from nmt.train import train
-from nmt.translate import Translator
+from nmt.progress import Tracker, duration
+from nmt.recipe.schema import TrainConfig
+from nmt.training.clock import RunClock
+from nmt.training.setup import train
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def run_events(tmp_path_factory):
     """Every event of one tiny training run (two epochs and a bit, two evaluations)."""
     from conftest import TINY
 
-    from nmt.config import load_recipe
+    from nmt.recipe.load import load_recipe
 
     out = tmp_path_factory.mktemp("progress") / "run"
     recipe = load_recipe(QUICKSTART, [*TINY, "train.max_steps=40", "train.eval_every=20"])

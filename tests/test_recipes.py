@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from nmt.cli.main import app
-from nmt.config import load_recipe
-from nmt.translate import Translator
+from nmt.decode.translate import Translator
+from nmt.recipe.load import load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"

@@ -18,12 +18,12 @@ import pytest
 import torch
 from conftest import MODEL_OVERRIDES, QUICKSTART, set_args
 
-from nmt.checkpoint import save_tensor_file
 from nmt.cli.main import app
 from nmt.errors import UserError
-from nmt.files import read_jsonl
-from nmt.run_dir import RESUMABLE
-from nmt.train import train
+from nmt.store.checkpoint import save_tensor_file
+from nmt.store.files import read_jsonl
+from nmt.training.run_dir import RESUMABLE
+from nmt.training.setup import train
 
 LAST = Path("checkpoints") / "last"
 
@@ -129,7 +129,7 @@ def test_a_damaged_trainer_state_is_refused_and_nothing_is_deleted(
 
 
 def test_every_state_training_can_save_is_accepted():
-    from nmt.trainer_state import TrainerState, checked_state
+    from nmt.training.state import TrainerState, checked_state
 
     fresh = json.loads(json.dumps(dataclasses.asdict(TrainerState())))  # best_loss Infinity
     assert checked_state(fresh, Path("t.json")) == TrainerState()

@@ -28,13 +28,14 @@ import torch
 from safetensors.torch import load_file
 
 from nmt.cli.main import app
-from nmt.config import TokenizerConfig, load_recipe
-from nmt.data import Data, prepare_data
+from nmt.data.prepare import Data, prepare_data
+from nmt.data.tokenizer import SentencePieceTokenizer, TargetSubset, train_tokenizers
+from nmt.data.toy import numbers
+from nmt.decode.translate import Translator
 from nmt.errors import UserError
-from nmt.tokenizer import SentencePieceTokenizer, TargetSubset, train_tokenizers
-from nmt.toy import numbers
-from nmt.train import train
-from nmt.translate import Translator
+from nmt.recipe.load import load_recipe
+from nmt.recipe.schema import TokenizerConfig
+from nmt.training.setup import train
 from nmt.vocab import UNK
 
 SAMPLING = "tokenizer.sampling={alpha: 0.1}"
@@ -117,8 +118,8 @@ def test_epoch_ids_are_the_same_in_another_process(data_of, quickstart, tiny_ove
     data = data_of(SAMPLING, kind)
     script = (
         "import json, sys\n"
-        "from nmt.config import load_recipe\n"
-        "from nmt.data import prepare_data\n"
+        "from nmt.recipe.load import load_recipe\n"
+        "from nmt.data.prepare import prepare_data\n"
         "recipe = load_recipe(sys.argv[1], json.loads(sys.argv[2]))\n"
         "json.dump(prepare_data(recipe).train_ids(4), sys.stdout)\n"
     )

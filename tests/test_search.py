@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from nmt.decoder import Decoder, DecoderState
-from nmt.encoder import Encoder
-from nmt.model import Seq2Seq
-from nmt.search import SearchState, StateT, StepFn, beam_search, gnmt_penalty, greedy_search
+from nmt.decode.search import SearchState, StateT, StepFn, beam_search, gnmt_penalty, greedy_search
+from nmt.model.decoder import Decoder, DecoderState
+from nmt.model.encoder import Encoder
+from nmt.model.seq2seq import Seq2Seq
 from nmt.vocab import BOS, EOS, PAD, UNK
 
 # ------------------------------------------------------------------ the scripted model

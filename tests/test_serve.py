@@ -14,10 +14,11 @@ pytest.importorskip("uvicorn")
 
 from serving import post, request, running  # noqa: E402
 
-from nmt.config import MAX_BEAM  # noqa: E402
-from nmt.serve import Served, create_app  # noqa: E402
-from nmt.serve_limits import Limits  # noqa: E402
-from nmt.translate import Translator  # noqa: E402
+from nmt.decode.translate import Translator  # noqa: E402
+from nmt.recipe.schema import MAX_BEAM  # noqa: E402
+from nmt.serve.app import create_app  # noqa: E402
+from nmt.serve.limits import Limits  # noqa: E402
+from nmt.serve.server import Served
 
 LINES = ["1 2 3", "4 5", "7 8 9 0 1", "2"]
 
@@ -74,9 +75,7 @@ def test_api_nbest_scores_and_attention(server, translator):
     assert status == 200
     result = data["translations"][0]
     found = translator.search([LINES[2]], nbest=3, attention=True, beam_size=4)[0]
-    assert [result["text"]] + [a["text"] for a in result["alternatives"]] == [
-        t.text for t in found
-    ]
+    assert [result["text"]] + [a["text"] for a in result["alternatives"]] == [t.text for t in found]
     scores = [result["score"]] + [a["score"] for a in result["alternatives"]]
     assert scores == sorted(scores, reverse=True)
     rows = result["attention"]

@@ -18,7 +18,7 @@ from conftest import ROOT  # noqa: E402
 from serving import TIMEOUT, free_port, post, request, wait_until_up  # noqa: E402
 
 from nmt.cli.main import app  # noqa: E402
-from nmt.translate import Translator  # noqa: E402
+from nmt.decode.translate import Translator  # noqa: E402
 
 
 def start(model_dir: Path, *flags: str, prelude: str = "") -> tuple[subprocess.Popen, str]:
@@ -144,12 +144,12 @@ def test_serve_names_what_is_wrong_with_its_flags(runner, tmp_path, model_dir):
 
 # The batcher's worker dies as it would on a bug outside `run`'s `except Exception`.
 KILL_THE_BATCHER = """
-import nmt.serve
+import nmt.serve.app
 class Halt(BaseException):
     pass
 def halt(self, key, ids):
     raise Halt("the worker is gone")
-nmt.serve.Server.run = halt
+nmt.serve.app.Server.run = halt
 """
 
 

@@ -13,9 +13,10 @@ pytest.importorskip("uvicorn")
 
 from serving import post, request, running  # noqa: E402
 
-from nmt.serve import Served, Server, create_app  # noqa: E402
-from nmt.serve_key import key_matches  # noqa: E402
-from nmt.serve_limits import Limits  # noqa: E402
+from nmt.serve.app import create_app  # noqa: E402
+from nmt.serve.key import key_matches  # noqa: E402
+from nmt.serve.limits import Limits  # noqa: E402
+from nmt.serve.server import Served, Server
 
 KEY = "s3cret"
 NESTED = b"[" * 100_000 + b"]" * 100_000  # 200 kB, under the default --max-body-bytes

@@ -20,8 +20,9 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 from serving import post, running  # noqa: E402
 
-from nmt.config import MAX_BEAM  # noqa: E402
-from nmt.serve import Served, create_app  # noqa: E402
+from nmt.recipe.schema import MAX_BEAM  # noqa: E402
+from nmt.serve.app import create_app  # noqa: E402
+from nmt.serve.server import Served  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")

@@ -1,4 +1,4 @@
-"""Shared source/target embeddings (`model.share_embeddings`, nmt.embedding).
+"""Shared source/target embeddings (`model.share_embeddings`, nmt.model.embedding).
 
 Checked here: with a joint vocabulary and no restricted target, the decoder's embedding is
 the encoder's (one parameter; gradients from both sides reach it); with a restricted
@@ -19,16 +19,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from nmt import checkpoint
-from nmt.batching import EpochSchedule
 from nmt.cli.main import app
-from nmt.config import ModelConfig, recipe_to_yaml
-from nmt.data import prepare_data
+from nmt.data.batching import EpochSchedule
+from nmt.data.prepare import prepare_data
+from nmt.data.tokenizer import TargetSubset, tokenizer_files
+from nmt.decode.translate import Translator
 from nmt.errors import UserError
-from nmt.model import build_model, quantize_int8
-from nmt.tokenizer import TargetSubset, tokenizer_files
-from nmt.train import OPTIMIZERS, train_step
-from nmt.translate import Translator
+from nmt.model.seq2seq import build_model, quantize_int8
+from nmt.recipe.load import recipe_to_yaml
+from nmt.recipe.schema import ModelConfig
+from nmt.store import checkpoint
+from nmt.training.loop import train_step
+from nmt.training.setup import OPTIMIZERS
 from nmt.vocab import BOS, PAD
 
 CFG = ModelConfig(embedding_size=16, hidden_size=16, encoder_layers=1, decoder_layers=1)

@@ -1,4 +1,4 @@
-"""The target vocabulary is what the target side uses (nmt.tokenizer.TargetSubset).
+"""The target vocabulary is what the target side uses (nmt.data.tokenizer.TargetSubset).
 
 Checked here: ids round-trip through the restricted vocabulary (special symbols keep
 their ids, a piece the target side never used becomes <unk>); the subset is saved beside
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import pytest
 
-from nmt.config import TokenizerConfig
+from nmt.data.tokenizer import TargetSubset, load_tokenizers, tokenizer_files, train_tokenizers
+from nmt.data.toy import numbers
+from nmt.decode.translate import Translator
 from nmt.errors import UserError
-from nmt.tokenizer import TargetSubset, load_tokenizers, tokenizer_files, train_tokenizers
-from nmt.toy import numbers
-from nmt.translate import Translator
+from nmt.recipe.schema import TokenizerConfig
 from nmt.vocab import SPECIALS, UNK
 
 PAIRS = numbers("train", 300)
@@ -74,7 +74,7 @@ def test_a_model_writes_only_pieces_of_its_target_subset(model_dir):
 
 
 def test_restrict_target_false_keeps_the_joint_vocabulary(tmp_path, make_recipe):
-    from nmt.train import train
+    from nmt.training.setup import train
 
     out = tmp_path / "run"
     train(make_recipe(out, "tokenizer.restrict_target=false", "train.max_steps=2"), "cpu")

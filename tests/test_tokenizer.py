@@ -1,4 +1,4 @@
-"""Tokenizers (nmt.tokenizer): SentencePiece subwords and whole words behind one interface.
+"""Tokenizers (nmt.data.tokenizer): SentencePiece subwords and whole words behind one interface.
 
 Checked here: the special symbols hold ids 0..3 in both kinds; SentencePiece (unigram and
 BPE) trains on a tiny corpus, round-trips text, tolerates a vocabulary size the corpus
@@ -17,11 +17,9 @@ import io
 import pytest
 import sentencepiece as spm
 
-from nmt import toy
 from nmt.cli.main import app
-from nmt.config import TokenizerConfig
-from nmt.errors import UserError
-from nmt.tokenizer import (
+from nmt.data import toy
+from nmt.data.tokenizer import (
     BOS,
     EOS,
     PAD,
@@ -33,7 +31,9 @@ from nmt.tokenizer import (
     load_tokenizers,
     train_tokenizers,
 )
-from nmt.translate import Translator
+from nmt.decode.translate import Translator
+from nmt.errors import UserError
+from nmt.recipe.schema import TokenizerConfig
 
 PAIRS = toy.numbers("valid", 200)
 ENGLISH = [en for en, _ in PAIRS]

@@ -1,4 +1,4 @@
-"""The training loop (nmt.train.train): what a model directory holds, and how runs start.
+"""The training loop (nmt.training.setup.train): what a model directory holds, and how runs start.
 
 Checked here: the files of a model directory and what recipe.yaml, metrics.jsonl and
 results.json say; train.max_steps counts updates exactly; an existing directory is never
@@ -24,14 +24,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import nmt.loop
-import nmt.train
-import nmt.validation
-from nmt.config import load_recipe
+import nmt.training.loop
+import nmt.training.setup
+import nmt.training.validation
+from nmt.decode.translate import Translator
 from nmt.errors import UserError
 from nmt.events import Evaluation, Message
-from nmt.train import train
-from nmt.translate import Translator
+from nmt.recipe.load import load_recipe
+from nmt.training.setup import train
 
 
 def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
@@ -117,13 +117,13 @@ def test_results_json(model_dir, model_steps):
 
 def test_max_steps_counts_updates_exactly(tmp_path, make_recipe, monkeypatch):
     updates = []
-    real_step = nmt.loop.train_step
+    real_step = nmt.training.loop.train_step
 
     def counting_step(*args, **kwargs):
         updates.append(1)
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(nmt.loop, "train_step", counting_step)
+    monkeypatch.setattr(nmt.training.loop, "train_step", counting_step)
     out = tmp_path / "run"
     r = train(make_recipe(out, "train.max_steps=7", "train.eval_every=5"), device="cpu")
     assert len(updates) == 7
@@ -386,7 +386,9 @@ def test_patience_stops_when_valid_bleu_stalls(tmp_path, make_recipe, monkeypatc
     # the third evaluation, long before max_steps, and keeps the first one's weights.
     scores = iter([10.0, 5.0, 4.0, 3.0, 2.0, 1.0])
     monkeypatch.setattr(
-        nmt.validation, "_validate", lambda *args: {"loss": 2.0, "bleu": next(scores), "chrf": 0.0}
+        nmt.training.validation,
+        "_validate",
+        lambda *args: {"loss": 2.0, "bleu": next(scores), "chrf": 0.0},
     )
     out = tmp_path / "run"
     events = []
@@ -429,7 +431,7 @@ def test_a_run_stopped_by_max_minutes_says_so_loudly(runner, tmp_path, tiny_over
 
 def test_without_patience_a_stalled_bleu_does_not_stop(tmp_path, make_recipe, monkeypatch):
     monkeypatch.setattr(
-        nmt.validation, "_validate", lambda *args: {"loss": 2.0, "bleu": 0.0, "chrf": 0.0}
+        nmt.training.validation, "_validate", lambda *args: {"loss": 2.0, "bleu": 0.0, "chrf": 0.0}
     )
     out = tmp_path / "run"
     r = train(make_recipe(out, "train.max_steps=8", "train.eval_every=2"), device="cpu")

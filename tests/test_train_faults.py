@@ -28,11 +28,11 @@ import torch
 from conftest import QUICKSTART, TINY, set_args
 from safetensors.torch import load_file
 
-import nmt.loop
-import nmt.validation
+import nmt.training.loop
+import nmt.training.validation
 from nmt.errors import UserError
 from nmt.events import Message, Progress
-from nmt.train import train
+from nmt.training.setup import train
 
 LAST = Path("checkpoints") / "last"
 
@@ -149,14 +149,14 @@ def test_a_damaged_checkpoint_is_one_clear_message(copy_model, make_recipe, dama
 @pytest.fixture
 def nan_at_step_5(monkeypatch):
     """The training loss (not the valid loss) is NaN at the fifth update."""
-    real, calls = nmt.loop.token_nll, []
+    real, calls = nmt.training.loop.token_nll, []
 
     def loss(*args, **kwargs):
         calls.append(1)
         value = real(*args, **kwargs)
         return value * float("nan") if len(calls) == 5 else value
 
-    monkeypatch.setattr(nmt.loop, "token_nll", loss)
+    monkeypatch.setattr(nmt.training.loop, "token_nll", loss)
 
 
 def test_a_nan_loss_stops_the_run_and_saves_nothing_broken(tmp_path, make_recipe, nan_at_step_5):
@@ -198,7 +198,9 @@ def test_a_diverged_valid_loss_stops_the_run_and_is_never_saved_as_best(
     so large that its perplexity is not finite (what a learning rate of 1e30 gave)."""
     losses = iter([2.0, bad])
     monkeypatch.setattr(
-        nmt.validation, "_validate", lambda *a: {"loss": next(losses), "bleu": 1.0, "chrf": 1.0}
+        nmt.training.validation,
+        "_validate",
+        lambda *a: {"loss": next(losses), "bleu": 1.0, "chrf": 1.0},
     )
     out = tmp_path / "run"
     recipe = make_recipe(out, "train.max_steps=20", "train.eval_every=4", "train.log_every=100")
@@ -308,6 +310,6 @@ def test_two_trainings_started_together_into_one_directory(tmp_path):
     assert refusal.startswith("error: ") and str(out) in refusal
     assert "in use by another nmt train" in refusal or "already exists" in refusal
     assert "Traceback" not in refusal
-    from nmt.translate import Translator
+    from nmt.decode.translate import Translator
 
     Translator.load(out, "cpu")  # the winner's recipe beside the winner's weights

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 
-from nmt.evaluate import score
-from nmt.toy import numbers
-from nmt.train import train
+from nmt.data.toy import numbers
+from nmt.metrics import score
+from nmt.training.setup import train
 
 
 def test_every_test_line_is_scored(tmp_path, make_recipe):

@@ -1,4 +1,4 @@
-"""Translator: a model directory + lines of text → translations (nmt.translate).
+"""Translator: a model directory + lines of text → translations (nmt.decode.translate).
 
 Checked on the shared tiny model of conftest.py (it translates badly, so nothing here
 compares with a reference): output i answers input i; empty and blank lines give ""
@@ -18,10 +18,10 @@ import shutil
 
 import pytest
 
-import nmt.translate
+import nmt.decode.translate
+from nmt.data.toy import numbers
+from nmt.decode.translate import Translator
 from nmt.errors import UserError
-from nmt.toy import numbers
-from nmt.translate import Translator
 
 LINES = [src for src, _ in numbers("test", 6)]
 
@@ -126,7 +126,7 @@ def test_a_very_long_line_is_cut_by_default_and_located(model_without_cap_key):
 
 
 def test_translator_remembers_a_bounded_number_of_cut_lines(fresh_translator, monkeypatch):
-    monkeypatch.setattr(nmt.translate, "CUT_LINES_KEPT", 3)
+    monkeypatch.setattr(nmt.decode.translate, "CUT_LINES_KEPT", 3)
     long_line = " ".join(["three hundred forty-two red dogs sleep"] * 4)
     fresh_translator.encode([long_line] * 5, limit=2)
     assert fresh_translator.truncated == 5 and fresh_translator.truncated_lines == [0, 1, 2]
@@ -247,7 +247,7 @@ def test_stream_checks_its_request_before_reading(translator):
 
 
 def test_a_recipe_edited_to_a_huge_model_is_refused_before_allocating_it(copy_model):
-    # 8192-wide LSTMs pass the recipe check (1 billion parameters, nmt.model_size) but
+    # 8192-wide LSTMs pass the recipe check (1 billion parameters, nmt.recipe.size) but
     # would take 4 GB; the safetensors header is read first. A width past the recipe's
     # bound (test_config_limits) is refused before even that.
     run_dir = copy_model()

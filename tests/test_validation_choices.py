@@ -12,11 +12,11 @@ import json
 
 import pytest
 
-import nmt.train
-import nmt.validation
+import nmt.training.setup
+import nmt.training.validation
+from nmt.decode.translate import Translator
 from nmt.events import Message
-from nmt.train import train
-from nmt.translate import Translator
+from nmt.training.setup import train
 
 # four evaluations: BLEU peaks at the 2nd, chrF at the 3rd, loss is lowest at the 4th
 SCRIPT = [
@@ -30,7 +30,7 @@ SCRIPT = [
 @pytest.fixture
 def scripted(monkeypatch):
     scores = iter(SCRIPT)
-    monkeypatch.setattr(nmt.validation, "_validate", lambda *args: dict(next(scores)))
+    monkeypatch.setattr(nmt.training.validation, "_validate", lambda *args: dict(next(scores)))
 
 
 def metrics(directory):
@@ -65,7 +65,7 @@ def test_patience_counts_the_metric_it_watches(tmp_path, make_recipe, scripted):
 def test_plateau_decay_follows_the_metric(tmp_path, make_recipe, monkeypatch, metric, decays):
     # loss falls at every evaluation while BLEU falls too: only BLEU has plateaued
     scores = iter([{"loss": 3.0 - i / 10, "bleu": 20.0 - i, "chrf": 0.0} for i in range(4)])
-    monkeypatch.setattr(nmt.validation, "_validate", lambda *args: next(scores))
+    monkeypatch.setattr(nmt.training.validation, "_validate", lambda *args: next(scores))
     out = tmp_path / metric
     extra = ["train.max_steps=8", "train.eval_every=2", f"train.best_metric={metric}"]
     extra += ["train.lr_schedule=plateau", "train.lr_patience=0"]

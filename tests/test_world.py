@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from nmt.distributed import ALONE, World
+from nmt.training.distributed import ALONE, World
 
 
 def free_port() -> int:

@@ -1,0 +1,117 @@
+"""Recipe rules that involve more than one key (each key's own rule is on its field, see
+nmt/recipe_fields.py). `check_recipe` runs once a recipe is built, after `--set`
+overrides and `data.use`; a broken rule is one UserError naming the keys and the fix.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nmt.errors import UserError
+from nmt.recipe.fields import MAX_PARAMETERS
+from nmt.recipe.size import recipe_parameters
+
+if TYPE_CHECKING:
+    from nmt.recipe.schema import Recipe
+
+
+def check_recipe(r: Recipe, where: str) -> None:
+    """Checks that involve more than one key (each key's own rule is on its field)."""
+    m, t = r.model, r.train
+    encoder_out = m.encoder_size * m.directions
+    problems = [
+        (r.data.source_lang != r.data.target_lang, "data.source_lang equals data.target_lang"),
+        (
+            r.tokenizer.target_vocab_size is None or not r.tokenizer.joint,
+            "tokenizer.target_vocab_size needs tokenizer.joint: false (one vocabulary per side)",
+        ),
+        (
+            m.encoder_hidden_size is not None or m.hidden_size % m.directions == 0,
+            "a bidirectional encoder splits model.hidden_size over two directions: make it even "
+            "or set model.encoder_hidden_size",
+        ),
+        (
+            m.attention != "luong_dot" or encoder_out == m.hidden_size,
+            f"luong_dot scores s·h need the encoder output size ({encoder_out}) to equal "
+            f"model.hidden_size ({m.hidden_size}); use luong_general or change the sizes",
+        ),
+        (
+            m.input_feeding is not True or m.attention.startswith("luong"),
+            f"model.input_feeding feeds Luong's attentional vector back; attention "
+            f"{m.attention} has none: remove model.input_feeding",
+        ),
+        (
+            not m.tie_embeddings or m.embedding_size == m.hidden_size,
+            "model.tie_embeddings needs model.embedding_size == model.hidden_size",
+        ),
+        (
+            not m.share_embeddings or r.tokenizer.joint,
+            "model.share_embeddings needs tokenizer.joint: true (one vocabulary for both "
+            "sides); set tokenizer.joint: true or remove model.share_embeddings",
+        ),
+        (
+            r.tokenizer.sampling is None or r.tokenizer.type == "sentencepiece",
+            "tokenizer.sampling samples subword segmentations: it needs tokenizer.type "
+            "sentencepiece (a word has one segmentation); remove tokenizer.sampling",
+        ),
+        (
+            r.tokenizer.sampling is None
+            or r.tokenizer.model_type == "unigram"
+            or r.tokenizer.sampling.nbest == -1,
+            "tokenizer.sampling.nbest applies to model_type unigram only (BPE-dropout drops "
+            "merges with probability alpha): remove tokenizer.sampling.nbest",
+        ),
+        (
+            r.tokenizer.sampling is None
+            or r.tokenizer.model_type == "unigram"
+            or r.tokenizer.sampling.alpha < 1,
+            "tokenizer.sampling.alpha is BPE-dropout's merge dropout for model_type bpe: "
+            "make it < 1 (1 would drop every merge, leaving single characters)",
+        ),
+        (
+            m.attention != "none" or m.bridge != "zeros",
+            "attention none with bridge zeros would never show the decoder the source; "
+            "use bridge: linear",
+        ),
+        (
+            m.bridge != "copy"
+            or (m.encoder_layers == m.decoder_layers and encoder_out == m.hidden_size),
+            "bridge copy hands each encoder layer's final state to the same decoder layer: it "
+            "needs equal layer counts and encoder output size == model.hidden_size",
+        ),
+        (
+            r.data.valid is not None or (t.patience == 0 and t.lr_schedule != "plateau"),
+            "train.patience and lr_schedule plateau watch the valid split (train.best_metric): "
+            "set data.valid",
+        ),
+        (
+            t.max_epochs is not None or t.max_steps is not None or t.max_minutes is not None,
+            "set at least one of train.max_epochs, train.max_steps, train.max_minutes",
+        ),
+    ]
+    for ok, message in problems:
+        if not ok:
+            raise UserError(f"{where}: {message}")
+    check_model_size(r, where)
+
+
+def check_model_size(r: Recipe, where: str) -> None:
+    """Refuse a model past MAX_PARAMETERS, counted from the recipe before anything is
+    built (nmt.recipe.size), naming the keys that make it large."""
+    count = recipe_parameters(r)
+    if count <= MAX_PARAMETERS:
+        return
+    m, tok = r.model, r.tokenizer
+    keys = {
+        "model.hidden_size": m.hidden_size,
+        "model.encoder_hidden_size": m.encoder_hidden_size,
+        "model.embedding_size": m.embedding_size,
+        "tokenizer.vocab_size": tok.vocab_size,
+        "tokenizer.target_vocab_size": None if tok.joint else tok.target_vocab_size,
+    }
+    sizes = ", ".join(f"'{key}' ({value})" for key, value in keys.items() if value is not None)
+    raise UserError(
+        f"{where}: the model would have {count:.3g} parameters, more than the "
+        f"{MAX_PARAMETERS:.0e} nmt builds (8 GB of float32 weights): make {sizes} or the "
+        f"layer counts ({m.encoder_layers} + {m.decoder_layers}) smaller"
+    )
