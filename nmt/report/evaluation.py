@@ -19,7 +19,7 @@ from nmt.decode.translate import Translator
 from nmt.errors import UserError
 from nmt.events import Event
 from nmt.metrics import check_metrics, compare, score
-from nmt.model import loss
+from nmt.decode import scoring
 from nmt.progress import Tracker
 
 
@@ -91,7 +91,7 @@ def perplexity(translator: Translator, source: Path, reference: Path) -> dict[st
     keep = length_filter([len(x) for x in src_ids], [len(y) for y in tgt_ids]).keep
     if not keep:
         raise UserError(f"{source}: no line pairs with text on both sides")
-    nll, tokens = loss.mean_nll(
+    nll, tokens = scoring.mean_nll(
         translator.model,
         [src_ids[i] for i in keep],
         [tgt_ids[i] for i in keep],
@@ -103,5 +103,5 @@ def perplexity(translator: Translator, source: Path, reference: Path) -> dict[st
         "skipped_empty": len(sources) - len(keep),
         "tokens": tokens,
         "cross_entropy": round(nll, 4),
-        "perplexity": round(loss.perplexity(nll), 3),
+        "perplexity": round(scoring.perplexity(nll), 3),
     }
