@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from nmt.data.corpus import length_filter, read_aligned
+from nmt.decode import scoring
 from nmt.decode.settings import decode_summary
 from nmt.decode.translate import Translator
 from nmt.errors import UserError
 from nmt.events import Event
 from nmt.metrics import check_metrics, compare, score
-from nmt.decode import scoring
 from nmt.progress import Tracker
 
 
