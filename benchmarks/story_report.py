@@ -78,6 +78,7 @@ def write_story(report: dict[str, Any], out: Path) -> Path:
     parts = [
         _header(report, assets),
         _results(report),
+        *_notes(),
         *(_claim(i, c, report, assets) for i, c in enumerate(CLAIMS)),
         _heatmaps(report, assets),
         _caveats(report),
@@ -85,6 +86,12 @@ def write_story(report: dict[str, Any], out: Path) -> Path:
     path = out.with_suffix(".md")
     path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
     return path
+
+
+def _notes() -> list[str]:
+    """benchmarks/story_notes.md, if present: what was measured by hand apart from the grid."""
+    notes = Path(__file__).with_name("story_notes.md")
+    return [notes.read_text(encoding="utf-8").strip()] if notes.is_file() else []
 
 
 def _header(report: dict[str, Any], assets: str) -> str:

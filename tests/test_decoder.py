@@ -225,9 +225,36 @@ def test_bridge_maps_encoder_layer_l_to_decoder_layer_l(decoder_layers):
         for layer in range(decoder_layers):
             source = layer if decoder_layers == 2 else -1  # the top layer when depths differ
             h = torch.tanh(decoder.bridge_h[layer](encoded.hidden[source]))
-            c = torch.tanh(decoder.bridge_c[layer](encoded.cell[source]))
+            c = decoder.bridge_c[layer](encoded.cell[source])  # a cell state: not squashed
             torch.testing.assert_close(state.hidden[layer], h)
             torch.testing.assert_close(state.cell[layer], c)
+
+
+def test_the_bridge_passes_on_large_encoder_cell_states():
+    """An LSTM's cell state is unbounded and grows along a sentence (|c| ≈ 6.5 after one
+    epoch on Multi30k). Through tanh(W c + b) every sentence started the decoder from the
+    same saturated ±1, no gradient reached the encoder, and a decoder without attention,
+    which sees the source only through its initial state, ignored it. The cell map must
+    tell large states apart and pass their gradient on, whatever their size."""
+    model = tiny_model("none")
+    src, src_lengths, _, _ = toy_batch()
+    encoded = model.encoder(src, src_lengths)
+    direction = torch.randn(2, 1, 16)  # (L_enc, 1, D)
+
+    def start(cell: torch.Tensor) -> torch.Tensor:
+        return model.decoder.init_state(dataclasses.replace(encoded, cell=cell)).cell
+
+    # two sentences whose final cell states point the same way, one twice the other's size
+    big = start(torch.cat([20 * direction, 40 * direction], dim=1))  # (L, 2, H)
+    assert (big[:, 0] - big[:, 1]).abs().mean() > 1.0
+
+    grads = []
+    for size in (0.1, 20.0):
+        cell = (size * direction).expand(-1, 3, -1).clone().requires_grad_()
+        start(cell).sum().backward()
+        grads.append(cell.grad)
+    assert grads[0].abs().mean() > 0.01
+    torch.testing.assert_close(grads[1], grads[0])  # as large for a large state as a small
 
 
 # ------------------------------------------------------------------ wirings

@@ -192,8 +192,9 @@ class Decoder(nn.Module):
         elif wiring.output == "deep":  # W_o
             self.combine = nn.Linear(hidden_size + memory_size + embedding_size, hidden_size)
         # Bridge: decoder layer l starts from encoder layer l (or the top one when the
-        # stacks differ in depth) through linear + tanh, separate maps for h and c; "copy"
-        # hands the states over unchanged (Sutskever et al.), "zeros" starts from zero.
+        # stacks differ in depth) through its own linear maps for h and c, tanh on h only
+        # (`_bridge` says why); "copy" hands the states over unchanged (Sutskever et al.),
+        # "zeros" starts from zero.
         self.bridge = bridge
         n_maps = num_layers if bridge == "linear" else 0
         self.bridge_h = nn.ModuleList(nn.Linear(memory_size, hidden_size) for _ in range(n_maps))
@@ -210,8 +211,12 @@ class Decoder(nn.Module):
 
     def init_state(self, encoded: EncoderOutput) -> DecoderState:
         batch = encoded.memory.size(0)
-        hidden = self._bridge(self.bridge_h, encoded.hidden, encoded.memory)
-        cell = self._bridge(self.bridge_c, encoded.cell, encoded.memory) if self.is_lstm else None
+        hidden = self._bridge(self.bridge_h, encoded.hidden, encoded.memory, squash=True)
+        cell = (
+            self._bridge(self.bridge_c, encoded.cell, encoded.memory, squash=False)
+            if self.is_lstm
+            else None
+        )
         if self.attention is None:
             return DecoderState(hidden, cell, None, None, None, None)
         feed = encoded.memory.new_zeros(batch, self.hidden_size) if self.input_feeding else None
@@ -219,16 +224,28 @@ class Decoder(nn.Module):
         return DecoderState(hidden, cell, feed, encoded.memory, keys, encoded.mask)
 
     def _bridge(
-        self, maps: nn.ModuleList, final: torch.Tensor | None, memory: torch.Tensor
+        self,
+        maps: nn.ModuleList,
+        final: torch.Tensor | None,
+        memory: torch.Tensor,
+        squash: bool,
     ) -> torch.Tensor:
-        """Initial (L, B, H) decoder state from the encoder's final (L_enc, B, D) one."""
+        """Initial (L, B, H) decoder state from the encoder's final (L_enc, B, D) one.
+
+        `squash`: tanh(W h + b) for a hidden state, which every cell keeps in (-1, 1); an
+        LSTM's cell state gets W c + b, unsquashed. The cell state is unbounded and grows
+        along a sentence: on Multi30k an encoder's final c reached |c| ≈ 6.5 in the first
+        epoch, W c ≈ 46, and tanh(W c) was ±1 for every sentence, with no gradient left to
+        reach the encoder. A decoder without attention, which sees the source only
+        through this state, then ignored it (the same translation for every sentence).
+        """
         if self.bridge == "copy" and final is not None:
             return final  # sizes and depths match: the recipe checks it
         if len(maps) == 0 or final is None:
             return memory.new_zeros(self.num_layers, memory.size(0), self.hidden_size)
         same_depth = self.encoder_layers == self.num_layers
-        layers = [torch.tanh(m(final[i if same_depth else -1])) for i, m in enumerate(maps)]
-        return torch.stack(layers)  # (L, B, H)
+        layers = [m(final[i if same_depth else -1]) for i, m in enumerate(maps)]
+        return torch.tanh(torch.stack(layers)) if squash else torch.stack(layers)  # (L, B, H)
 
     # ------------------------------------------------------------------ one step
 

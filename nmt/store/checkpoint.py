@@ -25,7 +25,10 @@ from safetensors.torch import load_file, save
 from nmt.errors import UserError
 from nmt.store.files import fsync_dir, replace_durably, write_bytes
 
-FORMAT = "1"  # bump when a model directory written before can no longer be read
+# bump when a model directory written before can no longer be read, or would translate
+# differently. 2: the LSTM bridge no longer squashes the cell state (nmt.decoder), so the
+# weights of format 1 would start the decoder from other states than they were trained with
+FORMAT = "2"
 RECIPE, WEIGHTS = "recipe.yaml", "model.safetensors"
 KEPT = Path("checkpoints")  # step-N.safetensors: the last train.keep_checkpoints evaluations
 LAST = KEPT / "last"

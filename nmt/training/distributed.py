@@ -59,6 +59,7 @@ class World:
         if cuda:
             torch.cuda.set_device(local)
         if not dist.is_initialized():
+            _bind_defaults_before_the_group()
             dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
         return cls(rank, size, local)
 
@@ -103,6 +104,20 @@ class World:
     def close(self) -> None:
         if self.active and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _bind_defaults_before_the_group() -> None:
+    """Import torch.distributed.nn.functional while no process group exists.
+
+    Its functions take `group=group.WORLD` as a default argument, evaluated once, when the
+    module is first imported. DistributedDataParallel imports it (through torch._dynamo)
+    when it is built, after the group is: ten functions then hold the world group, which
+    `destroy_process_group` cannot free. Its Gloo worker and socket threads lived on and
+    were torn down in interpreter shutdown, the likely cause of rank 0's rare abort after
+    a finished run ("terminate called without an active exception"). Imported first, the
+    defaults hold None, and `World.close` really ends the group and joins its threads.
+    """
+    import torch.distributed.nn.functional  # noqa: F401 (imported for its side effect)
 
 
 ALONE = World()  # one process: every collective is the identity

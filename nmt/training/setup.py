@@ -89,9 +89,9 @@ def train(
         finally:
             if run.board is not None:
                 run.board.close()
-            if world.active:  # DDP holds the process group and sits in reference cycles:
-                run.trainer = None  # free it now, not in interpreter shutdown, where Gloo's
-                gc.collect()  # threads can no longer take the GIL and the process aborts
+            if world.active:  # DDP's reducer holds the process group (gc: in case of
+                run.trainer = None  # reference cycles): free it first, so that closing the
+                gc.collect()  # world ends the group's threads now, not in interpreter shutdown
             world.close()
 
 
