@@ -35,6 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
+from nmt.errors import one_line
 from nmt.recipe.schema import MAX_BEAM
 from nmt.serve.batcher import Batcher
 from nmt.serve.key import KeyGate
@@ -43,7 +44,6 @@ from nmt.serve.limits import (
     ApiError,
     BodyLimit,
     Limits,
-    one_line,
     parse_json,
     validated,
     validation_message,
