@@ -49,7 +49,7 @@ from nmt.errors import UserError
 from nmt.model.seq2seq import Seq2Seq, build_model, quantize_int8
 from nmt.recipe.load import check_decode, load_recipe
 from nmt.recipe.schema import DecodeConfig, Recipe
-from nmt.store import checkpoint
+from nmt.store import checkpoint, layout
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -82,26 +82,12 @@ class _Member:
 
     @classmethod
     def read(cls, model_dir: Path) -> _Member:
-        if model_dir.is_file():  # e.g. runs/x/recipe.yaml: the directory holds it
-            hint = "runs/quickstart"
-            if model_dir.name == checkpoint.RECIPE:
-                hint = f"{model_dir.parent}" if model_dir.parent != Path() else ". (this one)"
-            raise UserError(
-                f"--model {model_dir} is a file, not a model directory: --model wants the "
-                f"directory that nmt train wrote (holding {checkpoint.RECIPE} and "
-                f"{checkpoint.WEIGHTS}), e.g. {hint}"
-            )
-        if not (model_dir / checkpoint.RECIPE).is_file():
-            raise UserError(
-                f"{model_dir}: not a model directory (no {checkpoint.RECIPE}); give the "
-                "directory that nmt train wrote, e.g. runs/quickstart"
-            )
-        recipe = load_recipe(model_dir / checkpoint.RECIPE)
+        recipe = load_recipe(layout.check_model_dir(model_dir, "--model"))
         return cls(model_dir, recipe, *load_tokenizers(recipe.tokenizer, model_dir))
 
     def load_model(self, target: torch.device, precision: Precision) -> Seq2Seq:
         """The weights, shapes checked first, on `target`; int8-quantized if asked."""
-        weights = self.model_dir / checkpoint.WEIGHTS
+        weights = self.model_dir / layout.WEIGHTS
         sizes = self.recipe.model, self.src_tok.vocab_size, self.tgt_tok.vocab_size
         with torch.device("meta"):  # shapes only: no memory for a recipe.yaml edited huge
             checkpoint.check_shapes(weights, build_model(*sizes))

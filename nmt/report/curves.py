@@ -27,7 +27,7 @@ from nmt.errors import UserError
 from nmt.report.plot import DPI as DPI  # the resolution the images are written at (tests read it)
 from nmt.report.plot import image_format, save_figure
 from nmt.store import files
-from nmt.training.run_dir import METRICS, RECIPE, RUN_FILES
+from nmt.store.layout import METRICS, RECIPE, RUN_FILES
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -49,6 +49,7 @@ from nmt.serve.schema import (
     ModelInfo,
     TranslationResult,
 )
+from nmt.store.layout import RESULTS
 
 
 @dataclass
@@ -70,7 +71,7 @@ class Served:
     ) -> Served:
         paths = [Path(dirs)] if isinstance(dirs, (str, Path)) else [Path(d) for d in dirs]
         translator = Translator.load(paths, device, precision)  # type: ignore[arg-type]
-        results_file = paths[0] / "results.json"
+        results_file = paths[0] / RESULTS
         results = json.loads(results_file.read_text()) if results_file.is_file() else None
         return cls(name or paths[0].name, translator, paths, results)
 
