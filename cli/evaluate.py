@@ -202,7 +202,8 @@ def perplexity(
     With several --model, of their ensemble: the mean of their probabilities per token.
     """
     use_threads(threads)
-    report = ev.perplexity(Translator.load(model, device.value, precision.value), source, reference)
+    translator = Translator.load(model, device.value, precision.value)
+    report = ev.file_perplexity(translator, source, reference)
     if len(model) > 1:
         report["ensemble"] = [str(m) for m in model]
     if as_json:
