@@ -22,6 +22,7 @@ from nmt.errors import UserError
 from nmt.events import Event
 from nmt.metrics import check_metrics, compare, score
 from nmt.progress import Tracker
+from nmt.recipe.schema import DecodeConfig
 
 
 def score_files(
@@ -43,20 +44,20 @@ def score_model(
     metrics: Sequence[str] = ("bleu", "chrf", "ter"),
     baseline: Path | None = None,
     on_event: Callable[[Event], None] = lambda event: None,
-    **decode: Any,
+    settings: DecodeConfig | None = None,
 ) -> dict[str, Any]:
-    """Translate `source` with the decode settings (recipe's, overridden) and score it;
-    the translating is reported as a `Phase` to `on_event`.
+    """Translate `source` with `settings` (default: the recipe's; `Translator.decode_config`
+    makes others) and score it; the translating is reported as a `Phase` to `on_event`.
 
     The report carries the translations under "hypotheses", and under "truncated" how
     many sources decode.max_input_length cut.
     """
     check_metrics(metrics, translator.recipe.data.target_lang)
     sources, refs = read_aligned(source, reference, purpose="score")
-    settings = translator.decode_config(**decode)
+    settings = translator.decode_config(settings)
     start, cut_before = time.perf_counter(), translator.truncated
     with Tracker(on_event, "translating", len(sources), "lines") as tracker:
-        hyps = translator.translate(sources, progress=tracker.advance, **decode)
+        hyps = translator.translate(sources, progress=tracker.advance, settings=settings)
     seconds = time.perf_counter() - start
     lang = translator.recipe.data.target_lang
     return {
