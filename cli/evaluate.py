@@ -157,11 +157,12 @@ def bleu(
     _check_files(hypothesis, reference, source, compare, output)
     if model is not None:
         translator = Translator.load(model, device.value, precision.value)
+        settings = translator.decode_config(**decode)
         with contextlib.ExitStack() as files:  # opened first: a bad --output fails fast
             out = files.enter_context(atomic_output(output, "--output")) if output else None
             renderer = files.enter_context(contextlib.closing(Renderer()))
             report = ev.score_model(
-                translator, source, reference, names, compare, renderer.render, **decode
+                translator, source, reference, names, compare, renderer.render, settings
             )
             hyps = report.pop("hypotheses")
             if len(model) > 1:
@@ -169,7 +170,6 @@ def bleu(
             if out is not None:  # renamed over an older file only once all is written
                 out.write("".join(f"{h}\n" for h in hyps))
         if translator.truncated:
-            settings = translator.decode_config(**decode)
             typer.secho(cut_warning(translator, settings), err=True, fg=typer.colors.YELLOW)
     else:
         report = ev.score_files(hypothesis, reference, names, compare)
@@ -202,7 +202,8 @@ def perplexity(
     With several --model, of their ensemble: the mean of their probabilities per token.
     """
     use_threads(threads)
-    report = ev.perplexity(Translator.load(model, device.value, precision.value), source, reference)
+    translator = Translator.load(model, device.value, precision.value)
+    report = ev.file_perplexity(translator, source, reference)
     if len(model) > 1:
         report["ensemble"] = [str(m) for m in model]
     if as_json:

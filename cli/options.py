@@ -6,7 +6,7 @@ import os
 import stat
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import torch
 import typer
@@ -90,8 +90,9 @@ def decode_overrides(
     length_normalization: Normalization | None,
     length_penalty: float | None,
     min_length: int | None,
-) -> dict[str, Any]:
-    """Keyword arguments for Translator.translate / search; None keeps the recipe's value."""
+) -> dict[str, object]:
+    """The decode flags as keyword arguments of `Translator.decode_config` (None keeps the
+    recipe's value), each checked here first so that its error names the flag typed."""
     if greedy and beam is not None:
         raise UserError(f"--beam {beam} and --greedy contradict each other; give one of them")
     if beam is not None and not 1 <= beam <= MAX_BEAM:

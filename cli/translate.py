@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, TextIO
 
 import typer
 
@@ -41,6 +41,7 @@ from nmt.decode.figure import pyplot
 from nmt.decode.translate import Translation, Translator, attention_record, nbest_lines
 from nmt.errors import UserError
 from nmt.progress import Tracker
+from nmt.recipe.schema import DecodeConfig
 from nmt.report.plot import plot_attention
 from nmt.store.files import LabelledWriter, atomic_output
 
@@ -110,7 +111,7 @@ def _translations(
     chunks: Iterable[list[str]],
     nbest: int,
     attention: bool,
-    decode: dict[str, Any],
+    settings: DecodeConfig,
 ) -> Iterator[list[Translation] | None]:
     """Each line's translations, chunk by chunk, with None after each chunk. A file's
     progress is shown (cli/progress.py); someone typing or piping sees a hint instead."""
@@ -123,7 +124,7 @@ def _translations(
     try:
         for chunk in chunks:
             progress = tracker.advance if tracker is not None else None
-            yield from translator.search(chunk, nbest, attention, progress=progress, **decode)
+            yield from translator.search(chunk, nbest, attention, progress, settings=settings)
             yield None
         if tracker is not None:
             tracker.finish()
@@ -186,7 +187,7 @@ def translate(
         attn = None
         if attention_out is not None:
             attn = files.enter_context(atomic_output(attention_out, "--attention-out"))
-        results = _translations(translator, source, chunks, nbest, want_attention, decode)
+        results = _translations(translator, source, chunks, nbest, want_attention, settings)
         index = _write_all(results, out, attn, plot, plot_count, nbest)
     if index < 0:
         name = source if source != "-" else "standard input"

@@ -26,7 +26,7 @@ from nmt.cli.main import app
 from nmt.decode.translate import Translator
 from nmt.errors import UserError
 from nmt.recipe.fields import MAX_LEARNING_RATE, MAX_PARAMETERS
-from nmt.recipe.load import check_decode, load_recipe, recipe_from_dict
+from nmt.recipe.load import load_recipe, override_decode, recipe_from_dict
 from nmt.recipe.reading import MAX_BYTES, MAX_NODES, MAX_SHOWN, check_size, shown
 from nmt.recipe.schema import (
     MAX_BEAM,
@@ -250,9 +250,8 @@ def test_non_finite_numbers_in_a_recipe_file(tmp_path, text):
 @pytest.mark.parametrize("name", ["length_penalty", "max_length_ratio"])
 @pytest.mark.parametrize("value", [float("inf"), float("nan")])
 def test_non_finite_decode_settings_at_translation_time(name, value):
-    settings = dataclasses.replace(DecodeConfig(), **{name: value})
     with pytest.raises(UserError, match=f"'decode.{name}' must be a finite number"):
-        check_decode(settings, "decode options")
+        override_decode(DecodeConfig(), {name: value}, "decode options")
 
 
 def test_large_finite_numbers_still_pass():

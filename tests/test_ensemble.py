@@ -34,7 +34,7 @@ from nmt.decode.search import SearchState, beam_search, greedy_search
 from nmt.decode.translate import Translator
 from nmt.errors import UserError
 from nmt.model.seq2seq import Seq2Seq
-from nmt.report.evaluation import perplexity
+from nmt.report.evaluation import file_perplexity
 from nmt.vocab import BOS, EOS, PAD, SPECIALS, UNK
 
 PAIRS = numbers("test", 6)
@@ -281,10 +281,10 @@ def test_ensemble_perplexity_is_at_most_its_members_mean(model_dir, bahdanau_dir
     # over the same tokens the ensemble's cross-entropy is at most its members' mean.
     luong, bahdanau = (Translator.load(d, "cpu") for d in (model_dir, bahdanau_dir))
     both = Translator.load([model_dir, bahdanau_dir], "cpu")
-    ce = [perplexity(t, *corpus_files)["cross_entropy"] for t in (luong, bahdanau, both)]
+    ce = [file_perplexity(t, *corpus_files)["cross_entropy"] for t in (luong, bahdanau, both)]
     assert ce[2] <= (ce[0] + ce[1]) / 2 + 1e-4
     assert ce[2] != ce[0] and ce[2] != ce[1]
-    itself = perplexity(Translator.load([model_dir, model_dir], "cpu"), *corpus_files)
+    itself = file_perplexity(Translator.load([model_dir, model_dir], "cpu"), *corpus_files)
     assert itself["cross_entropy"] == pytest.approx(ce[0], abs=2e-4)
 
 
@@ -313,7 +313,8 @@ def test_cli_translate_and_evaluate_with_two_models(
     result = runner.invoke(app, ["evaluate", "perplexity", *models, *args])
     assert result.exit_code == 0, result.output
     both = Translator.load([model_dir, bahdanau_dir], "cpu")
-    assert json.loads(result.stdout)["cross_entropy"] == perplexity(both, src, ref)["cross_entropy"]
+    expected = file_perplexity(both, src, ref)["cross_entropy"]
+    assert json.loads(result.stdout)["cross_entropy"] == expected
 
 
 # ------------------------------------------------------------------ what cannot be ensembled

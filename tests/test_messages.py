@@ -98,3 +98,17 @@ def test_train_suggests_a_bundled_name_for_a_typo_and_spots_a_model_dir(runner, 
     assert result.exit_code == 1 and "did you mean 'quickstart'?" in result.output
     result = runner.invoke(app, ["train", str(model_dir)])
     assert result.exit_code == 1 and "is a model directory" in result.output
+
+
+def test_one_line_is_the_one_way_a_message_is_put_on_one_line():
+    # nmt.errors.one_line serves the recipe reader's YAML errors and the server's JSON errors
+    from nmt.errors import one_line
+    from nmt.recipe import reading
+    from nmt.serve import app as serve_app
+
+    assert one_line("while parsing\n  in 'x.yaml', line 2\n\tcolumn 3") == (
+        "while parsing in 'x.yaml', line 2 column 3"
+    )
+    assert one_line(ValueError("a\nb")) == "a b"
+    assert one_line("x" * 20_000 + " tail") == "x" * 10_000  # read within a bound
+    assert reading.one_line is one_line and serve_app.one_line is one_line

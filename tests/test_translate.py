@@ -13,6 +13,7 @@ a model directory, or a file, is a UserError.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 
@@ -91,7 +92,7 @@ def test_nbest_returns_n_translations_sorted_by_score(translator):
 def test_nbest_wider_than_the_beam_is_a_user_error(translator):
     with pytest.raises(UserError, match="--nbest 4"):
         translator.search(LINES[:1], nbest=4, beam_size=3)
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="--nbest 2 needs a beam at least that wide"):
         translator.search(LINES[:1], nbest=2, beam_size=1)
 
 
@@ -177,10 +178,34 @@ def test_no_attention_unless_asked(translator):
 def test_beam_size_override_takes_effect(translator):
     assert translator.recipe.decode.beam_size == 5
     assert len(translator.search(LINES[:1], nbest=5)[0]) == 5  # the recipe's beam
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="--nbest 5 needs a beam at least that wide"):
         translator.search(LINES[:1], nbest=5, beam_size=2)
     assert translator.decode_config(beam_size=2).beam_size == 2
     assert translator.decode_config(beam_size=None).beam_size == 5  # None: keep the recipe's
+
+
+def test_a_decode_config_given_as_settings_is_searched_with(translator):
+    settings = dataclasses.replace(translator.recipe.decode, beam_size=3, length_penalty=1.0)
+    given = translator.search(LINES[:2], nbest=3, settings=settings)
+    named = translator.search(LINES[:2], nbest=3, beam_size=3, length_penalty=1.0)
+    assert [[(t.text, t.score) for t in f] for f in given] == [
+        [(t.text, t.score) for t in f] for f in named
+    ]
+    assert translator.translate(LINES[:2], settings=settings) == [f[0].text for f in named]
+    # a keyword puts its value into the settings given; None keeps theirs
+    assert translator.decode_config(settings, beam_size=2) == dataclasses.replace(
+        settings, beam_size=2
+    )
+    assert translator.decode_config(settings, beam_size=None) == settings
+
+
+def test_a_misnamed_or_mistyped_decode_keyword_names_itself(translator):
+    with pytest.raises(UserError, match=r"unknown key 'decode.beam'.*'decode.beam_size'"):
+        translator.translate(LINES[:1], beam=3)
+    with pytest.raises(UserError, match=r"'decode.beam_size' must be int, got '3'"):
+        translator.search(LINES[:1], beam_size="3")
+    with pytest.raises(UserError, match=r"'decode.length_normalization' must be one of"):
+        translator.decode_config(length_normalization="gmnt")
 
 
 def test_length_penalty_override_takes_effect(translator):

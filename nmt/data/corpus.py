@@ -7,7 +7,7 @@ A source (`data.train`, `data.valid`, `data.test` in a recipe) is one of::
     {jsonl: corpus/train.jsonl}               # {"de": "...", "en": "..."} per line
     {hub: bentrevett/multi30k, split: train}  # Hugging Face hub; optional config: NAME
     {dataset_dir: saved/ds, split: train}     # a `datasets` save_to_disk directory
-    {toy: numbers, split: train}              # nmt's own synthetic corpus (nmt/toy.py)
+    {toy: numbers, split: train}              # nmt's own synthetic corpus (nmt/data/toy.py)
 
 `read_corpus(source, src_lang, tgt_lang, key)` returns a `Corpus` of stripped, non-empty
 pairs; empty pairs are skipped and counted, or with `keep_empty=True` kept in order (a
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 from nmt.data import toy
-from nmt.errors import UserError
+from nmt.errors import UserError, one_line
 from nmt.recipe.sources import (
     DatasetDirSource,
     FilesSource,
@@ -285,7 +285,7 @@ def _load_hub(source: HubSource, key: str) -> tuple[str, Any]:
     try:
         dataset = datasets.load_dataset(source.hub, source.config, split=source.split)
     except Exception as e:  # network, auth, missing dataset or split: all end the same way
-        reason = " ".join(str(e).split())[:200] or type(e).__name__
+        reason = one_line(e)[:200] or type(e).__name__
         raise UserError(
             f"{key}: could not load hub dataset {name}, split {source.split!r}: {reason}. "
             "Without network access, point the recipe at local files instead "

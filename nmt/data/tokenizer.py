@@ -2,7 +2,8 @@
 
 Both kinds share the special ids below and one interface (`encode`, `decode`, `pieces`,
 `vocab_size`), so nothing downstream knows which is in use. They are trained from the
-training split when `nmt train` starts and stored in the model directory:
+training split when `nmt train` starts and stored in the model directory under the names
+nmt.store.layout gives them:
 
     joint vocabulary:   spm.model                      | vocab.txt
     one per side:       src.spm.model + tgt.spm.model  | src.vocab.txt + tgt.vocab.txt
@@ -21,13 +22,14 @@ import sentencepiece as spm
 from nmt.data.subwords import Segmenter, reachable
 from nmt.errors import UserError
 from nmt.recipe.schema import TokenizerConfig
+from nmt.store import layout
 from nmt.vocab import BOS, EOS, PAD, SPECIALS, UNK
 
 
 class SentencePieceTokenizer:
     """Subwords from a SentencePiece model (Kudo & Richardson 2018), unigram or BPE."""
 
-    file_name = "spm.model"
+    file_name = layout.SENTENCEPIECE
 
     def __init__(self, model_proto: bytes):
         self.model_proto = model_proto
@@ -100,7 +102,7 @@ class WordTokenizer:
     text: give this tokenizer pre-tokenized corpora, since it splits on whitespace only.
     """
 
-    file_name = "vocab.txt"
+    file_name = layout.WORDS
 
     def __init__(self, words: Sequence[str]):
         if tuple(words[: len(SPECIALS)]) != SPECIALS:
@@ -151,7 +153,7 @@ class TargetSubset:
     as target_vocab.txt, one full id and its piece per line.
     """
 
-    file_name = "target_vocab.txt"
+    file_name = layout.TARGET_SUBSET
 
     def __init__(self, inner: SentencePieceTokenizer | WordTokenizer, kept: Iterable[int]):
         self.inner = inner
@@ -218,8 +220,7 @@ def joint_ids(tok: Tokenizer) -> list[int] | None:
 
 def file_names(cfg: TokenizerConfig) -> tuple[str, str]:
     """Names of the source and target tokenizer files in a model directory."""
-    name = KINDS[cfg.type].file_name
-    return (name, name) if cfg.joint else (f"src.{name}", f"tgt.{name}")
+    return layout.tokenizer_names(KINDS[cfg.type].file_name, cfg.joint)
 
 
 def tokenizer_files(cfg: TokenizerConfig, src: Tokenizer, tgt: Tokenizer) -> dict[str, bytes]:

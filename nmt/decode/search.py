@@ -15,8 +15,9 @@ so that the rest run on smaller tensors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, TypeVar, runtime_checkable
+from typing import Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 import torch
 
@@ -143,6 +144,85 @@ def greedy_search(
     ]
 
 
+@dataclass
+class _Beams(Generic[StateT]):
+    """The sentences a beam search still works on, k rows each, row i·k + j being
+    sentence i's beam j: what one step hands the next."""
+
+    state: StateT  # the model's, n·k rows
+    scores: torch.Tensor  # (n, k) summed log-probabilities of the live beams
+    history: torch.Tensor  # (n·k, t + 1) the tokens so far, <s> first
+    attention: torch.Tensor | None  # (n·k, t, S) once attention is kept
+    max_len: torch.Tensor  # (n,) most tokens before </s>
+    best_done: torch.Tensor  # (n, nbest) rank scores of the best finished, best first
+    sentence: list[int]  # each one's index in the batch the search began with
+
+    def keep_attention(self, attention: torch.Tensor) -> None:
+        """Add this step's attention (n·k, S) to the rows' history."""
+        step = attention.float().unsqueeze(1)
+        self.attention = step if self.attention is None else torch.cat([self.attention, step], 1)
+
+    def narrow(
+        self, live: torch.Tensor, scores: torch.Tensor, rows: torch.Tensor, tokens: torch.Tensor
+    ) -> None:
+        """Go on with the `live` sentences only, each beam j of sentence i continuing row
+        rows[i, j] with tokens[i, j] at the summed log-probability scores[i, j]."""
+        rows = rows[live].view(-1)
+        self.state = self.state.reorder(rows)
+        self.history = torch.cat([self.history[rows], tokens[live].view(-1, 1)], dim=1)
+        if self.attention is not None:
+            self.attention = self.attention[rows]
+        self.scores = scores[live]
+        self.max_len = self.max_len[live]
+        self.best_done = self.best_done[live]
+        self.sentence = [self.sentence[i] for i in live.tolist()]
+
+
+def top_extensions(
+    scores: torch.Tensor, log_probs: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One beam step's choice, pure top-k (fairseq's BeamSearch.step): the best 2·k
+    extensions of each sentence's k beams, which holds k that do not end in </s> (at most
+    k can).
+
+    scores (n, k) summed log-probabilities, log_probs (n·k, V) of the next token →
+    their summed log-probabilities (n, 2k), best first; the rows they extend (n, 2k),
+    numbered as log_probs' rows; and their tokens (n, 2k).
+    """
+    n, vocab = scores.size(0), log_probs.size(-1)
+    candidates = (scores.view(-1, 1) + log_probs).view(n, k * vocab)
+    top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=1)  # (n, 2k)
+    rows = top_index // vocab + torch.arange(n, device=scores.device).unsqueeze(1) * k
+    return top_scores, rows, top_index % vocab
+
+
+def _finish(
+    beams: _Beams,
+    finished: list[list[Hypothesis]],
+    top: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    length: float,
+    rank: Callable[[torch.Tensor, torch.Tensor | float], torch.Tensor],
+) -> None:
+    """File the extensions among the top k (`top`: their scores, rows and tokens, (n, k)
+    each) that end in </s> as finished hypotheses of `length` tokens, </s> counted, and
+    update each sentence's best finished rank scores."""
+    top_scores, rows, tokens = top
+    ends = ((tokens == EOS) & top_scores.isfinite()).nonzero()  # (E, 2)
+    if not len(ends):
+        return
+    ranked = rank(top_scores[ends[:, 0], ends[:, 1]], length)
+    end_rows = rows[ends[:, 0], ends[:, 1]]
+    prefixes = beams.history[end_rows, 1:].tolist()
+    attn = None if beams.attention is None else beams.attention[end_rows].cpu()
+    for e, (i, score) in enumerate(zip(ends[:, 0].tolist(), ranked.tolist(), strict=True)):
+        finished[beams.sentence[i]].append(
+            Hypothesis(prefixes[e], score, None if attn is None else attn[e])
+        )
+    new = torch.full(top_scores.shape, float("-inf"), device=top_scores.device)
+    new[ends[:, 0], ends[:, 1]] = ranked
+    beams.best_done = torch.cat([beams.best_done, new], dim=1).topk(beams.best_done.size(1)).values
+
+
 @torch.no_grad()
 def beam_search(
     step: StepFn[StateT],
@@ -158,80 +238,56 @@ def beam_search(
     """The `nbest` best hypotheses of each of B sentences, `beam_size` kept per step.
 
     `state` holds B rows; each is repeated `beam_size` times. At each step the best
-    2·beam_size extensions of a sentence's beam are ranked (at most beam_size of them can
-    end in </s>, so beam_size always continue); those ending in </s> among the top
-    beam_size are finished, the best beam_size others carry on.
+    2·beam_size extensions of a sentence's beam are ranked (`top_extensions`; at most
+    beam_size of them can end in </s>, so beam_size always continue); those ending in </s>
+    among the top beam_size are finished (`_finish`), the best beam_size others carry on.
     """
     if not 1 <= nbest <= beam_size:
         raise ValueError(f"nbest ({nbest}) must be between 1 and beam_size ({beam_size})")
-    k = beam_size
-    batch = max_lengths.size(0)
-    device = max_lengths.device
-    state = state.reorder(torch.arange(batch, device=device).repeat_interleave(k))
-    sentence = list(range(batch))  # original index of each sentence still searching
-    max_len = max_lengths.clone()
-    scores = torch.zeros(batch, k, device=device)  # summed log-probs of the live beams
-    scores[:, 1:] = float("-inf")  # at first, all k rows hold the same empty prefix
-    history = torch.full((batch * k, 1), BOS, dtype=torch.long, device=device)
-    attn_history: torch.Tensor | None = None  # (n·k, t, S)
+    k, batch = beam_size, max_lengths.size(0)
+    beams = _start(state, max_lengths, k, nbest)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
-    best_done = torch.full((batch, nbest), float("-inf"), device=device)  # finished, ranked
 
-    for t in range(int(max_len.max()) + 1):
-        n = scores.size(0)
-        log_probs, state, attention = step(history[:, -1], state)  # (n·k, V)
-        at_max = (t >= max_len).repeat_interleave(k)
+    def rank(score: torch.Tensor, length: torch.Tensor | float) -> torch.Tensor:
+        return normalize(score, length, normalization, length_penalty)
+
+    for t in range(int(max_lengths.max()) + 1):
+        log_probs, beams.state, attention = step(beams.history[:, -1], beams.state)  # (n·k, V)
+        at_max = (t >= beams.max_len).repeat_interleave(k)
         log_probs = _mask_step(log_probs, t, min_length, at_max)
-        vocab = log_probs.size(-1)
         if return_attention and attention is not None:
-            step_attn = attention.float().unsqueeze(1)
-            attn_history = (
-                step_attn if attn_history is None else torch.cat([attn_history, step_attn], dim=1)
-            )
-        candidates = (scores.view(-1, 1) + log_probs).view(n, k * vocab)
-        top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=1)  # (n, 2k)
-        rows = top_index // vocab + torch.arange(n, device=device).unsqueeze(1) * k
-        tokens = top_index % vocab
-        is_eos = tokens == EOS
-
-        # Finish the hypotheses that end in </s> within the top k.
-        ends = (is_eos[:, :k] & top_scores[:, :k].isfinite()).nonzero()  # (E, 2)
-        if len(ends):
-            ranked = normalize(
-                top_scores[ends[:, 0], ends[:, 1]], t + 1.0, normalization, length_penalty
-            )
-            end_rows = rows[ends[:, 0], ends[:, 1]]
-            prefixes = history[end_rows, 1:].tolist()
-            attn = None if attn_history is None else attn_history[end_rows].cpu()
-            for e, (i, score) in enumerate(zip(ends[:, 0].tolist(), ranked.tolist(), strict=True)):
-                finished[sentence[i]].append(
-                    Hypothesis(prefixes[e], score, None if attn is None else attn[e])
-                )
-            new = torch.full((n, k), float("-inf"), device=device)
-            new[ends[:, 0], ends[:, 1]] = ranked
-            best_done = torch.cat([best_done, new], dim=1).topk(nbest, dim=1).values
+            beams.keep_attention(attention)
+        top_scores, rows, tokens = top_extensions(beams.scores, log_probs, k)
+        _finish(beams, finished, (top_scores[:, :k], rows[:, :k], tokens[:, :k]), t + 1.0, rank)
 
         # The best k extensions that do not end carry on (a stable sort keeps their order).
-        keep = torch.argsort(is_eos.int(), dim=1, stable=True)[:, :k]
+        keep = torch.argsort((tokens == EOS).int(), dim=1, stable=True)[:, :k]
         scores = top_scores.gather(1, keep)
-        rows = rows.gather(1, keep)
-        tokens = tokens.gather(1, keep)
 
         # A sentence is done when no live beam can beat its nbest-th finished hypothesis:
         # the best live one may at most keep its log-probability up to the longest length.
-        bound = normalize(scores[:, 0], max_len + 1.0, normalization, length_penalty)
-        done = (t >= max_len) | (bound == float("-inf")) | (best_done[:, -1] >= bound)
-        live_t = (~done).nonzero().squeeze(1)
-        if len(live_t) == 0:
+        bound = rank(scores[:, 0], beams.max_len + 1.0)
+        done = (t >= beams.max_len) | (bound == float("-inf")) | (beams.best_done[:, -1] >= bound)
+        live = (~done).nonzero().squeeze(1)
+        if len(live) == 0:
             break
-        rows = rows[live_t].view(-1)
-        state = state.reorder(rows)
-        history = torch.cat([history[rows], tokens[live_t].view(-1, 1)], dim=1)
-        if attn_history is not None:
-            attn_history = attn_history[rows]
-        scores = scores[live_t]
-        max_len = max_len[live_t]
-        best_done = best_done[live_t]
-        sentence = [sentence[i] for i in live_t.tolist()]
+        beams.narrow(live, scores, rows.gather(1, keep), tokens.gather(1, keep))
 
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
+
+
+def _start(state: StateT, max_lengths: torch.Tensor, k: int, nbest: int) -> _Beams[StateT]:
+    """Every sentence's k beams before the first step: all hold the empty prefix, and only
+    the first counts (the others score -inf), so the first step extends it alone."""
+    batch, device = max_lengths.size(0), max_lengths.device
+    scores = torch.zeros(batch, k, device=device)
+    scores[:, 1:] = float("-inf")
+    return _Beams(
+        state=state.reorder(torch.arange(batch, device=device).repeat_interleave(k)),
+        scores=scores,
+        history=torch.full((batch * k, 1), BOS, dtype=torch.long, device=device),
+        attention=None,
+        max_len=max_lengths.clone(),
+        best_done=torch.full((batch, nbest), float("-inf"), device=device),
+        sentence=list(range(batch)),
+    )

@@ -13,8 +13,11 @@ characters would otherwise take minutes and gigabytes. The lines it cuts are cou
 `Translator.truncated` and located in `Translator.truncated_lines`. The trainer decodes
 its valid and test sets through the same `Translator`.
 
-Decode settings are the recipe's `decode:` section; each call may override some of them
-with typed keyword arguments (`DecodeOptions`), e.g. `translate(lines, beam_size=1)`.
+Decode settings are a `DecodeConfig` (nmt.recipe.schema), the recipe's `decode:` section
+unless a call passes another as `settings=`. Each call may also name some of its fields as
+keywords, e.g. `translate(lines, beam_size=1)`: `Translator.decode_config` puts them in,
+checked as a recipe's decode keys are (name, type and rule), and everything below it is
+handed the resulting `DecodeConfig`.
 
 Several model directories make an ensemble (nmt.decode.ensemble): the mean of the models'
 probabilities at every step, with the first model's recipe for the decode settings:
@@ -24,13 +27,11 @@ probabilities at every step, with the first model's recipe for the decode settin
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
 
 import torch
 
@@ -39,7 +40,6 @@ from nmt.data.tokenizer import Tokenizer, load_tokenizers
 from nmt.decode.ensemble import Ensemble, attends, check_same_vocabulary
 from nmt.decode.search import (
     Hypothesis,
-    Normalization,
     beam_search,
     greedy_search,
     max_output_lengths,
@@ -47,28 +47,11 @@ from nmt.decode.search import (
 from nmt.device import Precision, make_autocast, pick_device
 from nmt.errors import UserError
 from nmt.model.seq2seq import Seq2Seq, build_model, quantize_int8
-from nmt.recipe.load import check_decode, load_recipe
+from nmt.recipe.load import load_recipe, override_decode
 from nmt.recipe.schema import DecodeConfig, Recipe
-from nmt.store import checkpoint
-
-if TYPE_CHECKING:
-    from typing_extensions import Unpack
-
+from nmt.store import checkpoint, layout
 
 CUT_LINES_KEPT = 100  # line numbers of cut sources a Translator remembers (it counts all)
-
-
-class DecodeOptions(TypedDict, total=False):
-    """Per-call overrides of the recipe's `decode:` settings; None keeps the recipe's."""
-
-    beam_size: int | None
-    length_normalization: Normalization | None
-    length_penalty: float | None  # GNMT α, the same name from the CLI down to search
-    min_length: int | None
-    max_length_ratio: float | None
-    max_length_offset: int | None
-    max_input_length: int | None  # cut sources to this many tokens (counted)
-    batch_tokens: int | None  # source tokens per search batch
 
 
 @dataclass
@@ -82,26 +65,12 @@ class _Member:
 
     @classmethod
     def read(cls, model_dir: Path) -> _Member:
-        if model_dir.is_file():  # e.g. runs/x/recipe.yaml: the directory holds it
-            hint = "runs/quickstart"
-            if model_dir.name == checkpoint.RECIPE:
-                hint = f"{model_dir.parent}" if model_dir.parent != Path() else ". (this one)"
-            raise UserError(
-                f"--model {model_dir} is a file, not a model directory: --model wants the "
-                f"directory that nmt train wrote (holding {checkpoint.RECIPE} and "
-                f"{checkpoint.WEIGHTS}), e.g. {hint}"
-            )
-        if not (model_dir / checkpoint.RECIPE).is_file():
-            raise UserError(
-                f"{model_dir}: not a model directory (no {checkpoint.RECIPE}); give the "
-                "directory that nmt train wrote, e.g. runs/quickstart"
-            )
-        recipe = load_recipe(model_dir / checkpoint.RECIPE)
+        recipe = load_recipe(layout.check_model_dir(model_dir, "--model"))
         return cls(model_dir, recipe, *load_tokenizers(recipe.tokenizer, model_dir))
 
     def load_model(self, target: torch.device, precision: Precision) -> Seq2Seq:
         """The weights, shapes checked first, on `target`; int8-quantized if asked."""
-        weights = self.model_dir / checkpoint.WEIGHTS
+        weights = self.model_dir / layout.WEIGHTS
         sizes = self.recipe.model, self.src_tok.vocab_size, self.tgt_tok.vocab_size
         with torch.device("meta"):  # shapes only: no memory for a recipe.yaml edited huge
             checkpoint.check_shapes(weights, build_model(*sizes))
@@ -242,12 +211,21 @@ class Translator:
         """How many models translate: 1, or an ensemble's members."""
         return len(self.model.members) if isinstance(self.model, Ensemble) else 1
 
-    def decode_config(self, **options: Unpack[DecodeOptions]) -> DecodeConfig:
-        """The recipe's decode settings with the given ones (those not None) replaced."""
-        chosen = {k: v for k, v in options.items() if v is not None}
-        settings = dataclasses.replace(self.recipe.decode, **chosen)
-        check_decode(settings, "decode options")
-        return settings
+    def decode_config(
+        self, settings: DecodeConfig | None = None, **overrides: object
+    ) -> DecodeConfig:
+        """The decode settings of one call: `settings` (default: the recipe's `decode:`
+        section) with each keyword that is not None put in, all checked as a recipe's
+        decode section is (`override_decode`): a name that is no `DecodeConfig` field, or
+        a value of the wrong type or out of range, is a UserError naming it.
+
+        The keywords are `DecodeConfig`'s fields (beam_size=5, length_penalty=1.0, ...),
+        checked when called rather than typed: a keyword list typed for static checkers
+        would repeat DecodeConfig's fields. A statically typed caller passes `settings`,
+        e.g. `dataclasses.replace(translator.recipe.decode, beam_size=5)`.
+        """
+        base = self.recipe.decode if settings is None else settings
+        return override_decode(base, overrides, "decode options")
 
     def encode(self, lines: Sequence[str], limit: int | None = None) -> list[list[int]]:
         """Token ids per line, whole; with a `limit`, longer lines are cut, counted in
@@ -268,30 +246,41 @@ class Translator:
         chunk: int = 1000,
         nbest: int = 1,
         attention: bool = False,
-        **options: Unpack[DecodeOptions],
+        *,
+        settings: DecodeConfig | None = None,
+        **overrides: object,
     ) -> Iterator[list[Translation]]:
         """`search` over an endless input, `chunk` lines at a time, in order."""
-        self.search_settings(nbest, attention, **options)  # fail before reading anything
-        lines = iter(lines)
+        chosen = self.search_settings(nbest, attention, settings=settings, **overrides)
+        lines = iter(lines)  # checked before any line is read
         while batch := list(itertools.islice(lines, chunk)):
-            yield from self.search(batch, nbest, attention, **options)
+            src_ids = self.encode(batch, chosen.max_input_length)
+            yield from self.search_ids(src_ids, chosen, nbest, attention)
 
     def translate(
         self,
         lines: Sequence[str],
         progress: Callable[[int], None] | None = None,
-        **options: Unpack[DecodeOptions],
+        *,
+        settings: DecodeConfig | None = None,
+        **overrides: object,
     ) -> list[str]:
-        """One translation per line. Keyword arguments override `decode.*` settings;
+        """One translation per line, with `decode_config(settings, **overrides)`;
         `progress(n)` hears of every n lines done."""
-        found = self.search(lines, progress=progress, **options)
+        found = self.search(lines, progress=progress, settings=settings, **overrides)
         return [best[0].text if best else "" for best in found]
 
     def search_settings(
-        self, nbest: int = 1, attention: bool = False, **options: Unpack[DecodeOptions]
+        self,
+        nbest: int = 1,
+        attention: bool = False,
+        *,
+        settings: DecodeConfig | None = None,
+        **overrides: object,
     ) -> DecodeConfig:
-        """Check a search request without running it; return its decode settings."""
-        settings = self.decode_config(**options)
+        """Check a search request without running it; return its decode settings
+        (`decode_config(settings, **overrides)`)."""
+        chosen = self.decode_config(settings, **overrides)
         if attention and not attends(self.model):
             raise UserError(
                 "this model has no attention to show (its model.attention is none)"
@@ -300,9 +289,9 @@ class Translator:
             )
         if nbest < 1:
             raise UserError(f"--nbest {nbest}: give 1 or more translations per line")
-        if nbest > settings.beam_size:
+        if nbest > chosen.beam_size:
             raise UserError(f"--nbest {nbest} needs a beam at least that wide (--beam {nbest})")
-        return settings
+        return chosen
 
     def search(
         self,
@@ -310,12 +299,15 @@ class Translator:
         nbest: int = 1,
         attention: bool = False,
         progress: Callable[[int], None] | None = None,
-        **options: Unpack[DecodeOptions],
+        *,
+        settings: DecodeConfig | None = None,
+        **overrides: object,
     ) -> list[list[Translation]]:
-        """The `nbest` best translations of each line, with scores and, if asked, attention."""
-        settings = self.search_settings(nbest, attention, **options)
-        src_ids = self.encode(lines, settings.max_input_length)
-        return self.search_ids(src_ids, settings, nbest, attention, progress)
+        """The `nbest` best translations of each line, with scores and, if asked, attention,
+        searched with `decode_config(settings, **overrides)`."""
+        chosen = self.search_settings(nbest, attention, settings=settings, **overrides)
+        src_ids = self.encode(lines, chosen.max_input_length)
+        return self.search_ids(src_ids, chosen, nbest, attention, progress)
 
     def search_ids(
         self,

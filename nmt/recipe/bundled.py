@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nmt.errors import UserError
-from nmt.store.checkpoint import RECIPE as MODEL_RECIPE
+from nmt.store.layout import RECIPE as MODEL_RECIPE
 
 if TYPE_CHECKING:
     if sys.version_info >= (3, 11):

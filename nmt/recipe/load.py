@@ -7,11 +7,12 @@ values of the wrong type are errors that name the key and list the valid ones (J
 swallows typos through `**kwargs`; we refuse them). `--set section.key=value` overrides
 are applied to the YAML before it is checked, so they get exactly the same checks.
 
-Corpus sources (`data.train`, `data.valid`, `data.test`) are described in nmt/corpus.py.
+Corpus sources (`data.train`, `data.valid`, `data.test`) are described in nmt/recipe/sources.py.
 A recipe may also name alternative sets of splits under `data.alternatives` and pick one
 with `data.use`, so that one `--set data.use=local` switches every split at once.
-Field rules (`checked`, `positive`, ...) live in nmt/recipe_fields.py; reading YAML within
-size limits, and quoting values in errors within a length, in nmt/recipe_yaml.py.
+Field rules (`checked`, `positive`, ...) live in nmt/recipe/fields.py; reading YAML within
+size limits, and quoting values in errors within a length, in nmt/recipe/reading.py.
+Decode settings given at translation time are checked here too (`override_decode`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -264,6 +266,11 @@ def _use_alternative(recipe: Recipe, where: str) -> Recipe:
     return dataclasses.replace(recipe, data=dataclasses.replace(data, **splits))
 
 
-def check_decode(d: DecodeConfig, where: str) -> None:
-    """Decode settings overridden at translation time get the recipe's rules."""
-    check_fields(d, where, "decode.")
+def override_decode(
+    base: DecodeConfig, overrides: Mapping[str, object], where: str
+) -> DecodeConfig:
+    """`base` with each of `overrides` that is not None put in, as a recipe's decode
+    section is checked: an unknown key, a value of the wrong type or outside its rule is a
+    UserError naming `where` and the key (decode settings given at translation time)."""
+    chosen = {key: value for key, value in overrides.items() if value is not None}
+    return _build(DecodeConfig, {**dataclasses.asdict(base), **chosen}, where, "decode.")

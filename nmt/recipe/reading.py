@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from nmt.errors import UserError
+from nmt.errors import UserError, one_line
 
 MAX_BYTES = 1 << 20  # a recipe file; the shipped ones are under 4 KiB
 MAX_NODES = 10_000  # values, keys and sections counted with aliases expanded; a recipe: ~100
@@ -126,7 +126,3 @@ def check_size(raw: Any, where: str, what: str = "the recipe") -> None:
                 "repeated aliases"
             )
         stack.extend((child, depth + 1) for child in reached)
-
-
-def one_line(error: Exception) -> str:
-    return " ".join(str(error)[:10_000].split())

@@ -1,5 +1,5 @@
 """Recipe rules that involve more than one key (each key's own rule is on its field, see
-nmt/recipe_fields.py). `check_recipe` runs once a recipe is built, after `--set`
+nmt/recipe/fields.py). `check_recipe` runs once a recipe is built, after `--set`
 overrides and `data.use`; a broken rule is one UserError naming the keys and the fix.
 """
 
@@ -15,16 +15,54 @@ if TYPE_CHECKING:
     from nmt.recipe.schema import Recipe
 
 
+Rule = tuple[bool, str]  # (the rule holds, the message that names its keys and the fix)
+
+
 def check_recipe(r: Recipe, where: str) -> None:
-    """Checks that involve more than one key (each key's own rule is on its field)."""
-    m, t = r.model, r.train
-    encoder_out = m.encoder_size * m.directions
-    problems = [
+    """Checks that involve more than one key (each key's own rule is on its field): the
+    rules of each section in turn, the first broken one raised, then the model's size."""
+    rules = [*_data_rules(r), *_tokenizer_rules(r), *_model_rules(r), *_train_rules(r)]
+    for ok, message in rules:
+        if not ok:
+            raise UserError(f"{where}: {message}")
+    check_model_size(r, where)
+
+
+def _data_rules(r: Recipe) -> list[Rule]:
+    return [
         (r.data.source_lang != r.data.target_lang, "data.source_lang equals data.target_lang"),
+    ]
+
+
+def _tokenizer_rules(r: Recipe) -> list[Rule]:
+    tok = r.tokenizer
+    return [
         (
-            r.tokenizer.target_vocab_size is None or not r.tokenizer.joint,
+            tok.target_vocab_size is None or not tok.joint,
             "tokenizer.target_vocab_size needs tokenizer.joint: false (one vocabulary per side)",
         ),
+        (
+            tok.sampling is None or tok.type == "sentencepiece",
+            "tokenizer.sampling samples subword segmentations: it needs tokenizer.type "
+            "sentencepiece (a word has one segmentation); remove tokenizer.sampling",
+        ),
+        (
+            tok.sampling is None or tok.model_type == "unigram" or tok.sampling.nbest == -1,
+            "tokenizer.sampling.nbest applies to model_type unigram only (BPE-dropout drops "
+            "merges with probability alpha): remove tokenizer.sampling.nbest",
+        ),
+        (
+            tok.sampling is None or tok.model_type == "unigram" or tok.sampling.alpha < 1,
+            "tokenizer.sampling.alpha is BPE-dropout's merge dropout for model_type bpe: "
+            "make it < 1 (1 would drop every merge, leaving single characters)",
+        ),
+    ]
+
+
+def _model_rules(r: Recipe) -> list[Rule]:
+    m = r.model
+    encoder_out = m.encoder_size * m.directions
+    return [
         (
             m.encoder_hidden_size is not None or m.hidden_size % m.directions == 0,
             "a bidirectional encoder splits model.hidden_size over two directions: make it even "
@@ -50,25 +88,6 @@ def check_recipe(r: Recipe, where: str) -> None:
             "sides); set tokenizer.joint: true or remove model.share_embeddings",
         ),
         (
-            r.tokenizer.sampling is None or r.tokenizer.type == "sentencepiece",
-            "tokenizer.sampling samples subword segmentations: it needs tokenizer.type "
-            "sentencepiece (a word has one segmentation); remove tokenizer.sampling",
-        ),
-        (
-            r.tokenizer.sampling is None
-            or r.tokenizer.model_type == "unigram"
-            or r.tokenizer.sampling.nbest == -1,
-            "tokenizer.sampling.nbest applies to model_type unigram only (BPE-dropout drops "
-            "merges with probability alpha): remove tokenizer.sampling.nbest",
-        ),
-        (
-            r.tokenizer.sampling is None
-            or r.tokenizer.model_type == "unigram"
-            or r.tokenizer.sampling.alpha < 1,
-            "tokenizer.sampling.alpha is BPE-dropout's merge dropout for model_type bpe: "
-            "make it < 1 (1 would drop every merge, leaving single characters)",
-        ),
-        (
             m.attention != "none" or m.bridge != "zeros",
             "attention none with bridge zeros would never show the decoder the source; "
             "use bridge: linear",
@@ -79,6 +98,12 @@ def check_recipe(r: Recipe, where: str) -> None:
             "bridge copy hands each encoder layer's final state to the same decoder layer: it "
             "needs equal layer counts and encoder output size == model.hidden_size",
         ),
+    ]
+
+
+def _train_rules(r: Recipe) -> list[Rule]:
+    t = r.train
+    return [
         (
             r.data.valid is not None or (t.patience == 0 and t.lr_schedule != "plateau"),
             "train.patience and lr_schedule plateau watch the valid split (train.best_metric): "
@@ -89,10 +114,6 @@ def check_recipe(r: Recipe, where: str) -> None:
             "set at least one of train.max_epochs, train.max_steps, train.max_minutes",
         ),
     ]
-    for ok, message in problems:
-        if not ok:
-            raise UserError(f"{where}: {message}")
-    check_model_size(r, where)
 
 
 def check_model_size(r: Recipe, where: str) -> None:

@@ -7,11 +7,12 @@ values of the wrong type are errors that name the key and list the valid ones (J
 swallows typos through `**kwargs`; we refuse them). `--set section.key=value` overrides
 are applied to the YAML before it is checked, so they get exactly the same checks.
 
-Corpus sources (`data.train`, `data.valid`, `data.test`) are described in nmt/corpus.py.
+Corpus sources (`data.train`, `data.valid`, `data.test`) are described in nmt/recipe/sources.py.
 A recipe may also name alternative sets of splits under `data.alternatives` and pick one
 with `data.use`, so that one `--set data.use=local` switches every split at once.
-Field rules (`checked`, `positive`, ...) live in nmt/recipe_fields.py; reading YAML within
-size limits, and quoting values in errors within a length, in nmt/recipe_yaml.py.
+Field rules (`checked`, `positive`, ...) live in nmt/recipe/fields.py; reading YAML within
+size limits, and quoting values in errors within a length, in nmt/recipe/reading.py;
+building and checking a recipe from it, in nmt/recipe/load.py.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ A source (`data.train`, `data.valid`, `data.test` in a recipe) is one of::
     {jsonl: corpus/train.jsonl}               # {"de": "...", "en": "..."} per line
     {hub: bentrevett/multi30k, split: train}  # Hugging Face hub; optional config: NAME
     {dataset_dir: saved/ds, split: train}     # a `datasets` save_to_disk directory
-    {toy: numbers, split: train}              # nmt's own synthetic corpus (nmt/toy.py)
+    {toy: numbers, split: train}              # nmt's own synthetic corpus (nmt/data/toy.py)
 
 `read_corpus(source, src_lang, tgt_lang, key)` returns a `Corpus` of stripped, non-empty
 pairs; empty pairs are skipped and counted, or with `keep_empty=True` kept in order (a

@@ -27,7 +27,7 @@ from nmt.errors import UserError
 from nmt.report.plot import DPI as DPI  # the resolution the images are written at (tests read it)
 from nmt.report.plot import image_format, save_figure
 from nmt.store import files
-from nmt.training.run_dir import METRICS, RECIPE, RUN_FILES
+from nmt.store.layout import METRICS, RECIPE, RUN_FILES
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -56,7 +56,7 @@ LARGEST = 1e100
 
 
 @dataclass
-class Run:
+class RunMetrics:
     """One run directory's evaluations: the records of its metrics.jsonl, in order."""
 
     name: str
@@ -101,7 +101,7 @@ class Curves:
     axes: dict[str, Axes]
 
 
-def read_runs(run_dirs: Sequence[Path]) -> list[Run]:
+def read_runs(run_dirs: Sequence[Path]) -> list[RunMetrics]:
     """The runs in `run_dirs`, each named by its directory's name, with as many parent
     directories as it takes to tell apart runs whose directories share a name."""
     if not run_dirs:
@@ -115,7 +115,8 @@ def read_runs(run_dirs: Sequence[Path]) -> list[Run]:
             )
         seen[real] = path
     names = _names(list(seen))
-    return [Run(name, path, _records(path)) for name, path in zip(names, run_dirs, strict=True)]
+    pairs = zip(names, run_dirs, strict=True)
+    return [RunMetrics(name, path, _records(path)) for name, path in pairs]
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
@@ -159,7 +160,7 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def plot_curves(runs: Sequence[Run], output: Path, x: XAxis = "step") -> Curves:
+def plot_curves(runs: Sequence[RunMetrics], output: Path, x: XAxis = "step") -> Curves:
     """Draw `runs` against `x` (the step, the epoch, or the training time in minutes) into
     one image at `output`: a panel per metric some run has, a line per run."""
     if x not in X_AXES:
@@ -195,7 +196,7 @@ def plot_curves(runs: Sequence[Run], output: Path, x: XAxis = "step") -> Curves:
     return Curves(output, names, notes, fig, axes)
 
 
-def _timed(runs: Sequence[Run]) -> tuple[list[Run], list[str]]:
+def _timed(runs: Sequence[RunMetrics]) -> tuple[list[RunMetrics], list[str]]:
     """The runs that recorded train_seconds, and a note naming those that did not."""
     timed = [run for run in runs if run.has("train_seconds")]
     untimed = [run.name for run in runs if not run.has("train_seconds")]
@@ -209,7 +210,7 @@ def _timed(runs: Sequence[Run]) -> tuple[list[Run], list[str]]:
     return timed, [f"{', '.join(untimed)} not drawn: no train_seconds in {METRICS}"]
 
 
-def _panel(ax: Axes, metric: str, runs: Sequence[Run], x: XAxis, colors, notes) -> set[str]:
+def _panel(ax: Axes, metric: str, runs: Sequence[RunMetrics], x: XAxis, colors, notes) -> set[str]:
     """Draw one metric's panel; return the names of the runs drawn, note the others."""
     title, ylabel, log = PANELS[metric]
     drawn: set[str] = set()
@@ -236,7 +237,7 @@ def _panel(ax: Axes, metric: str, runs: Sequence[Run], x: XAxis, colors, notes) 
     return drawn
 
 
-def _too_large_notes(metric: str, runs: Sequence[Run], x: XAxis) -> list[str]:
+def _too_large_notes(metric: str, runs: Sequence[RunMetrics], x: XAxis) -> list[str]:
     """A note per run that has values of `metric` (or of x) too large to draw."""
     notes = []
     for run in runs:
@@ -247,7 +248,7 @@ def _too_large_notes(metric: str, runs: Sequence[Run], x: XAxis) -> list[str]:
     return notes
 
 
-def _check_output(output: Path, runs: Sequence[Run]) -> str:
+def _check_output(output: Path, runs: Sequence[RunMetrics]) -> str:
     """The image format `output` names (png without a suffix), after checking that it can be
     written (a regular file or a new name, see nmt.store.files) and would not replace a run's own
     files."""

@@ -1,9 +1,10 @@
-"""Scores users can trust: sacreBLEU's BLEU, chrF and TER, each with its signature.
+"""What `nmt evaluate` reports: files of translations, or a model's, scored against the
+references (nmt.metrics: sacreBLEU's BLEU, chrF and TER, the paired bootstrap), and a
+model's perplexity on them.
 
-Scores are computed on detokenized text against the raw reference, as sacreBLEU intends,
-so they compare across toolkits. `compare` runs sacreBLEU's paired bootstrap resampling
-(Koehn 2004), with ties counted, to say whether one system's lead over another is more
-than luck, and `perplexity` measures how well a model predicts a reference translation.
+    score_files       a hypothesis file (and maybe a baseline's) against the references
+    score_model       a model translates the sources with its decode settings; then as above
+    file_perplexity   how well a model predicts the references given the sources
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from nmt.data.corpus import length_filter, read_aligned
-from nmt.decode import scoring
+from nmt.decode.scoring import mean_nll, perplexity
 from nmt.decode.settings import decode_summary
 from nmt.decode.translate import Translator
 from nmt.errors import UserError
 from nmt.events import Event
 from nmt.metrics import check_metrics, compare, score
 from nmt.progress import Tracker
+from nmt.recipe.schema import DecodeConfig
 
 
 def score_files(
@@ -42,20 +44,20 @@ def score_model(
     metrics: Sequence[str] = ("bleu", "chrf", "ter"),
     baseline: Path | None = None,
     on_event: Callable[[Event], None] = lambda event: None,
-    **decode: Any,
+    settings: DecodeConfig | None = None,
 ) -> dict[str, Any]:
-    """Translate `source` with the decode settings (recipe's, overridden) and score it;
-    the translating is reported as a `Phase` to `on_event`.
+    """Translate `source` with `settings` (default: the recipe's; `Translator.decode_config`
+    makes others) and score it; the translating is reported as a `Phase` to `on_event`.
 
     The report carries the translations under "hypotheses", and under "truncated" how
     many sources decode.max_input_length cut.
     """
     check_metrics(metrics, translator.recipe.data.target_lang)
     sources, refs = read_aligned(source, reference, purpose="score")
-    settings = translator.decode_config(**decode)
+    settings = translator.decode_config(settings)
     start, cut_before = time.perf_counter(), translator.truncated
     with Tracker(on_event, "translating", len(sources), "lines") as tracker:
-        hyps = translator.translate(sources, progress=tracker.advance, **decode)
+        hyps = translator.translate(sources, progress=tracker.advance, settings=settings)
     seconds = time.perf_counter() - start
     lang = translator.recipe.data.target_lang
     return {
@@ -83,15 +85,16 @@ def _report(
     return report
 
 
-def perplexity(translator: Translator, source: Path, reference: Path) -> dict[str, Any]:
-    """Per-token cross-entropy (nats) and perplexity of the reference given the source."""
+def file_perplexity(translator: Translator, source: Path, reference: Path) -> dict[str, Any]:
+    """Per-token cross-entropy (nats) and perplexity of the reference file given the source
+    file (`nmt evaluate perplexity`; nmt.decode.scoring computes them for ids)."""
     sources, refs = read_aligned(source, reference, purpose="score")
     src_ids = translator.encode(sources)
     tgt_ids = translator.tgt_tokenizer.encode(refs)
     keep = length_filter([len(x) for x in src_ids], [len(y) for y in tgt_ids]).keep
     if not keep:
         raise UserError(f"{source}: no line pairs with text on both sides")
-    nll, tokens = scoring.mean_nll(
+    nll, tokens = mean_nll(
         translator.model,
         [src_ids[i] for i in keep],
         [tgt_ids[i] for i in keep],
@@ -103,5 +106,5 @@ def perplexity(translator: Translator, source: Path, reference: Path) -> dict[st
         "skipped_empty": len(sources) - len(keep),
         "tokens": tokens,
         "cross_entropy": round(nll, 4),
-        "perplexity": round(scoring.perplexity(nll), 3),
+        "perplexity": round(perplexity(nll), 3),
     }

@@ -35,6 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
+from nmt.errors import one_line
 from nmt.recipe.schema import MAX_BEAM
 from nmt.serve.batcher import Batcher
 from nmt.serve.key import KeyGate
@@ -43,7 +44,6 @@ from nmt.serve.limits import (
     ApiError,
     BodyLimit,
     Limits,
-    one_line,
     parse_json,
     validated,
     validation_message,
@@ -156,12 +156,12 @@ def _add_routes(app: FastAPI, server: Server) -> None:
         body = validated(TranslateRequest, parse_json(await request.body()))
         served = server.named(body.model)
         texts = [body.text] if isinstance(body.text, str) else body.text
-        options = {
-            "beam_size": body.beam_size,
-            "length_penalty": body.length_penalty,
-            "length_normalization": body.length_normalization,
-        }
-        prepared = server.prepare(served, texts, body.nbest, body.attention, **options)
+        settings = served.decode_config(
+            beam_size=body.beam_size,
+            length_penalty=body.length_penalty,
+            length_normalization=body.length_normalization,
+        )
+        prepared = server.prepare(served, texts, body.nbest, body.attention, settings)
         found = await server.search(prepared)
         return TranslateResponse(model=served.name, translations=[_result(f) for f in found])
 

@@ -63,8 +63,9 @@ def add_libre_routes(app: FastAPI, server: Server) -> None:
         served = server.for_pair(body.model, body.source, body.target)
         texts = [body.q] if isinstance(body.q, str) else body.q
         nbest = body.alternatives + 1
-        options = {"beam_size": nbest} if nbest > served.translator.recipe.decode.beam_size else {}
-        prepared = server.prepare(served, texts, nbest, False, **options)
+        wider = nbest > served.translator.recipe.decode.beam_size  # alternatives need a beam
+        settings = served.decode_config(beam_size=nbest if wider else None)
+        prepared = server.prepare(served, texts, nbest, False, settings)
         found = await server.search(prepared)
         best = [f[0].text if f else "" for f in found]
         others = [[t.text for t in f[1:]] for f in found]

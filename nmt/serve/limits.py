@@ -21,10 +21,6 @@ from pydantic_core import from_json
 from nmt.errors import UserError
 
 
-def one_line(message: str) -> str:
-    return " ".join(message.split())
-
-
 def validation_message(errors: Sequence[Any]) -> str:
     """The first of pydantic's errors, as one line naming the field (with a list index)."""
     if not errors:

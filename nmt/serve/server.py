@@ -49,6 +49,7 @@ from nmt.serve.schema import (
     ModelInfo,
     TranslationResult,
 )
+from nmt.store.layout import RESULTS
 
 
 @dataclass
@@ -70,9 +71,17 @@ class Served:
     ) -> Served:
         paths = [Path(dirs)] if isinstance(dirs, (str, Path)) else [Path(d) for d in dirs]
         translator = Translator.load(paths, device, precision)  # type: ignore[arg-type]
-        results_file = paths[0] / "results.json"
+        results_file = paths[0] / RESULTS
         results = json.loads(results_file.read_text()) if results_file.is_file() else None
         return cls(name or paths[0].name, translator, paths, results)
+
+    def decode_config(self, **overrides: object) -> DecodeConfig:
+        """This model's decode settings with a request's overrides (`Translator.decode_config`:
+        None keeps the recipe's); a 400 naming the setting that is out of range."""
+        try:
+            return self.translator.decode_config(**overrides)
+        except UserError as error:
+            raise ApiError(400, str(error)) from None
 
     @property
     def source(self) -> str:
@@ -188,16 +197,21 @@ class Server:
         return ", ".join(self.models)
 
     def prepare(
-        self, served: Served, texts: list[str], nbest: int, attention: bool, **options
+        self,
+        served: Served,
+        texts: list[str],
+        nbest: int,
+        attention: bool,
+        settings: DecodeConfig,
     ) -> Prepared:
-        """A request checked against the limits and the model, as source ids; ApiError if not."""
+        """A request checked against the limits and the model, as source ids, to be searched
+        with `settings` (`Served.decode_config`); ApiError if not."""
         self.limits.check_texts(texts)
         translator = served.translator
+        if nbest > settings.beam_size:
+            raise ApiError(400, f"nbest {nbest} needs beam_size {nbest} or more")
         try:
-            settings = translator.decode_config(**options)
-            if nbest > settings.beam_size:
-                raise ApiError(400, f"nbest {nbest} needs beam_size {nbest} or more")
-            translator.search_settings(nbest, attention, **options)
+            settings = translator.search_settings(nbest, attention, settings=settings)
         except UserError as error:  # e.g. attention asked of a model without any
             raise ApiError(400, str(error)) from None
         ids = translator.encode(texts)

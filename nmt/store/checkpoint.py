@@ -22,18 +22,31 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 
-from nmt.errors import UserError
+from nmt.errors import UserError, one_line
 from nmt.store.files import fsync_dir, replace_durably, write_bytes
 
+# The names are nmt.store.layout's; RECIPE, WEIGHTS, KEPT, LAST, step_file and kept_step are
+# imported from here by nmt.training until it reads them from nmt.store.layout.
+from nmt.store.layout import (  # noqa: F401
+    AVERAGE,
+    KEPT,
+    LAST,
+    LAST_OLD,
+    LAST_TMP,
+    OPTIMIZER,
+    RECIPE,
+    STEP_FILES,
+    TRAINER,
+    WEIGHTS,
+    kept_step,
+    step_file,
+)
+
 # bump when a model directory written before can no longer be read, or would translate
-# differently. 2: the LSTM bridge no longer squashes the cell state (nmt.decoder), so the
-# weights of format 1 would start the decoder from other states than they were trained with
+# differently. 2: the LSTM bridge no longer squashes the cell state (nmt.model.decoder), so
+# the weights of format 1 would start the decoder from other states than they were trained
+# with
 FORMAT = "2"
-RECIPE, WEIGHTS = "recipe.yaml", "model.safetensors"
-KEPT = Path("checkpoints")  # step-N.safetensors: the last train.keep_checkpoints evaluations
-LAST = KEPT / "last"
-OPTIMIZER, TRAINER = "optimizer.pt", "trainer.json"
-AVERAGE = "average.safetensors"  # checkpoints/last: the weights' moving average (ema.py)
 DAMAGED = "the checkpoint is damaged; --overwrite starts the training over"
 
 
@@ -126,27 +139,15 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise UserError(f"{path}: not a readable safetensors file ({e})") from None
 
 
-def step_file(step: int) -> str:
-    """The name of the weights kept from the evaluation at `step` (train.keep_checkpoints)."""
-    return f"step-{step:08d}.safetensors"
-
-
-def kept_step(path: Path) -> int | None:
-    """The step of a kept weights file named by `step_file`, or None for another name."""
-    digits = path.name.removeprefix("step-").removesuffix(".safetensors")
-    return int(digits) if path.name.startswith("step-") and digits.isdigit() else None
-
-
 def kept_checkpoints(run_dir: Path) -> list[Path]:
     """The kept evaluation weights of a model directory, oldest step first."""
-    found = [(kept_step(p), p) for p in (run_dir / KEPT).glob("step-*.safetensors")]
+    found = [(kept_step(p), p) for p in (run_dir / KEPT).glob(STEP_FILES)]
     return [path for _, path in sorted(f for f in found if f[0] is not None)]
 
 
 def has_last(run_dir: Path) -> bool:
     """Whether a resumable checkpoint was saved (or survives in last.old, see save_last)."""
-    last = run_dir / LAST
-    return any((d / TRAINER).is_file() for d in (last, last.with_name("last.old")))
+    return any((run_dir / d / TRAINER).is_file() for d in (LAST, LAST_OLD))
 
 
 def rng_state() -> dict[str, Any]:
@@ -179,9 +180,7 @@ def save_last(
     Written into last.tmp, then last → last.old, last.tmp → last, last.old removed: at any
     moment one complete checkpoint exists (load_last falls back to last.old).
     """
-    last = run_dir / LAST
-    tmp = last.with_name("last.tmp")
-    old = last.with_name("last.old")
+    last, tmp, old = run_dir / LAST, run_dir / LAST_TMP, run_dir / LAST_OLD
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     _save_tensors(tmp / WEIGHTS, model)
@@ -208,7 +207,7 @@ def save_last(
 def trainer_file(run_dir: Path) -> Path:
     """The trainer.json a resume reads: checkpoints/last's, or last.old's after a crash
     between the two renames of save_last."""
-    last, old = run_dir / LAST / TRAINER, run_dir / LAST.with_name("last.old") / TRAINER
+    last, old = run_dir / LAST / TRAINER, run_dir / LAST_OLD / TRAINER
     return old if not last.is_file() and old.is_file() else last
 
 
@@ -254,6 +253,6 @@ def load_last(
         states = saved["rng"] if isinstance(saved["rng"], list) else [saved["rng"]]
         set_rng_state(states[rank] if rank < len(states) else states[0])  # (other sizes: refused)
     except Exception as e:  # unpickling, a missing key, a state of another shape
-        reason = " ".join(str(e).split())[:120] or type(e).__name__
+        reason = one_line(e)[:120] or type(e).__name__
         raise UserError(f"{last / OPTIMIZER}: cannot be read ({reason}); {DAMAGED}") from None
     return state
