@@ -8,10 +8,11 @@ flag value) prints one line, `error: ...`, and exits with status 1.
 from __future__ import annotations
 
 import argparse
+import io
 import itertools
 import sys
 from collections.abc import Iterator, Sequence
-from typing import TextIO
+from typing import Any, BinaryIO, TextIO
 
 from nmt_runtime import __version__
 from nmt_runtime.errors import UserError
@@ -39,9 +40,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _lines(stream: TextIO) -> Iterator[str]:
-    for line in stream:
-        yield line.rstrip("\n")
+def _lines(stream: BinaryIO, name: str) -> Iterator[str]:
+    """The input's lines as text, without their line ends; bytes that are not UTF-8 stop
+    the command with the line's number."""
+    for number, raw in enumerate(stream, 1):
+        try:
+            yield raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise UserError(f"{name}: line {number} is not UTF-8 text; convert it first") from None
 
 
 def translate(args: argparse.Namespace) -> None:
@@ -56,21 +62,15 @@ def translate(args: argparse.Namespace) -> None:
     }
     translator = Translator.load(args.model, threads=args.threads)
     settings = translator.search_settings(args.nbest, **options)
-    source = sys.stdin if args.source == "-" else _open(args.source)
+    source = sys.stdin.buffer if args.source == "-" else _open(args.source)
+    name = "standard input" if args.source == "-" else args.source
     chunk = 1 if source.isatty() else 1000  # someone typing waits for each line
-    out = sys.stdout
-    index = 0
-    with source:
-        lines = _lines(source)
-        while batch := list(itertools.islice(lines, chunk)):
-            for found in translator.search(batch, args.nbest, **options):
-                if args.nbest == 1:
-                    out.write((found[0].text if found else "") + "\n")
-                else:
-                    rows = [(t.score, t.text) for t in found] or [(0.0, "")]
-                    out.write("".join(f"{index}\t{s:.4f}\t{text}\n" for s, text in rows))
-                index += 1
-            out.flush()
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n", line_buffering=False)
+    try:
+        with source:
+            _write(translator, _lines(source, name), chunk, args.nbest, options, out)
+    finally:
+        out.detach()  # standard output stays open for whoever called main()
     if translator.truncated:
         print(
             f"warning: {translator.truncated} line(s) longer than decode.max_input_length "
@@ -79,9 +79,30 @@ def translate(args: argparse.Namespace) -> None:
         )
 
 
-def _open(path: str) -> TextIO:
+def _write(
+    translator: Any,
+    lines: Iterator[str],
+    chunk: int,
+    nbest: int,
+    options: dict[str, Any],
+    out: TextIO,
+) -> None:
+    """One line per input line (nbest 1), or INDEX<TAB>SCORE<TAB>TEXT rows, chunk by chunk."""
+    index = 0
+    while batch := list(itertools.islice(lines, chunk)):
+        for found in translator.search(batch, nbest, **options):
+            if nbest == 1:
+                out.write((found[0].text if found else "") + "\n")
+            else:
+                rows = [(t.score, t.text) for t in found] or [(0.0, "")]
+                out.write("".join(f"{index}\t{s:.4f}\t{text}\n" for s, text in rows))
+            index += 1
+        out.flush()
+
+
+def _open(path: str) -> BinaryIO:
     try:
-        return open(path, encoding="utf-8")
+        return open(path, "rb")
     except OSError as e:
         raise UserError(f"the input {path}: cannot be read ({e.strerror or e})") from None
 
