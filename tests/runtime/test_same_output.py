@@ -15,17 +15,24 @@ from nmt.export.write import export_model  # noqa: E402
 from nmt_runtime import Translator as RuntimeTranslator  # noqa: E402
 
 TOLERANCE = 1e-4
+TIE = 4e-6  # a float32 ulp at |score| 32: the same sum, ordered otherwise
 
 
 def assert_same(want, got, attention=False):
-    """Two Translators' search results: equal texts and pieces, scores within TOLERANCE."""
+    """Two Translators' search results: equal texts and pieces, scores within TOLERANCE.
+
+    The one allowed difference is an exact tie: two different hypotheses of the very same
+    float32 score, which PyTorch's topk may order either way (a barely trained model that
+    writes "▁" over and over puts "i" at any position for the same score)."""
     assert len(want) == len(got)
     for line, (w, g) in enumerate(zip(want, got, strict=True)):
-        assert [t.text for t in w] == [t.text for t in g], f"line {line}"
-        assert [t.target_pieces for t in w] == [t.target_pieces for t in g]
-        assert [t.source_pieces for t in w] == [t.source_pieces for t in g]
-        for a, b in zip(w, g, strict=True):
+        assert len(w) == len(g), f"line {line}"
+        for rank, (a, b) in enumerate(zip(w, g, strict=True)):
             assert abs(a.score - b.score) <= TOLERANCE, f"line {line}: {a.score} vs {b.score}"
+            if a.target_pieces != b.target_pieces:
+                assert abs(a.score - b.score) <= TIE, f"line {line}, rank {rank}: {a} vs {b}"
+                continue
+            assert (a.text, a.source_pieces) == (b.text, b.source_pieces)
             if attention:
                 assert len(a.attention) == len(b.attention)
                 for x, y in zip(a.attention, b.attention, strict=True):
@@ -78,3 +85,15 @@ def test_an_exported_ensemble_equals_the_pytorch_ensemble(tmp_path):
             torch_side.search(lines, nbest=beam, beam_size=beam),
             runtime.search(lines, nbest=beam, beam_size=beam),
         )
+
+
+def test_a_trained_model_translates_the_same(model_dir, tmp_path):
+    """The quickstart recipe shrunk and trained a few steps: it writes </s> on its own, at
+    lengths of its own, so the beam's finishing and early stop run as in real use."""
+    export_model([model_dir], tmp_path / "x")
+    lines = sources(40)
+    torch_side = Translator.load(model_dir, "cpu")
+    runtime = RuntimeTranslator.load(tmp_path / "x")
+    for beam in (1, 5):
+        want = torch_side.search(lines, nbest=beam, beam_size=beam)
+        assert_same(want, runtime.search(lines, nbest=beam, beam_size=beam))
