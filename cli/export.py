@@ -22,7 +22,7 @@ def export(
     run_dirs: Annotated[
         list[Path],
         typer.Argument(
-            metavar="RUN_DIR...",
+            metavar="RUN_DIR",
             help="A model directory that nmt train wrote; several: an ensemble of them.",
         ),
     ],
