@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from nmt.data.tokenizer import TargetSubset, joint_ids, tokenizer_files, train_tokenizers
-from nmt.export.write import export_model
 from nmt.data.toy import numbers
+from nmt.export.write import export_model
 from nmt.model.seq2seq import build_model
 from nmt.recipe.load import load_recipe, recipe_to_yaml
 from nmt.recipe.schema import TokenizerConfig
