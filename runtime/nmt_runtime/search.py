@@ -134,6 +134,41 @@ def _top(values: np.ndarray, count: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
+def _append_column(history: np.ndarray | None, column: np.ndarray) -> np.ndarray:
+    """history (N, t, ...) with column (N, ...) as its step t + 1."""
+    column = column[:, None]
+    return column if history is None else np.concatenate([history, column], axis=1)
+
+
+def _extensions(
+    scores: np.ndarray, log_probs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The best 2k extensions of each sentence's k live rows, best first: their summed
+    scores (n, 2k), the rows they extend (n, 2k; row b·k + j), the tokens they add."""
+    n, k = scores.shape
+    vocab = log_probs.shape[1]
+    candidates = (scores.reshape(-1, 1) + log_probs).reshape(n, k * vocab)
+    top_index = _top(candidates, min(2 * k, k * vocab))
+    top_scores = np.take_along_axis(candidates, top_index, axis=1)
+    rows = top_index // vocab + np.arange(n)[:, None] * k
+    return top_scores, rows, top_index % vocab
+
+
+def _finish(
+    finished: list[list[Hypothesis]],
+    sentences: np.ndarray,
+    prefixes: np.ndarray,
+    scores: np.ndarray,
+    attention: np.ndarray | None,
+) -> None:
+    """Add hypothesis e (its tokens `prefixes[e]`, its rank score, its attention) to the
+    finished ones of sentence `sentences[e]`."""
+    for e, (b, tokens, score) in enumerate(
+        zip(sentences.tolist(), prefixes.tolist(), scores.tolist(), strict=True)
+    ):
+        finished[b].append(Hypothesis(tokens, score, None if attention is None else attention[e]))
+
+
 def beam_search(
     stepper: Stepper,
     max_lengths: np.ndarray,
@@ -165,17 +200,9 @@ def beam_search(
         n = scores.shape[0]
         log_probs, attention = stepper.step(history[:, -1])
         log_probs = mask_step(log_probs, t, min_length, np.repeat(t >= max_len, k))
-        vocab = log_probs.shape[1]
-        if return_attention and attention is not None:
-            step_attn = attention[:, None, :].astype(np.float32)
-            attn_history = (
-                step_attn if attn_history is None else np.concatenate([attn_history, step_attn], 1)
-            )
-        candidates = (scores.reshape(-1, 1) + log_probs).reshape(n, k * vocab)
-        top_index = _top(candidates, min(2 * k, k * vocab))  # (n, 2k)
-        top_scores = np.take_along_axis(candidates, top_index, axis=1)
-        rows = top_index // vocab + np.arange(n)[:, None] * k
-        tokens = top_index % vocab
+        if return_attention and attention is not None:  # (n·k, t + 1, S)
+            attn_history = _append_column(attn_history, attention.astype(np.float32))
+        top_scores, rows, tokens = _extensions(scores, log_probs)
         is_eos = tokens == EOS
 
         # Finish the hypotheses that end in </s> within the top k.
@@ -183,12 +210,8 @@ def beam_search(
         if len(end_i):
             ranked = normalize(top_scores[end_i, end_j], t + 1.0, normalization, length_penalty)
             end_rows = rows[end_i, end_j]
-            prefixes = history[end_rows, 1:].tolist()
             attn = None if attn_history is None else attn_history[end_rows]
-            for e, (i, score) in enumerate(zip(end_i.tolist(), ranked.tolist(), strict=True)):
-                finished[sentence[i]].append(
-                    Hypothesis(prefixes[e], score, None if attn is None else attn[e])
-                )
+            _finish(finished, sentence[end_i], history[end_rows, 1:], ranked, attn)
             new = np.full((n, k), NEG_INF, dtype=np.float32)
             new[end_i, end_j] = ranked
             both = np.concatenate([best_done, new], axis=1)

@@ -48,9 +48,9 @@ def test_greedy_and_beam_equal_pytorch_on_every_architecture(name):
     attends = "attention=none" not in " ".join(ARCHITECTURES[name])
     want = torch_side.search(lines, beam_size=1, attention=attends)
     assert_same(want, runtime.search(lines, beam_size=1, attention=attends), attends)
-    want = torch_side.search(lines, nbest=5, beam_size=5)
-    got = runtime.search(lines, nbest=5, beam_size=5)
-    assert_same(want, got)
+    want = torch_side.search(lines, nbest=5, beam_size=5, attention=attends)
+    got = runtime.search(lines, nbest=5, beam_size=5, attention=attends)
+    assert_same(want, got, attends)
     assert all(len(found) == 5 for line, found in zip(lines, got, strict=True) if line)
 
 
