@@ -116,8 +116,9 @@ def test_pip_install_runtime_into_a_fresh_venv_translates(tmp_path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = str(env_dir / "bin" / "python")
+    source = shutil.copytree(ROOT / "runtime", tmp_path / "runtime")  # pip builds in it
     install = subprocess.run(
-        [python, "-m", "pip", "install", "-q", str(ROOT / "runtime")],
+        [python, "-m", "pip", "install", "-q", str(source)],
         capture_output=True,
         timeout=900,
     )
