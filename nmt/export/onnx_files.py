@@ -1,8 +1,9 @@
 """One model → encoder.onnx and decoder_step.onnx: traced, checked, compared, quantized.
 
 The graphs are traced by PyTorch's TorchScript exporter (`dynamo=False`). The newer
-exporter (torch.export) cannot follow the encoder's packed sequences, whose lengths are
-data: it fails on `pack_padded_sequence` for every cell. The TorchScript exporter turns
+exporter (torch.export, `dynamo=True`) cannot follow the encoder's packed sequences,
+whose per-step batch sizes come from the lengths, which are data: with torch 2.13 it stops
+there ("zeros(): argument 'size' ... got FakeTensor"). The TorchScript exporter turns
 packing into the `sequence_lens` input of ONNX's LSTM / GRU / RNN operators, so a padded
 batch gives the numbers each sentence gives alone, as in PyTorch.
 
