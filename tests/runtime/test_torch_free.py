@@ -133,3 +133,15 @@ def test_pip_install_runtime_into_a_fresh_venv_translates(tmp_path):
         lines, beam_size=5
     )
     assert Path(env_dir / "bin" / "nmt-runtime").exists()
+
+
+def test_nmt_runtime_reads_a_file_argument(tmp_path, capsysbinary):
+    from nmt_runtime.cli import main
+
+    run, out = exported("gru_words_per_side")
+    lines = sources(5)
+    source = tmp_path / "in.txt"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    main(["translate", str(source), "-m", str(out), "--beam", "3", "--batch-tokens", "5"])
+    written = capsysbinary.readouterr().out.decode("utf-8").splitlines()
+    assert written == Translator.load(run, "cpu").translate(lines, beam_size=3)
