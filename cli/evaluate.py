@@ -35,6 +35,7 @@ from nmt.cli.progress import Renderer
 from nmt.data.corpus import read_aligned, read_lines
 from nmt.decode.translate import Translator
 from nmt.errors import UserError
+from nmt.export.loaded import load_translator
 from nmt.report import evaluation as ev
 from nmt.report.by_length import score_by_length
 from nmt.store.files import atomic_output, same_file
@@ -156,7 +157,7 @@ def bleu(
         raise UserError("--output and the decode options apply only with --model")
     _check_files(hypothesis, reference, source, compare, output)
     if model is not None:
-        translator = Translator.load(model, device.value, precision.value)
+        translator = load_translator(model, device.value, precision.value, threads)
         settings = translator.decode_config(**decode)
         with contextlib.ExitStack() as files:  # opened first: a bad --output fails fast
             out = files.enter_context(atomic_output(output, "--output")) if output else None

@@ -40,6 +40,7 @@ from nmt.cli.reading import count_lines, input_chunks, is_interactive
 from nmt.decode.figure import pyplot
 from nmt.decode.translate import Translation, Translator, attention_record, nbest_lines
 from nmt.errors import UserError
+from nmt.export.loaded import load_translator
 from nmt.progress import Tracker
 from nmt.recipe.schema import DecodeConfig
 from nmt.report.plot import plot_attention
@@ -169,7 +170,8 @@ def translate(
     chunks = input_chunks(source)  # a missing input is reported here, before any output
     decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
     _check_outputs(source, output, attention_out, plot)
-    translator = Translator.load(model, device.value, precision.value)
+    # an exported directory (nmt export) translates with nmt_runtime, without PyTorch
+    translator = load_translator(model, device.value, precision.value, threads)
     want_attention = attention_out is not None or plot is not None
     settings = translator.search_settings(nbest, want_attention, **decode)  # before any file
     if translator.size > 1:

@@ -11,6 +11,7 @@ from nmt.cli.main import app
 COMMANDS = [
     ["train"], ["translate"], ["average"], ["serve"], ["evaluate", "bleu"],
     ["evaluate", "perplexity"], ["evaluate", "by-length"], ["plot"], ["recipes", "show"],
+    ["export"],
 ]  # fmt: skip
 
 
