@@ -230,6 +230,7 @@ def test_the_cli_off_a_terminal_prints_log_lines_and_phase_lines(runner, tmp_pat
 def test_progress_events_keep_their_shape():
     """The CLI and TensorBoard read these fields; renaming one must fail here."""
     fields = {"step", "epoch", "loss", "tokens_per_second", "learning_rate", "skipped"}
+    fields |= {"teacher_forcing"}
     assert set(Progress.__dataclass_fields__) == fields
     assert set(Phase.__dataclass_fields__) == {
         "name", "done", "total", "unit", "finished", "detail"
