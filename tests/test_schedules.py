@@ -275,8 +275,9 @@ def test_a_checkpoint_with_torchs_plateau_state_still_resumes(tmp_path, make_rec
     old = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", patience=1)
     old.best, old.num_bad_epochs, old.last_epoch = ours["best"], ours["bad"], 3
     saved["scheduler"] = old.state_dict()
+    for group in saved["optimizer"]["param_groups"]:  # ReduceLROnPlateau wrote its decay
+        group["lr"] = ours["rate"]  # into the optimizer at once; ours sets it per update
     torch.save(saved, path)
-    assert saved["optimizer"]["param_groups"][0]["lr"] == ours["rate"]
 
     train(make_recipe(split, "train.max_steps=15", *options), "cpu", resume=True)
     assert same_weights(straight / LAST / "model.safetensors", split / LAST / "model.safetensors")
