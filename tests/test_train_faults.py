@@ -122,7 +122,7 @@ def test_a_run_killed_before_its_first_checkpoint(copy_model, make_recipe):
     assert str(run_dir) in str(error.value)
     with pytest.raises(UserError, match="--overwrite to start it over"):
         train(make_recipe(run_dir), "cpu")
-    assert train(make_recipe(run_dir, "train.max_steps=2"), "cpu", overwrite=True)["steps"] == 2
+    assert train(make_recipe(run_dir, "train.max_steps=2"), "cpu", overwrite=True).steps == 2
 
 
 @pytest.mark.parametrize(
@@ -293,7 +293,7 @@ def test_a_directory_locked_by_another_run_is_refused(tmp_path, make_recipe):
         assert list(run_dir.iterdir()) == []
     finally:
         os.close(fd)
-    assert train(make_recipe(run_dir, "train.max_steps=2"), "cpu")["steps"] == 2
+    assert train(make_recipe(run_dir, "train.max_steps=2"), "cpu").steps == 2
 
 
 def test_two_trainings_started_together_into_one_directory(tmp_path):
