@@ -107,7 +107,7 @@ def train_variant(variant: Variant, args: argparse.Namespace) -> dict[str, Any]:
     results = train(recipe, args.device, overwrite=True, on_event=report_evaluation)
     minutes = {"minutes": round((time.perf_counter() - start) / 60, 2)}
     wall.write_text(json.dumps(minutes))
-    return {**results, **minutes}
+    return {**results.to_json(), **minutes}
 
 
 def report_evaluation(event: object) -> None:

@@ -5,6 +5,7 @@ The public Python API, the same path the CLI takes:
     from nmt import Translator, load_recipe, train
 
     results = train(load_recipe("recipes/quickstart.yaml"))     # what `nmt train` does
+    results.test.bleu                                           # a TrainResults
     translator = Translator.load("runs/quickstart")
     translator.translate(["three red dogs sleep"], beam_size=5)
 
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "Translator": "nmt.decode.translate",
     "train": "nmt.training.setup",
+    "TrainResults": "nmt.training.results",
     "load_recipe": "nmt.recipe.load",
     "Recipe": "nmt.recipe.schema",
     "score": "nmt.metrics",

@@ -21,8 +21,9 @@ class Progress:
     epoch: float  # epochs done, fractional: 2.5 is halfway through the third
     loss: float  # per target token, label smoothing included, since the last report
     tokens_per_second: float
-    learning_rate: float
+    learning_rate: float  # of the next update
     skipped: int = 0  # updates skipped for a non-finite loss so far (train.skip_nonfinite)
+    teacher_forcing: float = 1.0  # P(gold previous token) of the next update
 
 
 @dataclass

@@ -6,13 +6,11 @@ pair too long for any batch; batches are cut from the length-sorted order; with 
 order is shuffled, reproducibly per seed; `collate` builds `tgt_in = <s> y`,
 `tgt_out = y </s>` padded with PAD, keeps lengths and indices; `Batch.target_tokens`;
 `EpochSchedule` gives each epoch the batches of (seed, epoch) collated from that epoch's
-ids (its last batch too, though the state has rolled over), continues exactly from a
-mid-epoch state, and leaves fixed ids uncopied.
+ids (its last batch too, though its place has rolled over), reports the place each batch
+leaves it at, continues exactly from a mid-epoch place, and leaves fixed ids uncopied.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -231,12 +229,6 @@ def test_batches_and_collate_restore_corpus_order():
 # ---------------------------------------------------------------------------- EpochSchedule
 
 
-@dataclass
-class Position:
-    epoch: int = 0
-    position: int = 0
-
-
 def ids_of(epoch: int, n: int = 40) -> tuple[list[list[int]], list[list[int]]]:
     """Ids that differ by epoch, in content and length, as sampled segmentations do."""
     src, tgt = lengths(100 + epoch, n=n, high=12)
@@ -244,18 +236,18 @@ def ids_of(epoch: int, n: int = 40) -> tuple[list[list[int]], list[list[int]]]:
 
 
 def take(schedule: EpochSchedule, count: int) -> list[tuple[Batch, bool, int, int]]:
-    """`count` batches with epoch_end and the state after each."""
+    """`count` batches with epoch_end and the place (epoch, position) after each."""
     out, batches = [], iter(schedule)
     for _ in range(count):
-        batch, end = next(batches)
-        out.append((batch, end, schedule.state.epoch, schedule.state.position))
+        batch, place = next(batches)
+        out.append((batch, place.epoch_end, place.epoch, place.position))
     return out
 
 
 def test_schedule_batches_are_those_of_seed_and_epoch():
     """Each epoch: the batches `batch_indices` cuts with an rng of (seed, epoch), collated
-    from that epoch's ids, the state rolling over after its last batch."""
-    schedule = EpochSchedule(ids_of, 60, seed=3, state=Position())
+    from that epoch's ids, the place rolling over after its last batch."""
+    schedule = EpochSchedule(ids_of, 60, seed=3)
     expected = []
     for epoch in range(3):
         src, tgt = ids_of(epoch)
@@ -274,7 +266,7 @@ def test_schedule_batches_are_those_of_seed_and_epoch():
 
 
 def test_an_epochs_last_batch_comes_from_its_own_ids():
-    """The state rolls over when the last batch is taken; that batch must still hold the
+    """The place rolls over when the last batch is taken; that batch must still hold the
     ending epoch's ids, and the next epoch's ids are asked for once, when needed."""
     asked = []
 
@@ -282,7 +274,7 @@ def test_an_epochs_last_batch_comes_from_its_own_ids():
         asked.append(epoch)
         return ids_of(epoch)
 
-    schedule = EpochSchedule(ids_for_epoch, 60, seed=0, state=Position())
+    schedule = EpochSchedule(ids_for_epoch, 60, seed=0)
     per_epoch = len(schedule.batches)
     found = take(schedule, per_epoch + 1)
     assert asked == [0, 1]
@@ -293,10 +285,10 @@ def test_an_epochs_last_batch_comes_from_its_own_ids():
 
 
 def test_a_schedule_started_mid_epoch_continues_as_the_uninterrupted_one():
-    straight = take(EpochSchedule(ids_of, 60, 5, Position()), 30)
+    straight = take(EpochSchedule(ids_of, 60, 5), 30)
     at = 11
     epoch, position = straight[at - 1][2], straight[at - 1][3]
-    resumed = take(EpochSchedule(ids_of, 60, 5, Position(epoch, position)), 30 - at)
+    resumed = take(EpochSchedule(ids_of, 60, 5, epoch, position), 30 - at)
     for (a, *rest_a), (b, *rest_b) in zip(straight[at:], resumed, strict=True):
         assert a.indices == b.indices and torch.equal(a.tgt_in, b.tgt_in)
         assert rest_a == rest_b
@@ -306,6 +298,21 @@ def test_fixed_ids_are_never_copied():
     """Without sampling the ids are the same lists every epoch (nothing re-encoded)."""
     src, tgt = ids_of(0)
     calls = []
-    schedule = EpochSchedule(lambda e: calls.append(e) or (src, tgt), 60, 0, Position())
+    schedule = EpochSchedule(lambda e: calls.append(e) or (src, tgt), 60, 0)
     take(schedule, 3 * len(schedule.batches))
     assert schedule.ids[0] is src and schedule.ids[1] is tgt and calls == [0, 1, 2]
+
+
+def test_a_place_says_how_far_the_epochs_went():
+    """Place.epochs_done is fractional and whole at an epoch's end; `taken` counts the
+    batch's own epoch, so a bar resumed mid-epoch starts where it stood."""
+    schedule = EpochSchedule(ids_of, 60, seed=1)
+    per_epoch = len(schedule.batches)
+    batches = iter(schedule)
+    places = [next(batches)[1] for _ in range(per_epoch + 1)]
+    assert [p.taken for p in places[:per_epoch]] == list(range(1, per_epoch + 1))
+    assert places[per_epoch - 1].epoch_end and places[per_epoch - 1].epochs_done == 1.0
+    assert places[0].epochs_done == round(1 / per_epoch, 2)
+    resumed = EpochSchedule(ids_of, 60, seed=1, epoch=0, position=2)
+    assert resumed.epochs_done == round(2 / per_epoch, 2)
+    assert next(iter(resumed))[1] == places[2]

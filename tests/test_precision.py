@@ -47,7 +47,7 @@ def test_bf16_loss_on_cpu_is_within_two_percent_of_fp32():
 def test_a_bf16_training_run_on_cpu(tmp_path, make_recipe):
     out = tmp_path / "run"
     r = train(make_recipe(out, "train.precision=bf16", "train.max_steps=6"), device="cpu")
-    assert r["steps"] == 6
+    assert r.steps == 6
     weights = load_file(str(out / "model.safetensors"))
     assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in weights.values())
 

@@ -98,7 +98,7 @@ def test_durations_read_like_a_person_wrote_them():
 
 def test_the_eta_follows_the_nearest_limit(monkeypatch):
     now = [100.0]
-    monkeypatch.setattr("nmt.progress.time.perf_counter", lambda: now[0])
+    monkeypatch.setattr("nmt.training.clock.time.perf_counter", lambda: now[0])
     cfg = TrainConfig(max_steps=1000, max_epochs=3, max_minutes=None)
     clock = RunClock(cfg, step=0, epochs=0.0)
     assert clock.eta(0, 0.0) == ""  # no pace yet
@@ -230,6 +230,7 @@ def test_the_cli_off_a_terminal_prints_log_lines_and_phase_lines(runner, tmp_pat
 def test_progress_events_keep_their_shape():
     """The CLI and TensorBoard read these fields; renaming one must fail here."""
     fields = {"step", "epoch", "loss", "tokens_per_second", "learning_rate", "skipped"}
+    fields |= {"teacher_forcing"}
     assert set(Progress.__dataclass_fields__) == fields
     assert set(Phase.__dataclass_fields__) == {
         "name", "done", "total", "unit", "finished", "detail"

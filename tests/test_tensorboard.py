@@ -36,6 +36,7 @@ def test_a_run_writes_its_curves_and_attention_maps(runner, tmp_path):
     events.Reload()
     tags = events.Tags()
     scalars = {"train/loss", "train/learning_rate", "train/tokens_per_second"}
+    scalars |= {"train/teacher_forcing"}
     scalars |= {"valid/loss", "valid/perplexity", "valid/bleu"}
     assert scalars <= set(tags["scalars"])
     assert [e.step for e in events.Scalars("train/loss")] == [10, 20]  # train.log_every 10

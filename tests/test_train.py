@@ -31,6 +31,7 @@ from nmt.decode.translate import Translator
 from nmt.errors import UserError
 from nmt.events import Evaluation, Message
 from nmt.recipe.load import load_recipe
+from nmt.training.results import Limits
 from nmt.training.setup import train
 
 
@@ -127,8 +128,8 @@ def test_max_steps_counts_updates_exactly(tmp_path, make_recipe, monkeypatch):
     out = tmp_path / "run"
     r = train(make_recipe(out, "train.max_steps=7", "train.eval_every=5"), device="cpu")
     assert len(updates) == 7
-    assert r["steps"] == 7 and results(out)["steps"] == 7
-    assert results(out)["stopped_by"] == "max_steps" and r["limits"]["max_steps"] == 7
+    assert r.steps == 7 and results(out)["steps"] == 7
+    assert results(out)["stopped_by"] == "max_steps" and r.limits.max_steps == 7
     assert trainer_state(out)["step"] == 7
     # evaluated at eval_every, and once more where training stopped
     assert [e["step"] for e in metrics(out)] == [5, 7]
@@ -290,7 +291,7 @@ def test_resume_continues_from_the_saved_step(copy_model, make_recipe, model_ste
     evaluations = [e for e in events if isinstance(e, Evaluation)]
     assert [e.step for e in evaluations] == [45, 50]
     after = trainer_state(run_dir)
-    assert after["step"] == 50 and r["steps"] == 50
+    assert after["step"] == 50 and r.steps == 50
     assert (after["epoch"], after["position"]) > (saved["epoch"], saved["position"])
     assert after["train_tokens"] > saved["train_tokens"]  # counts carried over, not restarted
     # the best score so far was restored, not reset: it can only have stayed or grown
@@ -303,7 +304,7 @@ def test_resuming_a_run_that_reached_max_steps_trains_no_further(copy_model, mak
     before = trainer_state(run_dir)["step"]
     recipe = make_recipe(run_dir, f"train.max_steps={before}", "train.eval_every=20")
     r = train(recipe, "cpu", resume=True)
-    assert r["steps"] == before
+    assert r.steps == before
     assert trainer_state(run_dir)["step"] == before
 
 
@@ -311,15 +312,13 @@ def test_resuming_a_run_that_reached_max_epochs(tmp_path, make_recipe):
     out = tmp_path / "run"
     options = ["train.max_steps=null", "train.max_epochs=1", "train.eval_every=0"]
     first = train(make_recipe(out, *options), device="cpu")
-    assert first["epochs"] == 1.0 and first["stopped_by"] == "max_epochs"
-    assert first["limits"] == {
-        "max_steps": None, "max_epochs": 1, "max_minutes": None, "patience": 0
-    }  # fmt: skip
+    assert first.epochs == 1.0 and first.stopped_by == "max_epochs"
+    assert first.limits == Limits(max_steps=None, max_epochs=1, max_minutes=None, patience=0)
     try:
         again = train(make_recipe(out, *options), "cpu", resume=True)
     except UserError:
         return  # a clear message is a fine answer too
-    assert again["steps"] == first["steps"]
+    assert again.steps == first.steps
 
 
 @pytest.mark.parametrize(
@@ -331,6 +330,8 @@ def test_resuming_a_run_that_reached_max_epochs(tmp_path, make_recipe):
         "data.max_length=50",
         "data.train={toy: numbers, split: train, size: 200}",
         "seed=2",
+        "train.lr_schedule=inverse_sqrt",  # the schedules: a resume continues them exactly
+        "train.warmup_steps=5",
     ],
 )
 def test_resume_refuses_other_model_tokenizer_or_data_settings(copy_model, make_recipe, change):
@@ -394,14 +395,14 @@ def test_patience_stops_when_valid_bleu_stalls(tmp_path, make_recipe, monkeypatc
     events = []
     recipe = make_recipe(out, "train.max_steps=100", "train.eval_every=2", "train.patience=2")
     r = train(recipe, device="cpu", on_event=events.append)
-    assert r["steps"] == 6
+    assert r.steps == 6
     assert [e["step"] for e in metrics(out)] == [2, 4, 6]
     assert [e.improved for e in events if isinstance(e, Evaluation)] == [True, False, False]
     assert any(
         "no better valid BLEU in 2 evaluations" in e.text for e in events if isinstance(e, Message)
     )
-    assert r["best_step"] == 2 and r["valid_bleu"] == 10.0
-    assert r["stopped_by"] == "patience" and results(out)["stopped_by"] == "patience"
+    assert r.best_step == 2 and r.valid_bleu == 10.0
+    assert r.stopped_by == "patience" and results(out)["stopped_by"] == "patience"
     # model.safetensors holds the best (step 2) weights, checkpoints/last the step 6 ones
     assert not same_weights(out / "model.safetensors", out / "checkpoints/last/model.safetensors")
 
@@ -435,7 +436,7 @@ def test_without_patience_a_stalled_bleu_does_not_stop(tmp_path, make_recipe, mo
     )
     out = tmp_path / "run"
     r = train(make_recipe(out, "train.max_steps=8", "train.eval_every=2"), device="cpu")
-    assert r["steps"] == 8
+    assert r.steps == 8
     assert [e["step"] for e in metrics(out)] == [2, 4, 6, 8]
 
 

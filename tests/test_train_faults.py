@@ -91,7 +91,7 @@ def test_kill_9_between_evaluations_then_resume_equals_an_uninterrupted_run(tmp_
     assert 0 < killed_at < steps and killed_at % 4 == 0  # lost at most save_every steps
 
     r = train(make_recipe(split, f"train.max_steps={steps}", *options), "cpu", resume=True)
-    assert r["steps"] == steps
+    assert r.steps == steps
     assert same_weights(straight / LAST / "model.safetensors", split / LAST / "model.safetensors")
     assert same_weights(straight / "model.safetensors", split / "model.safetensors")
     split_steps = [e["step"] for e in metrics(split)]
@@ -122,7 +122,7 @@ def test_a_run_killed_before_its_first_checkpoint(copy_model, make_recipe):
     assert str(run_dir) in str(error.value)
     with pytest.raises(UserError, match="--overwrite to start it over"):
         train(make_recipe(run_dir), "cpu")
-    assert train(make_recipe(run_dir, "train.max_steps=2"), "cpu", overwrite=True)["steps"] == 2
+    assert train(make_recipe(run_dir, "train.max_steps=2"), "cpu", overwrite=True).steps == 2
 
 
 @pytest.mark.parametrize(
@@ -179,7 +179,7 @@ def test_skip_nonfinite_skips_that_update_and_counts_it(tmp_path, make_recipe, n
         out, "train.max_steps=10", "train.eval_every=10", "train.skip_nonfinite=true"
     )
     r = train(recipe, device="cpu", on_event=events.append)
-    assert r["steps"] == 10 and r["skipped_updates"] == 1
+    assert r.steps == 10 and r.skipped_updates == 1
     assert trainer_state(out)["skipped"] == 1
     assert metrics(out)[-1]["skipped_updates"] == 1
     assert any("step 5: loss not finite" in e.text for e in events if isinstance(e, Message))
@@ -293,7 +293,7 @@ def test_a_directory_locked_by_another_run_is_refused(tmp_path, make_recipe):
         assert list(run_dir.iterdir()) == []
     finally:
         os.close(fd)
-    assert train(make_recipe(run_dir, "train.max_steps=2"), "cpu")["steps"] == 2
+    assert train(make_recipe(run_dir, "train.max_steps=2"), "cpu").steps == 2
 
 
 def test_two_trainings_started_together_into_one_directory(tmp_path):

@@ -43,8 +43,8 @@ def test_the_best_step_follows_best_metric(tmp_path, make_recipe, scripted, metr
     out = tmp_path / metric
     extra = ["train.max_steps=8", "train.eval_every=2", f"train.best_metric={metric}"]
     r = train(make_recipe(out, *extra), device="cpu")
-    assert r["best_step"] == best_step
-    assert r["valid_bleu"] == SCRIPT[best_step // 2 - 1]["bleu"]  # the chosen model's BLEU
+    assert r.best_step == best_step
+    assert r.valid_bleu == SCRIPT[best_step // 2 - 1]["bleu"]  # the chosen model's BLEU
 
 
 def test_patience_counts_the_metric_it_watches(tmp_path, make_recipe, scripted):
@@ -54,7 +54,7 @@ def test_patience_counts_the_metric_it_watches(tmp_path, make_recipe, scripted):
     extra += ["train.best_metric=chrf", "train.patience=1"]
     events = []
     r = train(make_recipe(out, *extra), device="cpu", on_event=events.append)
-    assert r["steps"] == 8
+    assert r.steps == 8
     assert any(
         "no better valid chrF in 1 evaluations" in e.text for e in events if isinstance(e, Message)
     )

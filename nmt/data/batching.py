@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -96,58 +95,80 @@ def _pad(rows: Sequence[Sequence[int]]) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-class EpochPosition(Protocol):
-    """Where training stands in its epochs (nmt.training.setup.TrainerState is one)."""
-
-    epoch: int  # completed epochs
-    position: int  # batches taken in the current epoch
-
-
 # epoch → that epoch's (source ids, target ids) of the training pairs (Data.train_ids)
 IdsForEpoch = Callable[[int], tuple[Sequence[Sequence[int]], Sequence[Sequence[int]]]]
 
 
+@dataclass(frozen=True)
+class Place:
+    """Where the schedule stands once a batch is taken: `epoch` epochs completed and
+    `position` batches taken of the next one. Taking an epoch's last batch rolls it over
+    (`epoch_end`: epoch + 1, position 0). `batches`: how many the batch's epoch has."""
+
+    epoch: int
+    position: int
+    batches: int
+    epoch_end: bool
+
+    @property
+    def epochs_done(self) -> float:
+        """Epochs done, fractional: 2.5 is halfway through the third."""
+        return round(self.epoch + self.position / self.batches, 2)
+
+    @property
+    def taken(self) -> int:
+        """Batches taken of the batch's own epoch, this one included."""
+        return self.batches if self.epoch_end else self.position
+
+
 class EpochSchedule:
-    """The training batches, epoch after epoch, from where `state` stands.
+    """The training batches, epoch after epoch, from `epoch` and `position` on (where a
+    resumed run stands: nmt.training.state.TrainerState keeps them).
 
     Each epoch's token ids come from `ids_for_epoch(epoch)`: the same lists every epoch,
     or, with subword sampling, a segmentation drawn for that epoch. Its batches are cut
     from those ids' lengths with an rng of (seed, epoch); both depend on (seed, epoch)
-    only, so a resumed run sees the same batches. Taking a batch advances
-    `state.position`; taking an epoch's last batch rolls `state` over to the next epoch,
-    whose ids and batches are made when its first batch is taken. Yields (batch,
-    epoch_end), the batch collated from its own epoch's ids.
+    only, so a resumed run sees the same batches. Yields (batch, place): the batch
+    collated from its own epoch's ids, and the `Place` it leaves the schedule at, which
+    the training loop records; the next epoch's ids and batches are made when its first
+    batch is taken. The schedule changes nothing but its own cursor.
     """
 
     def __init__(
-        self, ids_for_epoch: IdsForEpoch, batch_tokens: int, seed: int, state: EpochPosition
+        self,
+        ids_for_epoch: IdsForEpoch,
+        batch_tokens: int,
+        seed: int,
+        epoch: int = 0,
+        position: int = 0,
     ):
         self.ids_for_epoch = ids_for_epoch
-        self.batch_tokens, self.seed, self.state = batch_tokens, seed, state
+        self.batch_tokens, self.seed = batch_tokens, seed
+        self.place = Place(epoch, position, 1, False)  # `batches` is set by _start_epoch
         self._start_epoch()
 
     def _start_epoch(self) -> None:
-        self.epoch = self.state.epoch
+        self.epoch = self.place.epoch  # the epoch of `ids` and `batches`
         self.ids = self.ids_for_epoch(self.epoch)
         src, tgt = self.ids
         rng = np.random.default_rng([self.seed, self.epoch])
         self.batches = batch_indices(
             [len(x) for x in src], [len(y) for y in tgt], self.batch_tokens, rng
         )
+        self.place = Place(self.epoch, self.place.position, len(self.batches), False)
 
-    def __iter__(self) -> Iterator[tuple[Batch, bool]]:
-        state = self.state
+    def __iter__(self) -> Iterator[tuple[Batch, Place]]:
         while True:
-            if state.epoch != self.epoch:
+            if self.place.epoch != self.epoch:
                 self._start_epoch()
-            rows = self.batches[state.position]
-            state.position += 1
-            epoch_end = state.position == len(self.batches)
-            if epoch_end:
-                state.epoch, state.position = state.epoch + 1, 0
-            yield collate(*self.ids, rows), epoch_end
+            rows = self.batches[self.place.position]
+            position = self.place.position + 1
+            epoch_end = position == len(self.batches)
+            epoch = self.epoch + 1 if epoch_end else self.epoch
+            self.place = Place(epoch, 0 if epoch_end else position, len(self.batches), epoch_end)
+            yield collate(*self.ids, rows), self.place
 
     @property
     def epochs_done(self) -> float:
-        """Epochs done, fractional: 2.5 is halfway through the third."""
-        return round(self.state.epoch + self.state.position / len(self.batches), 2)
+        """Epochs done, fractional, where the schedule stands."""
+        return self.place.epochs_done

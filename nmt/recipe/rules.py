@@ -12,7 +12,16 @@ from nmt.recipe.fields import MAX_PARAMETERS
 from nmt.recipe.size import recipe_parameters
 
 if TYPE_CHECKING:
-    from nmt.recipe.schema import Recipe
+    from nmt.recipe.schema import Recipe, TrainConfig
+
+# train.teacher_forcing_schedule → the range of teacher_forcing_k it needs (Bengio et al.
+# 2015): the ratio at update i is max(floor, k − c·i), max(floor, k^i) or
+# max(floor, k / (k + exp(i / k))); each starts at or below 1 and decays.
+TEACHER_FORCING_K = {
+    "linear": ((lambda k: k <= 1), "in (0, 1] (the ratio at the first update)"),
+    "exponential": ((lambda k: k < 1), "in (0, 1) (the ratio decays as k^i)"),
+    "inverse_sigmoid": ((lambda k: k >= 1), ">= 1 (the ratio decays as k / (k + exp(i / k)))"),
+}
 
 
 Rule = tuple[bool, str]  # (the rule holds, the message that names its keys and the fix)
@@ -25,6 +34,7 @@ def check_recipe(r: Recipe, where: str) -> None:
     for ok, message in rules:
         if not ok:
             raise UserError(f"{where}: {message}")
+    check_teacher_forcing(r.train, where)
     check_model_size(r, where)
 
 
@@ -136,3 +146,38 @@ def check_model_size(r: Recipe, where: str) -> None:
         f"{MAX_PARAMETERS:.0e} nmt builds (8 GB of float32 weights): make {sizes} or the "
         f"layer counts ({m.encoder_layers} + {m.decoder_layers}) smaller"
     )
+
+
+def check_teacher_forcing(t: TrainConfig, where: str) -> None:
+    """train.teacher_forcing_schedule's keys: k in the schedule's range, c for linear
+    only, and a floor (train.teacher_forcing) below 1 for a schedule to decay to."""
+    schedule, k, c = t.teacher_forcing_schedule, t.teacher_forcing_k, t.teacher_forcing_c
+    name = f"train.teacher_forcing_schedule {schedule}"
+    if schedule == "constant":
+        given = [key for key, value in (("k", k), ("c", c)) if value is not None]
+        if given:
+            raise UserError(
+                f"{where}: train.teacher_forcing_{given[0]} shapes a teacher_forcing_schedule "
+                "(linear, exponential, inverse_sigmoid) and the schedule is constant: remove "
+                f"train.teacher_forcing_{given[0]} or choose a schedule"
+            )
+        return
+    test, rule = TEACHER_FORCING_K[schedule]
+    if k is None or not test(k):
+        got = "is not set" if k is None else f"is {k:g}"
+        raise UserError(f"{where}: {name} needs train.teacher_forcing_k {rule}; it {got}")
+    if schedule == "linear" and c is None:
+        raise UserError(
+            f"{where}: {name} needs train.teacher_forcing_c, the ratio's decrease per update "
+            "(e.g. 0.0001: from k to the floor over (k − floor) / c updates)"
+        )
+    if schedule != "linear" and c is not None:
+        raise UserError(
+            f"{where}: train.teacher_forcing_c is the slope of the linear schedule; {name} "
+            "has none: remove train.teacher_forcing_c"
+        )
+    if t.teacher_forcing >= 1:
+        raise UserError(
+            f"{where}: {name} decays to train.teacher_forcing, which is {t.teacher_forcing:g}: "
+            "set train.teacher_forcing to the floor it should reach, below 1 (e.g. 0.5)"
+        )

@@ -34,6 +34,8 @@ from nmt.recipe.sources import Source
 Cell = Literal["lstm", "gru", "rnn"]
 Attention = Literal["none", "bahdanau", "luong_dot", "luong_general", "luong_concat"]
 Bridge = Literal["linear", "zeros", "copy"]
+LrSchedule = Literal["constant", "plateau", "epoch_decay", "inverse_sqrt"]
+TeacherForcingSchedule = Literal["constant", "linear", "exponential", "inverse_sigmoid"]
 
 # Beam search scores beam × vocabulary continuations per sentence and step, so memory and
 # time grow with the beam, while quality peaks at small beams (5-10 here) and often falls
@@ -126,14 +128,24 @@ class TrainConfig:
     max_minutes: float | None = positive(None)  # except minutes: per invocation
     optimizer: Literal["adam", "sgd", "adadelta"] = "adam"
     learning_rate: float = rate(1e-3)  # at most MAX_LEARNING_RATE (float32)
-    lr_schedule: Literal["constant", "plateau", "epoch_decay"] = "constant"
+    # nmt.training.schedules: constant; plateau (× lr_decay after lr_patience evaluations
+    # without a better best_metric); epoch_decay (× lr_decay after each epoch from
+    # lr_decay_start); inverse_sqrt (learning_rate · sqrt(w / step) after w warm-up steps)
+    lr_schedule: LrSchedule = "constant"
     lr_decay: float = fraction(0.5, low_open=True, high_open=True)  # rate × this on a decay
     lr_patience: int = non_negative(2)  # plateau: evaluations without improvement, then decay
     lr_decay_start: int = non_negative(5)  # epoch_decay: decay after every epoch past this
+    warmup_steps: int = non_negative(0)  # the rate rises linearly from 0 over N updates; 0: none
     clip_norm: float = non_negative(5.0)  # 0 disables gradient clipping
     accumulate: int = positive(1)  # batches per update; the loss averages all their tokens
     label_smoothing: float = fraction(0.0, low_open=False, high_open=True)
-    teacher_forcing: float = fraction(1.0, low_open=True, high_open=False)  # P(gold token)
+    # P(gold previous token); with a teacher_forcing_schedule, the floor it decays to
+    teacher_forcing: float = fraction(1.0, low_open=True, high_open=False)
+    # scheduled sampling (Bengio et al. 2015), ratio at update i: linear max(floor, k − c·i),
+    # exponential max(floor, k^i), inverse_sigmoid max(floor, k / (k + exp(i / k)))
+    teacher_forcing_schedule: TeacherForcingSchedule = "constant"
+    teacher_forcing_k: float | None = positive(None)  # the schedules' k (nmt.recipe.rules)
+    teacher_forcing_c: float | None = positive(None)  # linear: the decrease per update
     eval_every: int = non_negative(0)  # steps between evaluations; 0: every epoch's end
     patience: int = non_negative(0)  # evaluations without improvement before stopping; 0: never
     # bf16: autocast on CUDA or CPU; fp16: autocast with a gradient scaler (GPUs without bf16)

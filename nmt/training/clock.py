@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from nmt.data.batching import Place
 from nmt.events import Event
 from nmt.progress import Tracker, duration
 from nmt.recipe.schema import TrainConfig
@@ -54,15 +55,15 @@ class EpochBars:
         self.on_event, self.clock = on_event, clock
         self.bar: Tracker | None = None
 
-    def step(self, schedule, epoch_end: bool, step: int, batches: int = 1) -> None:
-        """After a step on `schedule`'s (an EpochSchedule) latest `batches` batches."""
+    def step(self, place: Place, step: int, batches: int = 1) -> None:
+        """After training step `step` on `batches` batches, which left the schedule at
+        `place` (nmt.data.batching.EpochSchedule)."""
         if self.bar is None:  # from where a resumed run stands in the epoch
-            total = len(schedule.batches)
-            done = total - batches if epoch_end else schedule.state.position - batches
-            name = f"epoch {schedule.epoch + 1}"
-            self.bar = Tracker(self.on_event, name, total, "batches", done)
-        self.bar.advance(batches, self.clock.eta(step, schedule.epochs_done))
-        if epoch_end:
+            epoch = place.epoch - 1 if place.epoch_end else place.epoch  # the batches' own
+            name = f"epoch {epoch + 1}"
+            self.bar = Tracker(self.on_event, name, place.batches, "batches", place.taken - batches)
+        self.bar.advance(batches, self.clock.eta(step, place.epochs_done))
+        if place.epoch_end:
             self.close()
 
     def close(self) -> None:

@@ -1,28 +1,35 @@
-"""The training loop: updates, reports, evaluations and stops (`nmt.training.setup` prepares the
-run and calls `run_loop`).
+"""The training loop, one update at a time, top to bottom (nmt.training.setup prepares
+the run and calls `run_loop`):
 
-    run_loop      EpochSchedule yields batches; next_group takes one update's worth
-                  (train.accumulate × ranks); each rank `update`s from its share with
-                  `train_step`; the Meter sums loss, tokens and time between reports;
-                  EpochBars reports each epoch's progress and the ETA (nmt.progress)
-    when due      account (log progress); evaluate (rank 0: nmt.training.validation's
-                  evaluate_and_save; the other ranks take its decisions); save_checkpoint
-    until         limit_reached: max_steps, max_epochs, max_minutes or patience, decided
-                  on rank 0 and shared; the limit reached is results.json's stopped_by
-    test          score_test: the test split with the best weights → results.json
+    batch       EpochSchedule yields batches and the place each leaves it at; next_group
+                takes one update's worth (train.accumulate × ranks), and the loop
+                records where it stands (TrainerState.epoch and position)
+    update      each rank `update`s from its share with `train_step`, at the learning
+                rate and teacher-forcing ratio nmt.training.schedules gives; the Meter
+                sums loss, tokens and time between reports
+    report      account: a Progress line every train.log_every steps; EpochBars:
+                each epoch's progress and the ETA (nmt.progress)
+    evaluate    rank 0 validates (nmt.training.validation); every rank records the
+                scores (best, patience, the plateau schedule); rank 0 writes them
+    save        checkpoints/last, at every evaluation and every train.save_every steps
+    limits      limit_reached: max_steps, max_epochs, max_minutes or patience, decided
+                on rank 0 and shared; the limit reached is results.json's stopped_by
+    test        score_test (nmt.training.results): the best weights on the test split
+
+The loop is the one writer of the run's TrainerState: the schedule, validation and the
+results only read it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
 
 import torch
 
-from nmt.data.batching import Batch, EpochSchedule
+from nmt.data.batching import Batch, EpochSchedule, Place
 from nmt.errors import UserError
 from nmt.events import Message, Progress
 from nmt.model.loss import token_nll
@@ -31,116 +38,179 @@ from nmt.recipe.schema import TrainConfig
 from nmt.store.checkpoint import rng_state
 from nmt.training.clock import EpochBars, RunClock
 from nmt.training.distributed import ALONE, World
-from nmt.training.meter import Meter
-from nmt.training.results import score_test
-from nmt.training.validation import evaluate_and_save, nonfinite_message, save_checkpoint
+from nmt.training.meter import LossWindow, Meter
+from nmt.training.results import Stop, TrainResults, score_test
+from nmt.training.run import Run
+from nmt.training.state import TrainerState, improves
+from nmt.training.validation import (
+    nonfinite_message,
+    save_checkpoint,
+    validate,
+    write_evaluation,
+)
 from nmt.vocab import PAD
-
-# what stopped a run: the train.* limit that was reached (results.json's stopped_by)
-Stop = Literal["max_steps", "max_epochs", "max_minutes", "patience"]
 
 # fp16: a loss scale this small means the loss itself is not finite, not an overflow
 MIN_LOSS_SCALE = 1e-4
 
-if TYPE_CHECKING:
-    from nmt.training.run import Run
-    from nmt.training.state import TrainerState
 
-
-def run_loop(run: Run) -> dict[str, Any]:
+def run_loop(run: Run) -> TrainResults:
     """Train until a limit is reached, evaluate the last weights, score the test split.
     Every rank of a distributed run goes through the same steps (nmt.training.distributed)."""
-    cfg, state, world, on_event = run.cfg, run.state, run.world, run.on_event
-    schedule = EpochSchedule(run.data.train_ids, cfg.batch_tokens, run.recipe.seed, state)
-    meter = Meter(run.device)
-    started = time.perf_counter()
-    bars = EpochBars(on_event, RunClock(cfg, state.step, schedule.epochs_done))
-    batches = iter(schedule)
+    cfg, state, world = run.cfg, run.state, run.world
+    schedule = EpochSchedule(
+        run.data.train_ids, cfg.batch_tokens, run.recipe.seed, state.epoch, state.position
+    )
+    meter, window = Meter(run.device), LossWindow()
+    bars = EpochBars(run.on_event, RunClock(cfg, state.step, schedule.epochs_done))
+    batches, started = iter(schedule), time.perf_counter()
     stop = world.share(limit_reached(cfg, state, started))  # a resumed run may be done
     while stop is None:
-        # one update's batches, cut alike on every rank; each rank takes its share, and an
-        # epoch's last few batches, fewer than the ranks, are left out
-        group, epoch_end = next_group(batches, cfg.accumulate * world.size)
+        # batch: one update's batches, cut alike on every rank; each rank takes its share,
+        # and an epoch's last few batches, fewer than the ranks, are left out
+        group, place = next_group(batches, cfg.accumulate * world.size)
+        state.epoch, state.position = place.epoch, place.position
         stepped = len(group) >= world.size
         if stepped:
             update(run, meter, group[world.rank :: world.size])
-        if epoch_end and cfg.lr_schedule == "epoch_decay" and state.epoch >= cfg.lr_decay_start:
-            for param_group in run.optimizer.param_groups:  # Sutskever / Luong: halve
-                param_group["lr"] *= cfg.lr_decay
-        due_log = stepped and state.step % cfg.log_every == 0
-        due_eval = stepped and cfg.eval_every > 0 and state.step % cfg.eval_every == 0
-        due_eval |= cfg.eval_every == 0 and epoch_end and state.last_eval_step != state.step
-        due_save = stepped and cfg.save_every > 0 and state.step % cfg.save_every == 0
-        if due_log or due_eval or due_save:
-            account(run, meter, schedule.epochs_done, report=due_log)
-        if due_eval:
-            evaluate(run, schedule.epochs_done)
-        elif due_save:
-            rng = world.gather(rng_state())  # each rank resumes with its own
-            if world.main:
-                save_checkpoint(run, rng)
-        if due_eval or due_save:
+        if place.epoch_end:
+            run.learner.schedules.lr.epoch_ended(state.epoch)
+        due = Due.after(cfg, state, stepped, place.epoch_end)
+        if due.log or due.evaluate or due.save:
+            account(run, meter, window, place.epochs_done, report=due.log)
+        if due.evaluate:
+            evaluate(run, window, place.epochs_done)
+        if due.evaluate or due.save:
+            save(run)
             meter.restart()  # evaluating and saving are not training time
-        bars.step(schedule, epoch_end, state.step, len(group))
+        bars.step(place, state.step, len(group))
         stop = world.share(limit_reached(cfg, state, started))
     bars.close()
-    account(run, meter, schedule.epochs_done, report=False)
+    return finish(run, meter, window, schedule.epochs_done, stop)
+
+
+@dataclass(frozen=True)
+class Due:
+    """What is due after an update (or an epoch's end without one)."""
+
+    log: bool  # a Progress line: every train.log_every steps
+    evaluate: bool  # every train.eval_every steps, or with 0 at each epoch's end
+    save: bool  # checkpoints/last: every train.save_every steps (and at every evaluation)
+
+    @classmethod
+    def after(cls, cfg: TrainConfig, state: TrainerState, stepped: bool, epoch_end: bool) -> Due:
+        step = state.step
+        evaluate = stepped and cfg.eval_every > 0 and step % cfg.eval_every == 0
+        evaluate |= cfg.eval_every == 0 and epoch_end and state.last_eval_step != step
+        return cls(
+            log=stepped and step % cfg.log_every == 0,
+            evaluate=evaluate,
+            save=stepped and cfg.save_every > 0 and step % cfg.save_every == 0,
+        )
+
+
+def finish(
+    run: Run, meter: Meter, window: LossWindow, epochs_done: float, stop: Stop
+) -> TrainResults:
+    """After the last update: its steps accounted, the last weights evaluated and saved
+    (unless they just were), the stop reported, and the test split scored."""
+    state, cfg = run.state, run.cfg
+    account(run, meter, window, epochs_done, report=False)
     if state.last_eval_step != state.step:
-        evaluate(run, schedule.epochs_done)
-    on_event(
+        evaluate(run, window, epochs_done)
+        save(run)
+    run.on_event(
         Message(
             f"stopped after {stop_text(cfg, stop)}: step {state.step}, best valid BLEU "
             f"{state.best_bleu:.2f} at step {state.best_step}"
         )
     )
-    return world.share(score_test(run, schedule.epochs_done, stop) if world.main else None)
+    world = run.world
+    return world.share(score_test(run, epochs_done, stop) if world.main else None)
 
 
 def update(run: Run, meter: Meter, batches: list[Batch]) -> None:
-    """One update from this rank's `batches`, the loss normalized by the target tokens of
-    the whole update (all ranks'): N ranks make the update one process makes on the union."""
-    state, world = run.state, run.world
+    """One update from this rank's `batches`, at the schedules' learning rate and
+    teacher-forcing ratio, the loss normalized by the target tokens of the whole update
+    (all ranks'): N ranks make the update one process makes on the union."""
+    state, world, learner = run.state, run.world, run.learner
     tokens = sum(batch.target_tokens for batch in batches)
-    total = int(world.sum(tokens))
-    on_device = [batch.to(run.device) for batch in batches]
-    trainer = run.trainer if run.trainer is not None else run.model
-    step = (on_device, total, run.optimizer, run.cfg, run.autocast, world, run.scaler)
-    loss_sum, applied = train_step(trainer, *step)
+    schedules = learner.schedules
+    schedules.lr.apply(learner.optimizer, state.step + 1)
+    loss_sum, applied = train_step(
+        learner.stepped,
+        [batch.to(run.device) for batch in batches],
+        int(world.sum(tokens)),
+        learner.optimizer,
+        run.cfg,
+        learner.autocast,
+        world=world,
+        scaler=learner.scaler,
+        teacher_forcing=schedules.teacher_forcing.at(state.step),
+    )
     state.step += 1
     if applied:
         meter.add(loss_sum, tokens, state.step)
-        if run.average is not None:
-            run.average.update(run.model, state.step - state.skipped)
-    else:
-        state.skipped += 1
-        why = "loss not finite" if run.scaler is None else "fp16 gradients overflowed"
-        scale = "" if run.scaler is None else f", loss scale now {run.scaler.get_scale():g}"
-        run.on_event(Message(f"step {state.step}: {why}, update skipped{scale}"))
-        if run.scaler is not None and run.scaler.get_scale() < MIN_LOSS_SCALE:
-            raise UserError(nonfinite_message(run, state.step))  # not overflow: divergence
+        if learner.average is not None:
+            learner.average.update(learner.model, state.step - state.skipped)
+        return
+    state.skipped += 1
+    scaler = learner.scaler
+    why = "loss not finite" if scaler is None else "fp16 gradients overflowed"
+    scale = "" if scaler is None else f", loss scale now {scaler.get_scale():g}"
+    run.on_event(Message(f"step {state.step}: {why}, update skipped{scale}"))
+    if scaler is not None and scaler.get_scale() < MIN_LOSS_SCALE:
+        raise UserError(nonfinite_message(run, state.step))  # not overflow: divergence
 
 
-def evaluate(run: Run, epochs_done: float) -> None:
-    """Rank 0 evaluates and saves; every rank takes its decisions (best, patience, rates),
-    or stops with rank 0's message when the valid loss diverged."""
-    world = run.world
-    rng = world.gather(rng_state())  # for the checkpoint: each rank resumes with its own
-    failed = None
+def evaluate(run: Run, window: LossWindow, epochs_done: float) -> None:
+    """Rank 0 validates; every rank records the scores in its trainer state (the best,
+    patience) and the plateau schedule, so all take the same decisions; rank 0 writes
+    the evaluation (nmt.training.validation). A valid loss that diverged stops every
+    rank with rank 0's message."""
+    world, cfg = run.world, run.cfg
+    scores, failed = None, None
     if world.main:
         try:
-            evaluate_and_save(run, epochs_done, rng)
+            scores = validate(run)
         except UserError as error:
             if not world.active:
                 raise
             failed = str(error)  # the other ranks wait in share(): they stop with it
-    if world.active:
-        rates = [group["lr"] for group in run.optimizer.param_groups]
-        saved, rates, failed = world.share((dataclasses.asdict(run.state), rates, failed))
-        if failed is not None:
-            raise UserError(failed)
-        vars(run.state).update(saved)
-        for group, lr in zip(run.optimizer.param_groups, rates, strict=True):
-            group["lr"] = lr
+    scores, failed = world.share((scores, failed))
+    if failed is not None:
+        raise UserError(failed)
+    improved = record_evaluation(run.state, scores, cfg.best_metric)
+    if scores is not None:
+        run.learner.schedules.lr.evaluated(scores[cfg.best_metric])
+    train_loss = window.take()
+    if world.main:
+        write_evaluation(run, scores, improved, epochs_done, train_loss)
+
+
+def record_evaluation(state: TrainerState, scores: dict[str, float] | None, metric: str) -> bool:
+    """Record an evaluation at this step; whether it improved on the best by `metric`
+    (train.best_metric). Without a valid split (`scores` None) it always does: the
+    latest weights are the ones to keep."""
+    state.last_eval_step = state.step
+    if scores is None:
+        return True
+    improved = improves(metric, scores, state)
+    state.bad_evals = 0 if improved else state.bad_evals + 1
+    if improved:
+        state.best_bleu, state.best_chrf = scores["bleu"], scores["chrf"]
+        state.best_loss, state.best_step = scores["loss"], state.step
+    return improved
+
+
+def save(run: Run) -> None:
+    """checkpoints/last, written by rank 0 with every rank's random state (each resumes
+    with its own) and, with fp16, the loss scale reached."""
+    if run.learner.scaler is not None:
+        run.state.loss_scale = run.learner.scaler.get_scale()
+    rng = run.world.gather(rng_state())
+    if run.world.main:
+        save_checkpoint(run, rng)
 
 
 def train_step(
@@ -152,6 +222,7 @@ def train_step(
     autocast: contextlib.AbstractContextManager,
     world: World = ALONE,
     scaler: torch.amp.GradScaler | None = None,
+    teacher_forcing: float | None = None,
 ) -> tuple[torch.Tensor, bool]:
     """One update: teacher-forced forward, masked cross-entropy and backward for each
     batch (train.accumulate of them), then clip and step.
@@ -163,19 +234,20 @@ def train_step(
     or gradient anywhere skips it on every rank (this waits for the device). With a
     `scaler` (fp16) the loss is scaled before the backward pass and the gradients unscaled
     before clipping; an overflow skips the update on every rank (their gradients are the
-    same after the all-reduce) and lowers the scale.
+    same after the all-reduce) and lowers the scale. `teacher_forcing`: the probability
+    of feeding the gold previous token in this update (nmt.training.schedules'), by
+    default train.teacher_forcing.
     """
     model.train()
     group = [batches] if isinstance(batches, Batch) else list(batches)
     loss_sum = torch.zeros((), device=next(model.parameters()).device)
     ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)
+    ratio = cfg.teacher_forcing if teacher_forcing is None else teacher_forcing
     for i, batch in enumerate(group):
         real = batch.tgt_out != PAD  # (B, T): project and score real targets only
         later = ddp and i < len(group) - 1  # all-reduce the gradients once, at the end
         with model.no_sync() if later else contextlib.nullcontext(), autocast:
-            logits = model(
-                batch.src, batch.src_lengths, batch.tgt_in, cfg.teacher_forcing, positions=real
-            )
+            logits = model(batch.src, batch.src_lengths, batch.tgt_in, ratio, positions=real)
             part = token_nll(logits, batch.tgt_out[real], cfg.label_smoothing)
         with model.no_sync() if later else contextlib.nullcontext():
             scaled = part * world.size / tokens  # DDP averages over the ranks
@@ -200,18 +272,20 @@ def train_step(
     return loss_sum, applied
 
 
-def next_group(batches: Iterator[tuple[Batch, bool]], size: int) -> tuple[list[Batch], bool]:
-    """The next `size` batches of an update (fewer at an epoch's end) and whether that
-    end was reached."""
-    group, epoch_end = [], False
-    while len(group) < size and not epoch_end:
-        batch, epoch_end = next(batches)
+def next_group(batches: Iterator[tuple[Batch, Place]], size: int) -> tuple[list[Batch], Place]:
+    """The next `size` batches of an update (fewer at an epoch's end) and the place the
+    last of them left the schedule at."""
+    group = []
+    while True:
+        batch, place = next(batches)
         group.append(batch)
-    return group, epoch_end
+        if len(group) == size or place.epoch_end:
+            return group, place
 
 
-def account(run: Run, meter: Meter, epochs_done: float, report: bool) -> None:
-    """Add the meter's window to the trainer state and, if asked, report it.
+def account(run: Run, meter: Meter, window: LossWindow, epochs_done: float, report: bool) -> None:
+    """Add the meter's steps to the trainer state and the loss `window`, and, if asked,
+    report them (with the learning rate and teacher-forcing ratio the next update uses).
 
     A non-finite loss in the window stops the run here, before anything is saved: on
     every rank at once, whichever rank saw it.
@@ -225,12 +299,12 @@ def account(run: Run, meter: Meter, epochs_done: float, report: bool) -> None:
         loss, tokens = world.sum(loss * tokens) / max(total, 1), total
     state.train_seconds += seconds
     state.train_tokens += tokens
-    run.window_loss += loss * tokens
-    run.window_tokens += tokens
+    window.add(loss, tokens)
     if report:
-        lr = run.optimizer.param_groups[0]["lr"]
+        schedules = run.learner.schedules
+        lr, ratio = schedules.lr.at(state.step + 1), schedules.teacher_forcing.at(state.step)
         speed = tokens / max(seconds, 1e-9)
-        run.on_event(Progress(state.step, epochs_done, loss, speed, lr, state.skipped))
+        run.on_event(Progress(state.step, epochs_done, loss, speed, lr, state.skipped, ratio))
 
 
 def limit_reached(cfg: TrainConfig, state: TrainerState, started: float) -> Stop | None:

@@ -1,8 +1,6 @@
-"""What training reports while it runs: the events of `nmt.training.setup.train(on_event=...)`,
-and the `Meter` that sums a report's window of training steps. `nmt.progress` reports
-the `Phase` events of long phases.
-
-The library never prints; the CLI (cli/train.py) turns each event into a line.
+"""Sums over training steps: the `Meter` of a report's window (loss, tokens, seconds),
+and the `LossWindow` of the training loss since the last evaluation (metrics.jsonl's
+train_loss). The training loop (nmt.training.loop) owns both.
 """
 
 from __future__ import annotations
@@ -46,3 +44,21 @@ class Meter:
 
     def restart(self) -> None:
         self.start = time.perf_counter()
+
+
+class LossWindow:
+    """The mean training loss per target token since the last evaluation."""
+
+    def __init__(self) -> None:
+        self.loss_sum, self.tokens = 0.0, 0
+
+    def add(self, loss: float, tokens: int) -> None:
+        """A report window's mean `loss` over its `tokens`."""
+        self.loss_sum += loss * tokens
+        self.tokens += tokens
+
+    def take(self) -> float | None:
+        """The mean since the last `take` (None: no tokens), and start anew."""
+        mean = self.loss_sum / self.tokens if self.tokens else None
+        self.loss_sum, self.tokens = 0.0, 0
+        return mean

@@ -262,20 +262,22 @@ class RunDir:
         checkpoint.load_weights(self.path / WEIGHTS, model, device)
 
     def save_last(
-        self, model, optimizer, scheduler, trainer_state: dict[str, Any], average=None, rng=None
+        self, model, optimizer, schedules, trainer_state: dict[str, Any], average=None, rng=None
     ) -> None:
+        """checkpoints/last (nmt.store.checkpoint.save_last); `schedules`: the run's
+        nmt.training.schedules.Schedules, saved as the checkpoint's scheduler."""
         with self._writing(self.path / checkpoint.LAST):
             checkpoint.save_last(
-                self.path, model, optimizer, scheduler, trainer_state, average, rng
+                self.path, model, optimizer, schedules, trainer_state, average, rng
             )  # fmt: skip
         self.saved_step = trainer_state["step"]
 
     def load_last(
-        self, model, optimizer, scheduler, device: torch.device, average=None, rank: int = 0
+        self, model, optimizer, schedules, device: torch.device, average=None, rank: int = 0
     ) -> TrainerState:
         """Restore the checkpoint into these objects; its trainer state, checked."""
         saved = checkpoint.load_last(
-            self.path, model, optimizer, scheduler, device, average, rank
+            self.path, model, optimizer, schedules, device, average, rank
         )  # fmt: skip
         return checked_state(saved, checkpoint.trainer_file(self.path))
 

@@ -4,10 +4,11 @@
 
     prepare_run      check and lock the model directory (rank 0 of a distributed run;
                      the other ranks only read it), read and tokenize the data, build
-                     model, optimizer and schedule (or restore them on --resume)
-    run_loop         nmt.training.loop: updates, progress, evaluations (validation.py),
-                     limits,
-                     and the test split with the best weights → results.json
+                     the model and its Learner (optimizer, schedules, precision, weight
+                     average), or restore them and the TrainerState on --resume
+    run_loop         nmt.training.loop: batch → update → report → evaluate → save →
+                     limits, then the test split with the best weights → results.json
+                     (TrainResults, which `train` returns)
 
 It reports through one callback (`on_event`: nmt.events) and never prints; with
 train.tensorboard, a TensorBoardLog (nmt.training.tensorboard) hears the same events. Under
@@ -20,7 +21,6 @@ import gc
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -44,8 +44,10 @@ from nmt.store import checkpoint, files
 from nmt.training.distributed import ALONE, World
 from nmt.training.ema import WeightAverage
 from nmt.training.loop import run_loop, train_step  # noqa: F401 (train_step: the public step)
-from nmt.training.run import Run
+from nmt.training.results import TrainResults
+from nmt.training.run import Learner, Run
 from nmt.training.run_dir import FollowerDir, RunDir
+from nmt.training.schedules import Schedules
 from nmt.training.state import TrainerState, checked_state
 from nmt.training.tensorboard import TensorBoardLog
 from nmt.training.tensorboard import check_available as check_tensorboard
@@ -66,8 +68,9 @@ def train(
     overwrite: bool = False,
     on_event: Callable[[Event], None] = lambda event: None,
     init_from: str | Path | None = None,
-) -> dict[str, Any]:
-    """Train the recipe's model into `recipe.output_dir`; return what results.json says.
+) -> TrainResults:
+    """Train the recipe's model into `recipe.output_dir`; return what results.json says
+    (`TrainResults.to_json` is its object).
     `init_from`: a model directory to start from (nmt.training.warm_start)."""
     init_dir = None if init_from is None else Path(init_from)
     if init_dir is not None:
@@ -90,8 +93,8 @@ def train(
             if run.board is not None:
                 run.board.close()
             if world.active:  # DDP's reducer holds the process group (gc: in case of
-                run.trainer = None  # reference cycles): free it first, so that closing the
-                gc.collect()  # world ends the group's threads now, not in interpreter shutdown
+                run.learner.trainer = None  # reference cycles): free it first, so closing
+                gc.collect()  # the world ends the group's threads now, not at shutdown
             world.close()
 
 
@@ -104,17 +107,10 @@ def prepare_run(
     init_from: Path | None = None,
     world: World = ALONE,
 ) -> Run:
-    """Data, tokenizers, model, optimizer and trainer state; writes the model directory
-    only once the data has been read and tokenized and, on --resume, the whole checkpoint
-    read back, all without error."""
-    dev = world.device(pick_device(device))
-    check_metrics(["bleu", "chrf"], recipe.data.target_lang)
-    cfg = recipe.train
-    check_training_precision(cfg.precision, dev)
-    set_deterministic(cfg.deterministic)
-    seed_everything(recipe.seed)
-    if dev.type == "cuda":
-        torch.set_float32_matmul_precision("high")  # TF32 matrix products on Ampere+
+    """Data, tokenizers, model, optimizer, schedules and trainer state; writes the model
+    directory only once the data has been read and tokenized and, on --resume, the whole
+    checkpoint read back, all without error."""
+    dev, cfg = _set_up(recipe, device, world), recipe.train
     if resume:
         _check_resume(run_dir, world)
 
@@ -126,13 +122,11 @@ def prepare_run(
         on_event(Message(f"weights and tokenizers from {init_from}; a fresh optimizer"))
     if cfg.tensorboard:
         check_tensorboard()  # before anything is written
-    optimizer, scheduler = _optimizer(model, cfg)
-    average = None if cfg.ema_decay is None else WeightAverage(model, cfg.ema_decay)
-    state, saved_step = TrainerState(world_size=world.size), None
+    learner = _learner(model, cfg, dev)
+    state = TrainerState(world_size=world.size)
     if resume:  # read back before the first write: a refused resume leaves all as it was
-        kept = average.model if average is not None else None
-        state = run_dir.load_last(model, optimizer, scheduler, dev, kept, world.rank)
-        saved_step = state.step
+        state = _restore(run_dir, learner, dev, world)
+    learner.scaler = make_scaler(cfg.precision, dev, state.loss_scale)  # fp16: as it was
 
     tokenizers = tokenizer_files(recipe.tokenizer, data.src_tok, data.tgt_tok)
     run_dir.start(recipe, tokenizers)  # the first write
@@ -144,31 +138,62 @@ def prepare_run(
     params = sum(p.numel() for p in model.parameters())
     on_event(Message(f"model: {params / 1e6:.2f}M parameters on {dev}"))
     # valid and test decode, and model.safetensors keeps, the average when there is one
-    evaluated = model if average is None else average.model
+    evaluated = model if learner.average is None else learner.average.model
     translator = Translator(evaluated, recipe, data.src_tok, data.tgt_tok, dev)
     board = _tensorboard(run_dir, translator, data, state.step if resume else None, world)
     on_event = board.tee(on_event) if board is not None else on_event
-    trainer = None  # DDP all-reduces the gradients and starts every rank from rank 0's weights
-    if world.active:
+    if world.active:  # DDP all-reduces the gradients and starts every rank from rank 0's
         ids = [dev.index] if dev.type == "cuda" else None
-        trainer = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        learner.trainer = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     return Run(
-        recipe, run_dir, dev, data, model, optimizer, scheduler, translator, state, on_event,
-        make_autocast(cfg.precision, dev), make_scaler(cfg.precision, dev, state.loss_scale),
-        average, saved_step, board, world=world, trainer=trainer,
-    )  # fmt: skip
-
-
-def _optimizer(
-    model: Seq2Seq, cfg: TrainConfig
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.ReduceLROnPlateau]:
-    """The recipe's optimizer, and the plateau schedule (it follows train.best_metric)."""
-    optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.learning_rate)
-    mode = "min" if cfg.best_metric == "loss" else "max"
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode=mode, factor=cfg.lr_decay, patience=cfg.lr_patience
+        recipe=recipe,
+        run_dir=run_dir,
+        device=dev,
+        data=data,
+        learner=learner,
+        translator=translator,
+        state=state,
+        on_event=on_event,
+        world=world,
+        board=board,
     )
-    return optimizer, scheduler
+
+
+def _set_up(recipe: Recipe, device: str, world: World) -> torch.device:
+    """The device this rank trains on, once the recipe's metrics and precision are
+    known to work there; determinism and seeds as the recipe asks."""
+    dev = world.device(pick_device(device))
+    check_metrics(["bleu", "chrf"], recipe.data.target_lang)
+    check_training_precision(recipe.train.precision, dev)
+    set_deterministic(recipe.train.deterministic)
+    seed_everything(recipe.seed)
+    if dev.type == "cuda":
+        torch.set_float32_matmul_precision("high")  # TF32 matrix products on Ampere+
+    return dev
+
+
+def _learner(model: Seq2Seq, cfg: TrainConfig, device: torch.device) -> Learner:
+    """The recipe's optimizer and schedules for `model`, its autocast, its weight
+    average (train.ema_decay); the fp16 scaler comes once the trainer state is known."""
+    optimizer = OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.learning_rate)
+    return Learner(
+        model=model,
+        optimizer=optimizer,
+        schedules=Schedules(cfg, optimizer),
+        autocast=make_autocast(cfg.precision, device),
+        average=None if cfg.ema_decay is None else WeightAverage(model, cfg.ema_decay),
+    )
+
+
+def _restore(run_dir: RunDir, learner: Learner, device: torch.device, world: World) -> TrainerState:
+    """checkpoints/last into `learner` (weights, optimizer, schedules, average, this
+    rank's random state); its trainer state."""
+    kept = learner.average.model if learner.average is not None else None
+    state = run_dir.load_last(
+        learner.model, learner.optimizer, learner.schedules, device, kept, world.rank
+    )
+    run_dir.saved_step = state.step  # what a run that fails now keeps (other ranks too)
+    return state
 
 
 def _tensorboard(

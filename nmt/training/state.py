@@ -1,5 +1,8 @@
 """Where a training run stands (`TrainerState`), and the check of a saved one.
 
+The training loop (nmt.training.loop) is the one writer of a run's state; setup makes it
+(fresh, or read back on --resume), and validation and the results read it.
+
 The state is saved as checkpoints/last/trainer.json with every checkpoint. A resume
 starts from it and trims the directory to it (metrics and kept weights past its step
 go), so a damaged state must be refused before anything is read or written on its word:
@@ -102,3 +105,12 @@ def _problem(name: str, value: Any, step: int) -> str | None:
     if high != "step" and value > float(high):
         return f"over {float(high):g}"
     return None
+
+
+def improves(metric: str, scores: dict[str, float], state: TrainerState) -> bool:
+    """Whether valid `scores` (loss, bleu, chrf) beat the best of `state` by `metric`
+    (train.best_metric). For BLEU or chrF, a tie (say 0 early on) goes to the lower loss."""
+    if metric == "loss":
+        return scores["loss"] < state.best_loss
+    best = state.best_bleu if metric == "bleu" else state.best_chrf
+    return (scores[metric], -scores["loss"]) > (best, -state.best_loss)

@@ -3,7 +3,8 @@
 An event listener, like the CLI's: it hears the training events and writes them to
 RUN_DIR/tensorboard/ with PyTorch's SummaryWriter (the optional `tensorboard` package):
 
-    train/loss, train/learning_rate, train/tokens_per_second     at every log line
+    train/loss, train/learning_rate, train/tokens_per_second,
+    train/teacher_forcing                                        at every log line
     valid/loss, valid/perplexity, valid/bleu                     at every evaluation
     attention/0, attention/1, ...  heatmaps of the first few valid sentences, greedy,
                                    by the weights being evaluated (labelled with their
@@ -75,6 +76,7 @@ class TensorBoardLog:
                 "train/loss": event.loss,
                 "train/learning_rate": event.learning_rate,
                 "train/tokens_per_second": event.tokens_per_second,
+                "train/teacher_forcing": event.teacher_forcing,  # nmt.training.schedules
             }
         elif isinstance(event, Evaluation):
             scalars = {

@@ -1,13 +1,15 @@
 """Evaluating and saving during training: valid scores, the best weights, metrics.jsonl,
-the resumable checkpoint (`nmt.training.setup` calls `evaluate_and_save` and `save_checkpoint`).
+the resumable checkpoint. The training loop (nmt.training.loop) calls `validate`, records
+the scores in its TrainerState, then `write_evaluation` and `save_checkpoint`: nothing
+here changes where training stands.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict
+from typing import Any
 
 from nmt.data.prepare import Split
 from nmt.decode.scoring import mean_nll, perplexity
@@ -17,45 +19,47 @@ from nmt.events import Evaluation
 from nmt.metrics import score
 from nmt.progress import Tracker
 from nmt.store.checkpoint import rng_state
-
-if TYPE_CHECKING:
-    from nmt.training.run import Run
-    from nmt.training.state import TrainerState
+from nmt.training.run import Run
 
 
-def evaluate_and_save(run: Run, epochs_done: float, rng: list[dict] | None = None) -> None:
-    """Valid loss, perplexity, BLEU and chrF (greedy, or train.valid_beam); keep the best
-    weights by train.best_metric; metrics; checkpoint.
+def validate(run: Run) -> dict[str, float] | None:
+    """Valid loss, BLEU and chrF (greedy, or train.valid_beam) of the weights evaluated
+    (the weight average, with train.ema_decay); None without a valid split.
 
-    metrics.jsonl is appended before the checkpoint is saved: a run killed in between
-    resumes from the checkpoint before, drops this entry and evaluates this step again.
     A valid loss that is not finite, or whose perplexity is not (`_diverged`), is
     divergence, even when the training loss still is finite (a huge learning rate can
-    leave it so): the run stops with a UserError before anything of this evaluation is
-    written.
+    leave it so): a UserError, before anything of this evaluation is recorded or written.
     """
-    state, cfg, valid = run.state, run.cfg, run.data.valid
-    state.last_eval_step = state.step
+    cfg, valid = run.cfg, run.data.valid
+    if valid is None:
+        return None
+    tracker = Tracker(run.on_event, "validating", len(valid.sources), "sentences")
+    with run.learner.autocast, tracker:
+        scores = _validate(run.translator, valid, cfg.batch_tokens, cfg.valid_beam, tracker.advance)
+    diverged = _diverged(scores["loss"])  # NaN would still "improve" on a BLEU of -1
+    if diverged is not None:
+        raise UserError(nonfinite_message(run, run.state.step, diverged))
+    return scores
+
+
+def write_evaluation(
+    run: Run,
+    scores: dict[str, float] | None,
+    improved: bool,
+    epochs_done: float,
+    train_loss: float | None,
+) -> None:
+    """An evaluation the loop has recorded in its state: the best weights when it
+    `improved` (without a valid split, always: the latest weights are the ones to keep),
+    train.keep_checkpoints' copy, and its line in metrics.jsonl, with the learning rate
+    and teacher-forcing ratio the next update uses and `train_loss`, the mean training
+    loss since the last evaluation. The checkpoint is saved after this (`save_checkpoint`):
+    a run killed in between resumes from the checkpoint before, drops this entry and
+    evaluates this step again."""
+    state, cfg = run.state, run.cfg
     entry: dict[str, Any] = {"step": state.step, "epoch": epochs_done}
-    improved = True  # no valid split: the latest weights are the ones to keep
-    if valid is not None:
-        tracker = Tracker(run.on_event, "validating", len(valid.sources), "sentences")
-        with run.autocast, tracker:
-            scores = _validate(
-                run.translator, valid, cfg.batch_tokens, cfg.valid_beam, tracker.advance
-            )
-        loss, bleu = scores["loss"], scores["bleu"]
-        diverged = _diverged(loss)  # NaN would still "improve" on a BLEU of -1: never save it
-        if diverged is not None:
-            raise UserError(nonfinite_message(run, state.step, diverged))
-        improved = _improves(cfg.best_metric, scores, state)
-        state.bad_evals = 0 if improved else state.bad_evals + 1
-        if improved:
-            state.best_bleu, state.best_chrf = bleu, scores["chrf"]
-            state.best_loss, state.best_step = loss, state.step
-        if cfg.lr_schedule == "plateau":
-            run.scheduler.step(scores[cfg.best_metric])
-        ppl = perplexity(loss)
+    if scores is not None:
+        loss, bleu, ppl = scores["loss"], scores["bleu"], perplexity(scores["loss"])
         entry.update(valid_loss=round(loss, 4), valid_ppl=round(ppl, 3), valid_bleu=bleu)
         entry.update(valid_chrf=scores["chrf"])
         run.on_event(
@@ -65,31 +69,30 @@ def evaluate_and_save(run: Run, epochs_done: float, rng: list[dict] | None = Non
         run.run_dir.save_best(run.translator.model)  # the weight average, with ema_decay
     if cfg.keep_checkpoints:
         run.run_dir.keep_checkpoint(run.translator.model, state.step, cfg.keep_checkpoints)
+    schedules = run.learner.schedules
     entry.update(
-        learning_rate=run.optimizer.param_groups[0]["lr"],
+        learning_rate=schedules.lr.at(state.step + 1),
+        teacher_forcing=schedules.teacher_forcing.at(state.step),
         train_tokens_per_second=round(state.train_tokens / max(state.train_seconds, 1e-9)),
         train_seconds=round(state.train_seconds, 1),
     )
-    if run.window_tokens:  # the mean training loss since the last evaluation
-        entry["train_loss"] = round(run.window_loss / run.window_tokens, 4)
-        run.window_loss, run.window_tokens = 0.0, 0
+    if train_loss is not None:
+        entry["train_loss"] = round(train_loss, 4)
     if state.skipped:
         entry["skipped_updates"] = state.skipped
     run.run_dir.append_metrics(entry)
-    save_checkpoint(run, rng)
 
 
 def save_checkpoint(run: Run, rng: list[dict] | None = None) -> None:
-    """checkpoints/last: weights, optimizer, schedule, random state, trainer position.
+    """checkpoints/last: weights, optimizer, schedules, random state, trainer state.
     `rng`: every rank's random state in a distributed run, gathered while the others
-    wait; this rank's (0) is taken now, after whatever it did since."""
-    rng = [rng_state(), *(rng or [])[1:]]
-    if run.scaler is not None:  # resumes with the loss scale it had reached
-        run.state.loss_scale = run.scaler.get_scale()
-    state = dataclasses.asdict(run.state)
-    average = run.average.model if run.average is not None else None
-    run.run_dir.save_last(run.model, run.optimizer, run.scheduler, state, average, rng)
-    run.saved_step = run.state.step
+    wait (default: this process's alone)."""
+    learner = run.learner
+    average = learner.average.model if learner.average is not None else None
+    run.run_dir.save_last(
+        learner.model, learner.optimizer, learner.schedules, asdict(run.state), average,
+        rng or [rng_state()],
+    )  # fmt: skip
 
 
 def nonfinite_message(
@@ -99,9 +102,9 @@ def nonfinite_message(
     (`problem` says which and how): what was kept, and the settings to try."""
     cfg = run.cfg
     kept = (
-        f"{run.run_dir.path} keeps the checkpoint of step {run.saved_step} (--resume continues "
-        "from it)"
-        if run.saved_step is not None
+        f"{run.run_dir.path} keeps the checkpoint of step {run.run_dir.saved_step} (--resume "
+        "continues from it)"
+        if run.run_dir.saved_step is not None
         else "nothing was saved (--overwrite starts over)"
     )
     settings = (
@@ -146,12 +149,3 @@ def _validate(
     lang = translator.recipe.data.target_lang
     scores = score(hyps, valid.references, ["bleu", "chrf"], lang)
     return {"loss": loss, "bleu": scores["bleu"]["score"], "chrf": scores["chrf"]["score"]}
-
-
-def _improves(metric: str, scores: dict[str, float], state: TrainerState) -> bool:
-    """Whether this evaluation beats the best so far by train.best_metric. For BLEU or
-    chrF, a tie (say 0 early on) goes to the lower loss."""
-    if metric == "loss":
-        return scores["loss"] < state.best_loss
-    best = state.best_bleu if metric == "bleu" else state.best_chrf
-    return (scores[metric], -scores["loss"]) > (best, -state.best_loss)
