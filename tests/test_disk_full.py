@@ -23,7 +23,7 @@ import nmt.store.files
 import nmt.training.setup
 from nmt.cli.main import app
 from nmt.errors import UserError
-from nmt.training.run_dir import TOKENIZER_FILES
+from nmt.store.layout import TOKENIZER_FILES
 
 NO_SPACE = "No space left on device"
 

@@ -23,7 +23,7 @@ from nmt.errors import UserError
 from nmt.model.seq2seq import build_model
 from nmt.recipe.load import load_recipe
 from nmt.store import checkpoint, files
-from nmt.training.run_dir import TOKENIZER_FILES
+from nmt.store.layout import TOKENIZER_FILES, check_model_dir
 
 RECORD = "averaged.json"  # in the new directory: which checkpoints were averaged
 
@@ -77,8 +77,7 @@ def write_averaged(run_dir: Path, paths: Sequence[Path], output_dir: Path) -> di
     and renamed into place when complete, so a failure (a full disk, say) leaves no half
     of one behind.
     """
-    if not (run_dir / checkpoint.RECIPE).is_file():
-        raise UserError(f"{run_dir}: not a model directory (no {checkpoint.RECIPE})")
+    check_model_dir(run_dir, None)
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
         raise UserError(
             f"--output-dir {output_dir}: exists and is not empty; name a new directory "

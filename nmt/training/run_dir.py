@@ -29,6 +29,14 @@ from nmt.errors import UserError
 from nmt.recipe.load import load_recipe, recipe_to_dict, recipe_to_yaml
 from nmt.recipe.schema import Recipe
 from nmt.store import checkpoint, files
+from nmt.store.layout import (  # RUN_FILES: what --overwrite removes, and nothing else
+    METRICS,
+    RECIPE,
+    RESULTS,
+    RUN_FILES,
+    TEST_HYP,
+    WEIGHTS,
+)
 from nmt.training.state import TrainerState, checked_state
 
 try:
@@ -36,27 +44,6 @@ try:
 except ImportError:  # Windows: no flock; runs are not locked there
     fcntl = None  # type: ignore[assignment]
 
-RECIPE, WEIGHTS, METRICS, RESULTS, TEST_HYP = (
-    checkpoint.RECIPE,
-    checkpoint.WEIGHTS,
-    "metrics.jsonl",
-    "results.json",
-    "test.hyp",
-)
-# The tokenizer files a model directory may hold (nmt.data.tokenizer.file_names, TargetSubset).
-TOKENIZER_FILES = (
-    "spm.model",
-    "src.spm.model",
-    "tgt.spm.model",
-    "vocab.txt",
-    "src.vocab.txt",
-    "tgt.vocab.txt",
-    "target_vocab.txt",
-)
-# What a training run writes into its directory; --overwrite removes these and nothing else.
-RUN_FILES = frozenset(
-    {RECIPE, WEIGHTS, METRICS, RESULTS, TEST_HYP, "checkpoints", *TOKENIZER_FILES}
-)
 # Recipe keys that may differ when a run is resumed: limits, logging, saving, decoding.
 RESUMABLE = (
     "output_dir",

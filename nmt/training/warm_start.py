@@ -21,16 +21,12 @@ from nmt.errors import UserError
 from nmt.recipe.load import load_recipe, recipe_to_dict
 from nmt.recipe.schema import Recipe
 from nmt.store import checkpoint
+from nmt.store.layout import check_model_dir
 
 
 def init_recipe(recipe: Recipe, init_from: Path) -> Recipe:
     """`recipe` with the tokenizer section of the model directory `init_from`."""
-    if not (init_from / checkpoint.RECIPE).is_file():
-        raise UserError(
-            f"--init-from {init_from}: not a model directory (no {checkpoint.RECIPE}); give "
-            "a directory that nmt train wrote"
-        )
-    trained = load_recipe(init_from / checkpoint.RECIPE)
+    trained = load_recipe(check_model_dir(init_from, "--init-from"))
     tokenizer = dataclasses.replace(trained.tokenizer, sampling=recipe.tokenizer.sampling)
     return dataclasses.replace(recipe, tokenizer=tokenizer)
 

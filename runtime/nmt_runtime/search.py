@@ -169,6 +169,17 @@ def _finish(
         finished[b].append(Hypothesis(tokens, score, None if attention is None else attention[e]))
 
 
+def _best_finished(
+    best_done: np.ndarray, end_i: np.ndarray, end_j: np.ndarray, ranked: np.ndarray, k: int
+) -> np.ndarray:
+    """The nbest best finished scores per sentence (best_done: (n, nbest)), with those of
+    the hypotheses just finished (`ranked`, at rows end_i, columns end_j of the top k)."""
+    new = np.full((len(best_done), k), NEG_INF, dtype=np.float32)
+    new[end_i, end_j] = ranked
+    both = np.concatenate([best_done, new], axis=1)
+    return -np.sort(-both, axis=1)[:, : best_done.shape[1]]
+
+
 def beam_search(
     stepper: Stepper,
     max_lengths: np.ndarray,
@@ -212,10 +223,7 @@ def beam_search(
             end_rows = rows[end_i, end_j]
             attn = None if attn_history is None else attn_history[end_rows]
             _finish(finished, sentence[end_i], history[end_rows, 1:], ranked, attn)
-            new = np.full((n, k), NEG_INF, dtype=np.float32)
-            new[end_i, end_j] = ranked
-            both = np.concatenate([best_done, new], axis=1)
-            best_done = -np.sort(-both, axis=1)[:, :nbest]
+            best_done = _best_finished(best_done, end_i, end_j, ranked, k)
 
         # The best k extensions that do not end carry on (a stable sort keeps their order).
         keep = np.argsort(is_eos, axis=1, kind="stable")[:, :k]
@@ -225,10 +233,9 @@ def beam_search(
 
         # A sentence is done when no live beam can beat its nbest-th finished hypothesis:
         # the best live one may at most keep its log-probability up to the longest length.
-        longest = (max_len + 1).astype(np.float32)
-        bound = normalize(scores[:, 0], longest, normalization, length_penalty)
-        done = (t >= max_len) | (bound == NEG_INF) | (best_done[:, -1] >= bound)
-        live = np.flatnonzero(~done)
+        bound = normalize(scores[:, 0], (max_len + 1.0).astype(np.float32), normalization,
+                          length_penalty)  # fmt: skip
+        live = np.flatnonzero(~((t >= max_len) | (bound == NEG_INF) | (best_done[:, -1] >= bound)))
         if len(live) == 0:
             break
         rows = rows[live].reshape(-1)
