@@ -56,7 +56,7 @@ ARCHITECTURES: dict[str, list[str]] = {
     # of exactly equal float32 scores, which PyTorch's topk may order either way
     "lstm_none_reversed": [
         "model.attention=none", "model.reverse_input=true", "model.bidirectional=false",
-        "decode.max_length_ratio=0.8",
+        "decode.max_length_ratio=0.5",
     ],
     "lstm_3_layers_unidirectional": [
         "model.encoder_layers=3", "model.decoder_layers=2", "model.bidirectional=false",
