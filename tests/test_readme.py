@@ -70,6 +70,7 @@ SKIPPED = [
     (r"\. \.venv/bin/activate$", "activates that virtual environment"),
     (r"pip install ", "installs: the test runs with what is installed"),
     (r"ruff check \.$", "lints the checkout: CI runs this very line (.ci/run)"),
+    (r"lint-imports$", "checks the checkout's layers: CI runs this very line (.ci/run)"),
     (r"python -m pytest", "the test suite, this test included: CI runs it (.ci/run)"),
     (r"python benchmarks/story\.py", "51 minutes of training (test_story.py checks its report)"),
     (r"tensorboard ", "TensorBoard's own server, which runs until stopped"),
