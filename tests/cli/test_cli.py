@@ -22,38 +22,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import unstamped
+from helpers.cli import (
+    REFERENCES,
+    SOURCES,
+    assert_user_error,
+    translate,
+    unstamped,
+    write_lines,
+)
 
 from nmt.cli.main import app
-from nmt.data.toy import numbers
 from nmt.decode.translate import Translator
 from nmt.recipe.load import load_recipe
-
-PAIRS = numbers("test", 6)
-SOURCES = [en for en, _ in PAIRS]
-REFERENCES = [de for _, de in PAIRS]
-
-
-def write_lines(path: Path, lines: list[str]) -> Path:
-    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-    return path
-
-
-def assert_user_error(result, *fragments: str) -> str:
-    """Non-zero exit, one `error: ...` line on stderr holding every fragment, no traceback.
-
-    (Informational lines such as translate's "decoding with beam 5" may come before it.)
-    """
-    assert result.exit_code != 0, result.output
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    lines = result.stderr.strip().splitlines()
-    assert lines and lines[-1].startswith("error: "), result.stderr
-    assert sum(line.startswith("error: ") for line in lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[-1], (fragment, lines[-1])
-    assert result.stdout == ""
-    return lines[-1]
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +45,6 @@ def translator(model_dir) -> Translator:
 def source_file(tmp_path) -> Path:
     """Two sentences around an empty line."""
     return write_lines(tmp_path / "in.en", [SOURCES[0], "", SOURCES[1]])
-
-
-def translate(runner, model_dir, *args: str, **kwargs):
-    return runner.invoke(
-        app, ["translate", *args, "--model", str(model_dir), "--device", "cpu"], **kwargs
-    )
 
 
 # ---------------------------------------------------------------- nmt train

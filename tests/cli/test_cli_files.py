@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_cli import REFERENCES, SOURCES, assert_user_error, translate, write_lines
+from helpers.cli import REFERENCES, SOURCES, assert_user_error, translate, write_lines
 
 import nmt.cli.reading
 from nmt.cli.main import app

@@ -10,7 +10,6 @@ import sys
 import threading
 
 import pytest
-from conftest import ROOT
 
 from nmt.cli.reading import pipe_chunks
 from nmt.decode.translate import Translator
@@ -30,7 +29,7 @@ def start(model_dir, stdin=subprocess.PIPE, stderr=subprocess.DEVNULL):
     command = [sys.executable, "-c", "from nmt.cli.main import main; main()", "translate", "-"]
     command += ["--model", str(model_dir), "--device", "cpu"]
     return subprocess.Popen(  # unbuffered: select sees exactly what is still unread
-        command, cwd=ROOT, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, bufsize=0
+        command, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr, bufsize=0
     )
 
 

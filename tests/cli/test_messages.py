@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import QUICKSTART
+from helpers.cli import set_args
 
 from nmt import __version__
 from nmt.cli.main import app
@@ -50,21 +50,21 @@ def test_other_bad_decode_flags_name_themselves(runner, model_dir, tmp_path, fla
         ("model.dropout=2", "--set 'model.dropout=2': "),
     ],
 )
-def test_a_bad_set_names_set_not_the_recipe_file(runner, tmp_path, item, says):
-    result = runner.invoke(app, ["train", str(QUICKSTART), "--set", item])
+def test_a_bad_set_names_set_not_the_recipe_file(runner, tmp_path, item, says, quickstart):
+    result = runner.invoke(app, ["train", str(quickstart), "--set", item])
     assert result.exit_code == 1 and says in result.output
     assert "quickstart.yaml" not in result.output
 
 
-def test_a_mapping_without_spaces_gets_the_yaml_hint(runner):
-    result = runner.invoke(app, ["train", str(QUICKSTART), "--set", "data.train={toy:numbers}"])
+def test_a_mapping_without_spaces_gets_the_yaml_hint(runner, quickstart):
+    result = runner.invoke(app, ["train", str(quickstart), "--set", "data.train={toy:numbers}"])
     assert result.exit_code == 1
     assert "put a space after each colon: data.train={toy: numbers}" in result.output
 
 
-def test_a_broken_recipe_file_is_still_named(runner, tmp_path):
+def test_a_broken_recipe_file_is_still_named(runner, tmp_path, quickstart):
     recipe = tmp_path / "bad.yaml"
-    recipe.write_text(QUICKSTART.read_text() + "\nextra_section: 1\n", encoding="utf-8")
+    recipe.write_text(quickstart.read_text() + "\nextra_section: 1\n", encoding="utf-8")
     result = runner.invoke(app, ["train", str(recipe), "--set", "train.max_steps=3"])
     assert result.exit_code == 1 and f"{recipe}: unknown key 'extra_section'" in result.output
 
@@ -82,12 +82,10 @@ def test_help_has_no_typer_placeholders(runner, command):
     assert "Usage: nmt " + " ".join(command) in result.output
 
 
-def test_train_finds_a_bundled_recipe_by_name(runner, tmp_path, monkeypatch):
-    from conftest import TINY, set_args
-
+def test_train_finds_a_bundled_recipe_by_name(runner, tmp_path, monkeypatch, tiny_overrides):
     monkeypatch.chdir(tmp_path)  # no recipes/ folder here: the name alone finds it
     out = tmp_path / "run"
-    args = ["train", "quickstart", *set_args([*TINY, "train.max_steps=2"])]
+    args = ["train", "quickstart", *set_args([*tiny_overrides, "train.max_steps=2"])]
     result = runner.invoke(app, [*args, "--output-dir", str(out), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert (out / "model.safetensors").is_file()

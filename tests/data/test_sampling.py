@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.cli import set_args
 from safetensors.torch import load_file
 
 from nmt.cli.main import app
@@ -46,10 +47,6 @@ EN, DE = [s for s, _ in PAIRS], [t for _, t in PAIRS]
 @pytest.fixture(scope="module", params=["unigram", "bpe"])
 def model_type(request) -> str:
     return request.param
-
-
-def set_args(overrides: list[str]) -> list[str]:
-    return [arg for item in overrides for arg in ("--set", item)]
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.checkout import RECIPES
 from typer.testing import CliRunner
 
 from nmt.cli.main import app
 from nmt.data import toy
 
-QUICKSTART = str(Path(__file__).resolve().parents[1] / "recipes" / "quickstart.yaml")
+QUICKSTART = str(RECIPES / "quickstart.yaml")
 FAST = [
     "model.embedding_size=16",
     "model.hidden_size=32",

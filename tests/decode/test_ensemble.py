@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import QUICKSTART, TINY, set_args
-from test_search import MAX_LENGTHS, SRC_LENGTHS, source_batch
-from test_search import tiny_model as search_model
+from helpers.cli import set_args
+from helpers.search import MAX_LENGTHS, SRC_LENGTHS, source_batch
+from helpers.search import tiny_model as search_model
 from torch import nn
 
 from nmt.cli.main import app
@@ -214,12 +214,17 @@ def test_attends():
 
 
 @pytest.fixture(scope="module")
-def bahdanau_dir(tmp_path_factory, runner) -> Path:
+def bahdanau_dir(tmp_path_factory, runner, quickstart, tiny_overrides) -> Path:
     """A Bahdanau GRU trained on the shared model's data with its tokenizer settings, so
     its tokenizers are the shared (Luong LSTM) model's: a valid ensemble partner."""
     out = tmp_path_factory.mktemp("ensemble") / "bahdanau"
-    overrides = [*TINY, "model.attention=bahdanau", "model.cell=gru", "model.hidden_size=24"]
-    args = ["train", str(QUICKSTART), *set_args(overrides), "--output-dir", str(out)]
+    overrides = [
+        *tiny_overrides,
+        "model.attention=bahdanau",
+        "model.cell=gru",
+        "model.hidden_size=24",
+    ]
+    args = ["train", str(quickstart), *set_args(overrides), "--output-dir", str(out)]
     result = runner.invoke(app, [*args, "--device", "cpu"])
     assert result.exit_code == 0, result.output
     return out

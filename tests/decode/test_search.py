@@ -16,11 +16,10 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from helpers.search import MAX_LENGTHS, SRC_LENGTHS, source_batch, tiny_model
 
 from nmt.decode.search import SearchState, StateT, StepFn, beam_search, gnmt_penalty, greedy_search
-from nmt.model.decoder import Decoder, DecoderState
-from nmt.model.encoder import Encoder
-from nmt.model.seq2seq import Seq2Seq
+from nmt.model.decoder import DecoderState
 from nmt.vocab import BOS, EOS, PAD, UNK
 
 # ------------------------------------------------------------------ the scripted model
@@ -308,29 +307,7 @@ def test_nbest_larger_than_beam_size_is_refused():
 
 
 # ------------------------------------------------------------------ a small random model
-
-
-def tiny_model(
-    attention: str = "luong_general", cell: str = "lstm", size: int = 16, seed: int | None = 0
-) -> Seq2Seq:
-    """A random model (seed None: drawn from the global generator as it stands)."""
-    if seed is not None:
-        torch.manual_seed(seed)
-    encoder = Encoder(12, 8, 8, num_layers=1, cell=cell, bidirectional=True)
-    decoder = Decoder(10, 8, size, 1, encoder.output_size, 1, cell=cell, attention=attention)
-    return Seq2Seq(encoder, decoder).eval()
-
-
-def source_batch(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    src = torch.full((len(lengths), max(lengths)), PAD)
-    for b, n in enumerate(lengths):
-        src[b, :n] = torch.randint(4, 12, (n,), generator=g)
-    return src, torch.tensor(lengths)
-
-
-SRC_LENGTHS = [5, 2, 7, 3, 4]
-MAX_LENGTHS = torch.tensor([6, 3, 8, 4, 5])
+# (tiny_model, source_batch, SRC_LENGTHS and MAX_LENGTHS: tests/helpers/search.py)
 
 
 @pytest.mark.parametrize("attention", ["luong_general", "bahdanau", "none"])

@@ -11,26 +11,33 @@ import json
 import subprocess
 import sys
 
-from conftest import QUICKSTART, ROOT, TINY, set_args
+import pytest
+from helpers.cli import set_args
 
 
-def run(script: str, *args: str) -> str:
-    command = [sys.executable, str(ROOT / "benchmarks" / script), *args]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+@pytest.fixture
+def run(root):
+    """run(script, *args): benchmarks/SCRIPT's standard output (it must exit with 0)."""
+
+    def script_output(script: str, *args: str) -> str:
+        command = [sys.executable, str(root / "benchmarks" / script), *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=root)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    return script_output
 
 
-def test_train_speed_reports_tokens_per_second():
+def test_train_speed_reports_tokens_per_second(quickstart, tiny_overrides, run):
     out = run(
-        "train_speed.py", str(QUICKSTART), *set_args(TINY), "--steps", "3", "--warmup", "1",
-        "--device", "cpu",
+        "train_speed.py", str(quickstart), *set_args(tiny_overrides), "--steps", "3",
+        "--warmup", "1", "--device", "cpu",
     )  # fmt: skip
     report = json.loads(out)
     assert report["results"]["fp32"]["target_tokens_per_second"] > 0
 
 
-def test_decode_speed_reports_sentences_per_second(model_dir, tmp_path):
+def test_decode_speed_reports_sentences_per_second(model_dir, tmp_path, run):
     source = tmp_path / "src.txt"
     source.write_text("one red dog sleeps\ni see three cats\n", encoding="utf-8")
     out = run(
@@ -43,7 +50,7 @@ def test_decode_speed_reports_sentences_per_second(model_dir, tmp_path):
     assert results["int8_beam2_batch8000"]["output_tokens_per_second"] > 0
 
 
-def test_serve_speed_reports_requests_per_second(model_dir, tmp_path):
+def test_serve_speed_reports_requests_per_second(model_dir, tmp_path, run):
     source = tmp_path / "src.txt"
     source.write_text("1 2 3\n4 5\n6 7 8 9\n", encoding="utf-8")
     out = run(
@@ -56,14 +63,15 @@ def test_serve_speed_reports_requests_per_second(model_dir, tmp_path):
     assert report["serve_by_clients"]["1"]["p99_ms"] >= report["serve_by_clients"]["1"]["p50_ms"]
 
 
-def test_ddp_speed_reports_scaling(tmp_path):
-    from conftest import TINY
-
+def test_ddp_speed_reports_scaling(tmp_path, quickstart, tiny_overrides, run):
     sets = [
-        arg for item in TINY if not item.startswith("train.max_steps") for arg in ("--set", item)
+        arg
+        for item in tiny_overrides
+        if not item.startswith("train.max_steps")
+        for arg in ("--set", item)
     ]
     out = run(
-        "ddp_speed.py", str(QUICKSTART), "--procs", "1", "--procs", "2", "--steps", "3",
+        "ddp_speed.py", str(quickstart), "--procs", "1", "--procs", "2", "--steps", "3",
         "--repeat", "1", *sets,
     )  # fmt: skip
     results = json.loads(out)["results"]

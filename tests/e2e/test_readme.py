@@ -41,9 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from serving import TIMEOUT, free_port, wait_until_up
+from helpers.checkout import ROOT
+from helpers.serving import TIMEOUT, free_port, wait_until_up
 
-ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 SHARED = Path(os.environ.get("NMT_SHARED", ROOT.parent / "shared"))
 MULTI30K = SHARED / "data" / "multi30k"
@@ -62,7 +62,7 @@ TOY_SIZES = [
     "data.test={toy: numbers, split: test, size: 20}",
 ]
 COMMAND_TIMEOUT = 300  # seconds: a hang guard, far above what any command takes
-SERVER_WAIT = TIMEOUT  # seconds, as tests/serving.py waits
+SERVER_WAIT = TIMEOUT  # seconds, as tests/helpers/serving.py waits
 
 # (regular expression for a command or one step of an && chain, why it is not run)
 SKIPPED = [

@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from helpers.checkout import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from story import VARIANTS, verdict  # noqa: E402
@@ -30,7 +30,7 @@ def write_corpus(folder, name: str, lines: int, rng: random.Random) -> str:
 
 
 @pytest.fixture(scope="module")
-def story(tmp_path_factory):
+def story(tmp_path_factory, root):
     folder = tmp_path_factory.mktemp("story")
     rng = random.Random(0)
     data = {split: write_corpus(folder, split, n, rng) for split, n in
@@ -42,7 +42,7 @@ def story(tmp_path_factory):
         "train.precision=fp32", "decode.beam_size=2",
     ]  # fmt: skip
     out, runs = folder / "docs" / "story", folder / "runs"
-    command = [sys.executable, str(ROOT / "benchmarks" / "story.py"), "--out", str(out),
+    command = [sys.executable, str(root / "benchmarks" / "story.py"), "--out", str(out),
                "--runs", str(runs), "--epochs", "1", "--flow-length", "6"]  # fmt: skip
     for item in overrides:
         command += ["--set", item]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from helpers.checkout import RECIPES, ROOT
 from typer.testing import CliRunner
 
 from nmt.cli import recipes as recipes_cli
@@ -24,8 +25,6 @@ from nmt.errors import UserError
 from nmt.recipe.bundled import bundled, header, recipe_text, resolve_recipe
 from nmt.recipe.load import load_recipe
 
-ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ROOT / "recipes"
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 DECIMAL = re.compile(r"\d+\.\d+")

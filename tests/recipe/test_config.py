@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers.checkout import RECIPES
 
 from nmt.errors import UserError
 from nmt.recipe.load import load_recipe, recipe_from_dict, recipe_to_dict, recipe_to_yaml
@@ -34,8 +35,6 @@ from nmt.recipe.sources import (
     ToySource,
     TsvSource,
 )
-
-RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 
 MINIMAL = """\
 data:

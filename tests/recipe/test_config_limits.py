@@ -21,6 +21,7 @@ import typing
 from pathlib import Path
 
 import pytest
+from helpers.checkout import RECIPES
 
 from nmt.cli.main import app
 from nmt.decode.translate import Translator
@@ -167,8 +168,7 @@ def test_size_check_counts_aliases_each_time_and_lets_real_recipes_through():
     check_size({"a": shared}, "r")  # 1 mapping + 1 key + 1 list + 100 ints
     with pytest.raises(UserError, match="more than"):
         check_size({str(i): shared for i in range(MAX_NODES // 100)}, "r")
-    root = Path(__file__).resolve().parents[1] / "recipes"
-    for path in root.glob("*.yaml"):
+    for path in RECIPES.glob("*.yaml"):
         load_recipe(path)  # every shipped recipe is far below the limits
 
 

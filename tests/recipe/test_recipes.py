@@ -10,17 +10,15 @@ reversal, tokenizer kind, optimizer, schedule) and shrink only sizes and data.
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import pytest
+from helpers.checkout import RECIPES, ROOT
 from typer.testing import CliRunner
 
 from nmt.cli.main import app
 from nmt.decode.translate import Translator
 from nmt.recipe.load import load_recipe
 
-ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ROOT / "recipes"
 TOY = [
     "data.train={toy: numbers, split: train, size: 400}",
     "data.valid={toy: numbers, split: valid, size: 20}",

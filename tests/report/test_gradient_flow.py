@@ -8,7 +8,6 @@ import sys
 
 import pytest
 import torch
-from conftest import ROOT
 from torch import nn
 
 from nmt.report.gradient_flow import gradient_ratios, unrolled_cell
@@ -49,11 +48,11 @@ def test_the_unrolled_cell_computes_the_layer(kind):
     assert torch.allclose(h, out[:, -1], atol=1e-6)
 
 
-def test_the_script_reports_each_cell_and_draws_them(tmp_path):
+def test_the_script_reports_each_cell_and_draws_them(tmp_path, root):
     image = tmp_path / "flow.png"
-    command = [sys.executable, str(ROOT / "benchmarks" / "gradient_flow.py"), "--length", "6"]
+    command = [sys.executable, str(root / "benchmarks" / "gradient_flow.py"), "--length", "6"]
     command += ["--batch", "4", "--hidden", "8", "--embedding", "8", "--plot", str(image)]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     ratios = json.loads(done.stdout)["ratios"]
     assert set(ratios) == {"rnn", "gru", "lstm"}

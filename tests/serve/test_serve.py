@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from serving import post, request, running  # noqa: E402
+from helpers.serving import post, request, running  # noqa: E402
 
 from nmt.decode.translate import Translator  # noqa: E402
 from nmt.recipe.schema import MAX_BEAM  # noqa: E402

@@ -14,8 +14,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from conftest import ROOT  # noqa: E402
-from serving import TIMEOUT, free_port, post, request, wait_until_up  # noqa: E402
+from helpers.serving import TIMEOUT, free_port, post, request, wait_until_up  # noqa: E402
 
 from nmt.cli.main import app  # noqa: E402
 from nmt.decode.translate import Translator  # noqa: E402
@@ -27,9 +26,7 @@ def start(model_dir: Path, *flags: str, prelude: str = "") -> tuple[subprocess.P
     code = f"{prelude}\nfrom nmt.cli.main import main; main()"
     command = [sys.executable, "-c", code, "serve"]
     command += ["--model", str(model_dir), "--device", "cpu", "--port", str(port), *flags]
-    process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     address = f"127.0.0.1:{port}"
     try:
         wait_until_up(address, process)

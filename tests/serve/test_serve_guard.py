@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from serving import post, request, running  # noqa: E402
+from helpers.serving import post, request, running  # noqa: E402
 
 from nmt.serve.app import create_app  # noqa: E402
 from nmt.serve.key import key_matches  # noqa: E402

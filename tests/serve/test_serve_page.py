@@ -16,9 +16,9 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 webdriver = pytest.importorskip("selenium.webdriver")
 
+from helpers.serving import post, running  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-from serving import post, running  # noqa: E402
 
 from nmt.recipe.schema import MAX_BEAM  # noqa: E402
 from nmt.serve.app import create_app  # noqa: E402

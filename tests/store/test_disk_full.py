@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import QUICKSTART, TINY, set_args
+from helpers.cli import set_args
 from safetensors import SafetensorError
 
 import nmt.store.checkpoint
@@ -32,9 +32,16 @@ def full() -> OSError:
     return OSError(errno.ENOSPC, NO_SPACE)
 
 
-def train_cli(runner, out: Path, *extra: str, resume: bool = False):
-    args = ["train", str(QUICKSTART), *set_args([*TINY, *extra]), "--output-dir", str(out)]
-    return runner.invoke(app, [*args, "--device", "cpu", *(["--resume"] if resume else [])])
+@pytest.fixture
+def train_cli(runner, quickstart, tiny_overrides):
+    """train_cli(out, *overrides, resume=False): `nmt train` of the tiny quickstart into out."""
+
+    def train(out: Path, *extra: str, resume: bool = False):
+        sets = set_args([*tiny_overrides, *extra])
+        args = ["train", str(quickstart), *sets, "--output-dir", str(out), "--device", "cpu"]
+        return runner.invoke(app, [*args, *(["--resume"] if resume else [])])
+
+    return train
 
 
 def one_line_error(result, *parts: str) -> str:
@@ -98,13 +105,13 @@ def test_refuse_disk_full_names_the_file_and_passes_other_errors(tmp_path):
         raise OSError(errno.ENOSPC, NO_SPACE, "/cache/a.arrow")  # a file it names itself
 
 
-def test_full_disk_outside_the_model_directory(runner, tmp_path, monkeypatch):
+def test_full_disk_outside_the_model_directory(tmp_path, monkeypatch, train_cli):
     def prepare_data(*args, **kwargs):  # a hub dataset's cache, say
         raise OSError(errno.ENOSPC, NO_SPACE, str(tmp_path / "cache" / "train.arrow"))
 
     monkeypatch.setattr(nmt.training.setup, "prepare_data", prepare_data)
     one_line_error(
-        train_cli(runner, tmp_path / "run"),
+        train_cli(tmp_path / "run"),
         f"{tmp_path / 'cache' / 'train.arrow'}: cannot be written, the disk is full",
         "no checkpoint was saved yet",
     )
@@ -113,7 +120,7 @@ def test_full_disk_outside_the_model_directory(runner, tmp_path, monkeypatch):
 # ---------------------------------------------------------------- nmt train
 
 
-def test_full_disk_while_writing_the_tokenizer(runner, tmp_path, monkeypatch):
+def test_full_disk_while_writing_the_tokenizer(tmp_path, monkeypatch, train_cli):
     real = nmt.store.files.write_bytes
 
     def write_bytes(path: Path, data: bytes) -> None:
@@ -124,14 +131,14 @@ def test_full_disk_while_writing_the_tokenizer(runner, tmp_path, monkeypatch):
     monkeypatch.setattr(nmt.store.files, "write_bytes", write_bytes)
     out = tmp_path / "run"
     one_line_error(
-        train_cli(runner, out),
+        train_cli(out),
         "spm.model: cannot be written, the disk is full",
         "no checkpoint was saved yet",
         "--overwrite",
     )
 
 
-def test_full_disk_while_saving_a_checkpoint(runner, tmp_path, monkeypatch):
+def test_full_disk_while_saving_a_checkpoint(tmp_path, monkeypatch, train_cli):
     real, calls = torch.save, []
 
     def save(obj, f, *args, **kwargs):  # the second checkpoint (step 20) finds no room
@@ -143,18 +150,18 @@ def test_full_disk_while_saving_a_checkpoint(runner, tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", save)
     out = tmp_path / "run"
     one_line_error(
-        train_cli(runner, out),
+        train_cli(out),
         f"{out / 'checkpoints' / 'last'}: cannot be written, the disk is full",
         "checkpoints/last (step 10) is kept",
         "--resume continues",
     )
     monkeypatch.setattr(torch, "save", real)
-    result = train_cli(runner, out, resume=True)
+    result = train_cli(out, resume=True)
     assert result.exit_code == 0, result.output
     assert "resumed at step 10" in result.stdout
 
 
-def test_full_disk_while_appending_metrics(runner, tmp_path, monkeypatch):
+def test_full_disk_while_appending_metrics(tmp_path, monkeypatch, train_cli):
     real, calls = nmt.store.files.append_jsonl, []
 
     def append_jsonl(path: Path, obj) -> None:  # the second evaluation: half a line, then full
@@ -168,12 +175,12 @@ def test_full_disk_while_appending_metrics(runner, tmp_path, monkeypatch):
     monkeypatch.setattr(nmt.store.files, "append_jsonl", append_jsonl)
     out = tmp_path / "run"
     one_line_error(
-        train_cli(runner, out),
+        train_cli(out),
         f"{out / 'metrics.jsonl'}: cannot be written, the disk is full",
         "checkpoints/last (step 10) is kept",
     )
     monkeypatch.setattr(nmt.store.files, "append_jsonl", real)
-    result = train_cli(runner, out, resume=True)
+    result = train_cli(out, resume=True)
     assert result.exit_code == 0, result.output
     steps = [row["step"] for row in nmt.store.files.read_jsonl(out / "metrics.jsonl")]
     assert steps == [10, 20]
@@ -182,10 +189,10 @@ def test_full_disk_while_appending_metrics(runner, tmp_path, monkeypatch):
 # ---------------------------------------------------------------- nmt average
 
 
-def test_full_disk_while_writing_the_averaged_model(runner, tmp_path, monkeypatch):
+def test_full_disk_while_writing_the_averaged_model(runner, tmp_path, monkeypatch, train_cli):
     run, new = tmp_path / "run", tmp_path / "averaged"
     extra = ["train.max_steps=4", "train.eval_every=2", "train.keep_checkpoints=2"]
-    assert train_cli(runner, run, *extra).exit_code == 0
+    assert train_cli(run, *extra).exit_code == 0
     before = sorted(tmp_path.iterdir())
 
     def write_bytes(path, data, label=None):  # weights are serialized, then written

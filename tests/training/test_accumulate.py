@@ -2,35 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 import pytest
 import torch
-from conftest import QUICKSTART, set_args
+from helpers.cli import set_args
+from helpers.updates import FP32, pairs, tiny_model
 
 from nmt.cli.main import app
 from nmt.data.batching import collate
-from nmt.model.seq2seq import build_model
-from nmt.recipe.schema import ModelConfig, TrainConfig
+from nmt.recipe.schema import TrainConfig
 from nmt.training.loop import train_step
 from nmt.training.setup import OPTIMIZERS
-
-FP32 = contextlib.nullcontext()
-
-
-def tiny_model() -> torch.nn.Module:
-    torch.manual_seed(0)
-    cfg = ModelConfig(embedding_size=8, hidden_size=12, encoder_layers=1, decoder_layers=1)
-    return build_model(cfg.__class__(**{**cfg.__dict__, "dropout": 0.0}), 20, 15)
-
-
-def pairs(n: int = 6) -> tuple[list[list[int]], list[list[int]]]:
-    g = torch.Generator().manual_seed(1)
-    src = [torch.randint(4, 20, (int(torch.randint(2, 8, (1,), generator=g)),), generator=g)
-           .tolist() for _ in range(n)]  # fmt: skip
-    tgt = [torch.randint(4, 15, (len(s) + 1,), generator=g).tolist() for s in src]
-    return src, tgt
 
 
 def step(model, batches, optimizer_name="adam"):
@@ -68,16 +51,19 @@ def test_a_single_batch_may_be_given_bare():
         assert torch.equal(x, y)
 
 
-def test_accumulate_counts_updates_as_steps(runner, tmp_path):
-    from conftest import TINY
-
+def test_accumulate_counts_updates_as_steps(runner, tmp_path, quickstart, tiny_overrides):
     runs = {}
     for k in (1, 2):
         out = tmp_path / f"k{k}"
-        overrides = [*TINY, "train.max_steps=null", "train.max_epochs=1", f"train.accumulate={k}"]
+        overrides = [
+            *tiny_overrides,
+            "train.max_steps=null",
+            "train.max_epochs=1",
+            f"train.accumulate={k}",
+        ]
         result = runner.invoke(
             app,
-            ["train", str(QUICKSTART), *set_args(overrides), "--output-dir", str(out)]
+            ["train", str(quickstart), *set_args(overrides), "--output-dir", str(out)]
             + ["--device", "cpu"],
         )
         assert result.exit_code == 0, result.output
@@ -87,8 +73,8 @@ def test_accumulate_counts_updates_as_steps(runner, tmp_path):
     assert runs[2]["epochs"] == 1.0
 
 
-def test_accumulate_must_be_positive(runner):
-    result = runner.invoke(app, ["train", str(QUICKSTART), "--set", "train.accumulate=0"])
+def test_accumulate_must_be_positive(runner, quickstart):
+    result = runner.invoke(app, ["train", str(quickstart), "--set", "train.accumulate=0"])
     assert result.exit_code == 1 and "train.accumulate" in result.output
 
 

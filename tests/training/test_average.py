@@ -13,7 +13,7 @@ import json
 
 import pytest
 import torch
-from conftest import set_args
+from helpers.cli import set_args
 from safetensors.torch import load_file
 
 from nmt.cli.main import app

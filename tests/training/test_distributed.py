@@ -9,11 +9,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import QUICKSTART, ROOT, TINY, set_args
+from helpers.cli import set_args
 from safetensors.torch import load_file
 
 pytestmark = pytest.mark.skipif(
@@ -21,8 +22,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 TIMEOUT = 240
-# dropout 0: the ranks' dropout masks would differ from one process's
-RUN = [*TINY, "model.dropout=0", "train.max_steps=4", "train.log_every=2"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
@@ -36,15 +35,21 @@ def torchrun(*launch: str) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", *launch, "-m", "nmt"]
 
 
-def nmt_train(out: Path, *extra: str) -> list[str]:
-    args = ["train", str(QUICKSTART), *set_args([*RUN, *extra]), "--output-dir", str(out)]
-    return [*args, "--device", "cpu"]
+@pytest.fixture(scope="module")
+def nmt_train(quickstart, tiny_overrides) -> Callable[..., list[str]]:
+    """nmt_train(out, *overrides): `nmt train`'s arguments for a tiny 4-step run into out."""
+    # dropout 0: the ranks' dropout masks would differ from one process's
+    run = [*tiny_overrides, "model.dropout=0", "train.max_steps=4", "train.log_every=2"]
+
+    def arguments(out: Path, *extra: str) -> list[str]:
+        args = ["train", str(quickstart), *set_args([*run, *extra]), "--output-dir", str(out)]
+        return [*args, "--device", "cpu"]
+
+    return arguments
 
 
 def run(command: list[str]) -> subprocess.CompletedProcess:
-    done = subprocess.run(
-        command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=TIMEOUT
-    )
+    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stdout + done.stderr
     return done
 
@@ -60,14 +65,16 @@ def assert_same(a: dict, b: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def one_process_on_the_union(tmp_path_factory) -> Path:
+def one_process_on_the_union(tmp_path_factory, nmt_train) -> Path:
     """One process, two batches per update: the union of two ranks' batches."""
     out = tmp_path_factory.mktemp("one") / "run"
     run([sys.executable, "-m", "nmt", *nmt_train(out, "train.accumulate=2")])
     return out
 
 
-def test_two_ranks_update_as_one_process_on_their_union(tmp_path, one_process_on_the_union):
+def test_two_ranks_update_as_one_process_on_their_union(
+    tmp_path, one_process_on_the_union, nmt_train
+):
     out = tmp_path / "two"
     done = run(torchrun("--standalone", "--nproc-per-node=2") + nmt_train(out))
     assert_same(weights(out), weights(one_process_on_the_union))
@@ -82,14 +89,16 @@ def test_two_ranks_update_as_one_process_on_their_union(tmp_path, one_process_on
     assert len(metrics) == 1  # evaluated once, by rank 0
 
 
-def test_two_ranks_with_accumulation_update_as_one_process_on_their_union(tmp_path):
+def test_two_ranks_with_accumulation_update_as_one_process_on_their_union(tmp_path, nmt_train):
     out, single = tmp_path / "two", tmp_path / "one"
     run(torchrun("--standalone", "--nproc-per-node=2") + nmt_train(out, "train.accumulate=2"))
     run([sys.executable, "-m", "nmt", *nmt_train(single, "train.accumulate=4")])
     assert_same(weights(out), weights(single))
 
 
-def test_two_machines_on_localhost_train_as_one_process(tmp_path, one_process_on_the_union):
+def test_two_machines_on_localhost_train_as_one_process(
+    tmp_path, one_process_on_the_union, nmt_train
+):
     """The README's two-machine command, run twice on 127.0.0.1: node 0 hosts the
     rendezvous at the endpoint, node 1 joins it."""
     out, port = tmp_path / "nodes", free_port()
@@ -100,7 +109,7 @@ def test_two_machines_on_localhost_train_as_one_process(tmp_path, one_process_on
         with log.open("w") as sink:
             nodes.append(subprocess.Popen(
                 torchrun(*launch, f"--node-rank={rank}") + nmt_train(out),
-                cwd=ROOT, env=ENV, stdout=sink, stderr=subprocess.STDOUT,
+                env=ENV, stdout=sink, stderr=subprocess.STDOUT,
             ))  # fmt: skip
     deadline = time.monotonic() + TIMEOUT
     try:
@@ -116,13 +125,13 @@ def test_two_machines_on_localhost_train_as_one_process(tmp_path, one_process_on
     assert_same(weights(out), weights(one_process_on_the_union))
 
 
-def test_a_killed_rank_ends_the_whole_job(tmp_path):
+def test_a_killed_rank_ends_the_whole_job(tmp_path, nmt_train):
     out = tmp_path / "run"
     command = torchrun("--standalone", "--nproc-per-node=2") + nmt_train(
         out, "train.max_steps=100000", "train.max_epochs=null", "train.eval_every=0"
     )
     job = subprocess.Popen(
-        command, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True,
     )  # fmt: skip
     try:
@@ -155,7 +164,7 @@ def worker_pids(parent: int) -> list[int]:
     return children
 
 
-def test_a_resumed_run_with_dropout_continues_as_if_never_stopped(tmp_path):
+def test_a_resumed_run_with_dropout_continues_as_if_never_stopped(tmp_path, nmt_train):
     """Each rank saves and restores its own random state, so dropout masks after a
     resume are those an uninterrupted run draws."""
     launch = torchrun("--standalone", "--nproc-per-node=2")
@@ -167,11 +176,11 @@ def test_a_resumed_run_with_dropout_continues_as_if_never_stopped(tmp_path):
     assert_same(weights(stopped), weights(straight))
 
 
-def test_resume_needs_as_many_processes(tmp_path):
+def test_resume_needs_as_many_processes(tmp_path, nmt_train):
     out = tmp_path / "run"
     run(torchrun("--standalone", "--nproc-per-node=2") + nmt_train(out))
     command = [sys.executable, "-m", "nmt", *nmt_train(out, "train.max_steps=6"), "--resume"]
-    done = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True,
+    done = subprocess.run(command, env=ENV, capture_output=True, text=True,
                           timeout=TIMEOUT)  # fmt: skip
     assert done.returncode == 1
     assert "trained by 2 processes and this run has 1" in done.stderr
@@ -179,13 +188,13 @@ def test_resume_needs_as_many_processes(tmp_path):
     assert "trained 6 steps" in run([*resumed, "--resume"]).stdout
 
 
-def test_a_diverged_valid_loss_stops_every_rank_with_rank_0s_message(tmp_path):
+def test_a_diverged_valid_loss_stops_every_rank_with_rank_0s_message(tmp_path, nmt_train):
     """Rank 0 evaluates; the others wait for its decisions and get the divergence too."""
     out = tmp_path / "run"
     command = torchrun("--standalone", "--nproc-per-node=2") + nmt_train(
         out, "train.learning_rate=1e30", "train.eval_every=2"
     )
-    done = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True,
+    done = subprocess.run(command, env=ENV, capture_output=True, text=True,
                           timeout=TIMEOUT)  # fmt: skip
     assert done.returncode != 0
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: step 2: ")]

@@ -12,8 +12,8 @@ import json
 
 import pytest
 import torch
-from conftest import QUICKSTART, TINY, set_args
-from test_accumulate import FP32, pairs, tiny_model
+from helpers.cli import set_args
+from helpers.updates import FP32, pairs, tiny_model
 
 from nmt.cli.main import app
 from nmt.data.batching import collate
@@ -73,9 +73,9 @@ def test_fp16_is_refused_off_cuda_with_the_fix():
         make_scaler("fp16", torch.device("cpu"))
 
 
-def test_fp16_on_the_cpu_ends_in_one_message(runner, tmp_path):
+def test_fp16_on_the_cpu_ends_in_one_message(runner, tmp_path, quickstart, tiny_overrides):
     out = tmp_path / "m"
-    args = ["train", str(QUICKSTART), *set_args([*TINY, "train.precision=fp16"])]
+    args = ["train", str(quickstart), *set_args([*tiny_overrides, "train.precision=fp16"])]
     result = runner.invoke(app, [*args, "--output-dir", str(out), "--device", "cpu"])
     assert result.exit_code != 0
     assert "train.precision fp16" in result.output
@@ -83,9 +83,9 @@ def test_fp16_on_the_cpu_ends_in_one_message(runner, tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="fp16 training needs CUDA")
-def test_fp16_training_on_cuda_keeps_its_loss_scale(runner, tmp_path):
+def test_fp16_training_on_cuda_keeps_its_loss_scale(runner, tmp_path, quickstart, tiny_overrides):
     out = tmp_path / "m"
-    args = ["train", str(QUICKSTART), *set_args([*TINY, "train.precision=fp16"])]
+    args = ["train", str(quickstart), *set_args([*tiny_overrides, "train.precision=fp16"])]
     result = runner.invoke(app, [*args, "--output-dir", str(out), "--device", "cuda"])
     assert result.exit_code == 0, result.output
     trainer = json.loads((out / "checkpoints" / "last" / "trainer.json").read_text())

@@ -9,7 +9,7 @@ builds other shapes is one error naming both directories and the key; --init-fro
 from __future__ import annotations
 
 import torch
-from conftest import set_args
+from helpers.cli import set_args
 from safetensors.torch import load_file
 
 from nmt.cli.main import app

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import MODEL_OVERRIDES, QUICKSTART, set_args
+from helpers.cli import set_args
 
 from nmt.cli.main import app
 from nmt.errors import UserError
@@ -37,11 +37,17 @@ def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
     }
 
 
-def resume_cli(runner, run_dir: Path):
-    """`nmt train --resume` of the shared model with new (resumable) limits and decoding."""
-    sets = set_args([*MODEL_OVERRIDES, "train.max_steps=50", "decode.beam_size=2"])
-    args = ["train", str(QUICKSTART), *sets, "--output-dir", str(run_dir), "--device", "cpu"]
-    return runner.invoke(app, [*args, "--resume"])
+@pytest.fixture
+def resume_cli(runner, quickstart, model_overrides):
+    """resume_cli(run_dir): `nmt train --resume` of the shared model with new (resumable)
+    limits and decoding."""
+
+    def resume(run_dir: Path):
+        sets = set_args([*model_overrides, "train.max_steps=50", "decode.beam_size=2"])
+        args = ["train", str(quickstart), *sets, "--output-dir", str(run_dir), "--device", "cpu"]
+        return runner.invoke(app, [*args, "--resume"])
+
+    return resume
 
 
 def refused_in_one_line(result, *parts: str) -> str:
@@ -69,14 +75,14 @@ def edit_trainer_json(run_dir: Path, **changes) -> None:
     ['{"step": 30, "valid_lo', "[30, 1.5]", '{"valid_loss": 1.5}'],
     ids=["torn", "not-an-object", "no-step"],
 )
-def test_a_damaged_line_in_the_middle_of_metrics_is_refused(runner, copy_model, damage):
+def test_a_damaged_line_in_the_middle_of_metrics_is_refused(copy_model, damage, resume_cli):
     run_dir = copy_model()
     metrics = run_dir / "metrics.jsonl"
     first, *rest = metrics.read_text(encoding="utf-8").splitlines(keepends=True)
     assert rest  # the shared model evaluated twice
     metrics.write_text(first + damage + "\n" + "".join(rest), encoding="utf-8")
     before = snapshot(run_dir)
-    refused_in_one_line(resume_cli(runner, run_dir), f"{metrics}: line 2 ")
+    refused_in_one_line(resume_cli(run_dir), f"{metrics}: line 2 ")
     assert snapshot(run_dir) == before
 
 
@@ -155,11 +161,11 @@ def wrong_shaped_weights(run_dir: Path) -> None:
     ],
     ids=["optimizer", "weights", "processes", "trainer-json", "trainer-step"],
 )
-def test_a_failed_resume_leaves_every_byte_of_the_directory(runner, copy_model, damage):
+def test_a_failed_resume_leaves_every_byte_of_the_directory(copy_model, damage, resume_cli):
     run_dir = copy_model()
     damage(run_dir)
     before = snapshot(run_dir)
-    refused_in_one_line(resume_cli(runner, run_dir), str(run_dir))
+    refused_in_one_line(resume_cli(run_dir), str(run_dir))
     assert snapshot(run_dir) == before  # recipe.yaml too: its --set values are not recorded
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from conftest import QUICKSTART, TINY, set_args
+from helpers.cli import set_args
 
 from nmt.cli.main import app
 
@@ -15,20 +15,25 @@ from tensorboard.backend.event_processing.event_accumulator import (  # noqa: E4
     EventAccumulator,
 )
 
-RUN = [*TINY, "train.max_steps=20", "train.tensorboard=true"]
+
+@pytest.fixture
+def train(runner, quickstart, tiny_overrides):
+    """train(out, *overrides): a tiny 20-step `nmt train` with train.tensorboard into out."""
+    run = [*tiny_overrides, "train.max_steps=20", "train.tensorboard=true"]
+
+    def invoke(out, *extra):
+        return runner.invoke(
+            app,
+            ["train", str(quickstart), *set_args([*run, *extra]), "--output-dir", str(out)]
+            + ["--device", "cpu"],
+        )
+
+    return invoke
 
 
-def train(runner, out, *extra):
-    return runner.invoke(
-        app,
-        ["train", str(QUICKSTART), *set_args([*RUN, *extra]), "--output-dir", str(out)]
-        + ["--device", "cpu"],
-    )
-
-
-def test_a_run_writes_its_curves_and_attention_maps(runner, tmp_path):
+def test_a_run_writes_its_curves_and_attention_maps(tmp_path, train):
     out = tmp_path / "run"
-    result = train(runner, out)
+    result = train(out)
     assert result.exit_code == 0, result.output
     files = list((out / "tensorboard").glob("events.out.tfevents.*"))
     assert files and all(f.stat().st_size > 1000 for f in files)
@@ -48,20 +53,20 @@ def test_a_run_writes_its_curves_and_attention_maps(runner, tmp_path):
     assert image.step == 20 and image.width > 10 and image.height > 10
 
 
-def test_without_tensorboard_installed_the_run_stops_before_writing(runner, tmp_path, monkeypatch):
+def test_without_tensorboard_installed_the_run_stops_before_writing(tmp_path, monkeypatch, train):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     out = tmp_path / "run"
-    result = train(runner, out)
+    result = train(out)
     assert result.exit_code == 1
     assert "train.tensorboard needs the tensorboard package" in result.output
     assert not out.exists()
 
 
-def test_metrics_record_the_training_loss_and_time(runner, tmp_path):
+def test_metrics_record_the_training_loss_and_time(tmp_path, train):
     import json
 
     out = tmp_path / "run"
-    assert train(runner, out, "train.tensorboard=false").exit_code == 0
+    assert train(out, "train.tensorboard=false").exit_code == 0
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert all(r["train_loss"] > 0 for r in records)
     times = [r["train_seconds"] for r in records]
@@ -69,9 +74,9 @@ def test_metrics_record_the_training_loss_and_time(runner, tmp_path):
     assert not (out / "tensorboard").exists()
 
 
-def test_a_quickstart_run_gives_event_files_and_nmt_plot_draws_it(runner, tmp_path):
+def test_a_quickstart_run_gives_event_files_and_nmt_plot_draws_it(runner, tmp_path, train):
     out = tmp_path / "run"
-    assert train(runner, out).exit_code == 0
+    assert train(out).exit_code == 0
     assert any(f.stat().st_size > 1000 for f in (out / "tensorboard").iterdir())
     image = tmp_path / "curves.png"
     result = runner.invoke(app, ["plot", str(out), "--output", str(image)])

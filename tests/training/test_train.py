@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.cli import set_args
 from safetensors.torch import load_file
 
 import nmt.training.loop
@@ -406,15 +407,13 @@ def test_patience_stops_when_valid_bleu_stalls(tmp_path, make_recipe, monkeypatc
     assert not same_weights(out / "model.safetensors", out / "checkpoints/last/model.safetensors")
 
 
-def test_a_run_stopped_by_max_minutes_says_so_loudly(runner, tmp_path, tiny_overrides):
+def test_a_run_stopped_by_max_minutes_says_so_loudly(runner, tmp_path, tiny_overrides, quickstart):
     """Wall time depends on the machine: a run it cut short must not pass for a full one."""
-    from conftest import QUICKSTART, set_args
-
     from nmt.cli.main import app
 
     out = tmp_path / "run"
     overrides = [*tiny_overrides, "train.max_steps=null", "train.max_minutes=1e-6"]
-    args = ["train", str(QUICKSTART), *set_args(overrides), "--output-dir", str(out)]
+    args = ["train", str(quickstart), *set_args(overrides), "--output-dir", str(out)]
     result = runner.invoke(app, [*args, "--device", "cpu"])
     assert result.exit_code == 0, result.output
     r = results(out)

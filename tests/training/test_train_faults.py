@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import QUICKSTART, TINY, set_args
+from helpers.cli import set_args
 from safetensors.torch import load_file
 
 import nmt.training.loop
@@ -67,14 +67,16 @@ def nmt_train(*args: str) -> list[str]:
 # ---------------------------------------------------------------- kill -9 and resume
 
 
-def test_kill_9_between_evaluations_then_resume_equals_an_uninterrupted_run(tmp_path, make_recipe):
+def test_kill_9_between_evaluations_then_resume_equals_an_uninterrupted_run(
+    tmp_path, make_recipe, quickstart, tiny_overrides
+):
     steps = 90
     options = ["train.max_epochs=null", "train.eval_every=30", "train.save_every=4"]
     straight, split = tmp_path / "straight", tmp_path / "split"
     train(make_recipe(straight, f"train.max_steps={steps}", *options), device="cpu")
 
-    overrides = [*TINY, f"train.max_steps={steps}", *options]
-    command = nmt_train(str(QUICKSTART), *set_args(overrides), "--output-dir", str(split))
+    overrides = [*tiny_overrides, f"train.max_steps={steps}", *options]
+    command = nmt_train(str(quickstart), *set_args(overrides), "--output-dir", str(split))
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     saved = 0
@@ -214,14 +216,16 @@ def test_a_diverged_valid_loss_stops_the_run_and_is_never_saved_as_best(
     assert not (out / "results.json").exists()
 
 
-def test_a_huge_learning_rate_is_divergence_not_a_best_model(runner, tmp_path):
+def test_a_huge_learning_rate_is_divergence_not_a_best_model(
+    runner, tmp_path, quickstart, tiny_overrides
+):
     """At 1e30 the training loss stayed finite while the weights were not: exit 0 before,
     with those weights saved as the best."""
     from nmt.cli.main import app
 
     out = tmp_path / "run"
-    args = set_args([*TINY, "train.learning_rate=1e30", "train.eval_every=5"])
-    result = runner.invoke(app, ["train", str(QUICKSTART), *args, "--output-dir", str(out)])
+    args = set_args([*tiny_overrides, "train.learning_rate=1e30", "train.eval_every=5"])
+    result = runner.invoke(app, ["train", str(quickstart), *args, "--output-dir", str(out)])
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit), repr(result.exception)
     (error,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -230,24 +234,28 @@ def test_a_huge_learning_rate_is_divergence_not_a_best_model(runner, tmp_path):
 
 
 @pytest.mark.parametrize("rate", ["3e38", "1e37"])
-def test_a_learning_rate_at_the_float32_limit_ends_in_one_line(runner, tmp_path, rate):
+def test_a_learning_rate_at_the_float32_limit_ends_in_one_line(
+    runner, tmp_path, rate, quickstart, tiny_overrides
+):
     """3e38 overflowed Adam's float32 step (a traceback); 1e37 is allowed and diverges."""
     from nmt.cli.main import app
 
     out = tmp_path / "run"
-    args = set_args([*TINY, f"train.learning_rate={rate}", "train.eval_every=5"])
-    result = runner.invoke(app, ["train", str(QUICKSTART), *args, "--output-dir", str(out)])
+    args = set_args([*tiny_overrides, f"train.learning_rate={rate}", "train.eval_every=5"])
+    result = runner.invoke(app, ["train", str(quickstart), *args, "--output-dir", str(out)])
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     (error,) = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert "train.learning_rate" in error and result.stderr.endswith(error + "\n")
 
 
-def test_a_diverging_learning_rate_ends_cleanly_with_strict_json(runner, tmp_path):
+def test_a_diverging_learning_rate_ends_cleanly_with_strict_json(
+    runner, tmp_path, quickstart, tiny_overrides
+):
     from nmt.cli.main import app
 
     out = tmp_path / "run"
-    args = set_args([*TINY, "train.learning_rate=1e6", "train.eval_every=5"])
-    result = runner.invoke(app, ["train", str(QUICKSTART), *args, "--output-dir", str(out)])
+    args = set_args([*tiny_overrides, "train.learning_rate=1e6", "train.eval_every=5"])
+    result = runner.invoke(app, ["train", str(quickstart), *args, "--output-dir", str(out)])
     assert result.exit_code in (0, 1), result.output
     assert not isinstance(result.exception, Exception) or isinstance(
         result.exception, SystemExit
@@ -262,13 +270,15 @@ def test_a_diverging_learning_rate_ends_cleanly_with_strict_json(runner, tmp_pat
 # ---------------------------------------------------------------- determinism
 
 
-def test_deterministic_mode_gives_bit_identical_weights(runner, tmp_path):
+def test_deterministic_mode_gives_bit_identical_weights(
+    runner, tmp_path, quickstart, tiny_overrides
+):
     from nmt.cli.main import app
 
     runs = []
     for name in ("a", "b"):
         out = tmp_path / name
-        args = ["train", str(QUICKSTART), *set_args([*TINY, "model.dropout=0.2"])]
+        args = ["train", str(quickstart), *set_args([*tiny_overrides, "model.dropout=0.2"])]
         result = runner.invoke(app, [*args, "--output-dir", str(out), "--deterministic"])
         assert result.exit_code == 0, result.output
         runs.append(out)
@@ -296,12 +306,12 @@ def test_a_directory_locked_by_another_run_is_refused(tmp_path, make_recipe):
     assert train(make_recipe(run_dir, "train.max_steps=2"), "cpu")["steps"] == 2
 
 
-def test_two_trainings_started_together_into_one_directory(tmp_path):
+def test_two_trainings_started_together_into_one_directory(tmp_path, quickstart, tiny_overrides):
     out = tmp_path / "shared"
     runs = []
     for hidden in (32, 48):  # different settings: interleaved files would be unusable
-        overrides = [*TINY, f"model.hidden_size={hidden}", "train.max_steps=60"]
-        command = nmt_train(str(QUICKSTART), *set_args(overrides), "--output-dir", str(out))
+        overrides = [*tiny_overrides, f"model.hidden_size={hidden}", "train.max_steps=60"]
+        command = nmt_train(str(quickstart), *set_args(overrides), "--output-dir", str(out))
         runs.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     finished = [(p.wait(timeout=300), p.stderr.read().decode()) for p in runs]
     codes = sorted(code for code, _ in finished)
