@@ -223,7 +223,7 @@ def test_packaging_wheel_ships_recipes_and_resolves_them_outside_the_checkout(tm
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     code = (
-        "import nmt, nmt.bundled; print(nmt.__file__); "
+        "import nmt, nmt.recipe.bundled; print(nmt.__file__); "
         "path = nmt.recipe.bundled.resolve_recipe('quickstart'); print(path); "
         "print(nmt.load_recipe(path).output_dir); "
         "import nmt.cli.main; print(nmt.cli.main.__file__)"
