@@ -111,9 +111,12 @@ def test_the_eta_follows_the_nearest_limit(monkeypatch):
 
 def test_a_tracker_finishes_when_its_block_fails():
     seen = []
-    with pytest.raises(RuntimeError), Tracker(seen.append, "x", 3, "lines") as tracker:
+    with (
+        pytest.raises(RuntimeError, match="the block failed"),
+        Tracker(seen.append, "x", 3, "lines") as tracker,
+    ):
         tracker.advance(1, "half")
-        raise RuntimeError
+        raise RuntimeError("the block failed")
     assert [(p.done, p.finished, p.detail) for p in seen] == [
         (0, False, ""), (1, False, "half"), (1, True, "half")
     ]  # fmt: skip

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -272,7 +273,7 @@ def test_a_trained_run_keeps_the_sampled_pieces(data_of):
     ],
 )
 def test_recipe_errors(make_recipe, tmp_path, overrides, words):
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match=re.escape(words)) as e:
         make_recipe(tmp_path, SAMPLING, *overrides)
     assert words in str(e.value)
 

@@ -13,6 +13,7 @@ UTF-8) is a `UserError` naming it, from the library and as one `error:` line fro
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 import sentencepiece as spm
@@ -155,7 +156,7 @@ def test_missing_tokenizer_file_is_named(tmp_path, kind):
     src, tgt = train_tokenizers(cfg, ENGLISH, GERMAN)
     src_name, tgt_name = file_names(cfg)
     (tmp_path / src_name).write_bytes(src.to_bytes())
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match=re.escape(str(tmp_path / tgt_name))) as e:
         load_tokenizers(cfg, tmp_path)
     assert str(tmp_path / tgt_name) in str(e.value)
 
@@ -185,7 +186,7 @@ def test_broken_tokenizer_file_is_named(tmp_path, kind, content, words, joint):
     save(train_tokenizers(cfg, ENGLISH, GERMAN), cfg, tmp_path)
     broken = tmp_path / file_names(cfg)[1]  # the target side's, or the joint file
     broken.write_bytes(content)
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match="^" + re.escape(f"{broken}: ")) as e:
         load_tokenizers(cfg, tmp_path)
     message = str(e.value)
     assert message.startswith(f"{broken}: ") and words in message and FIX in message
@@ -215,7 +216,7 @@ def assert_one_error_line(result, *fragments: str) -> None:
 def test_junk_sentencepiece_model_in_a_model_directory(copy_model, runner, tmp_path):
     model = copy_model()
     (model / "spm.model").write_bytes(b"this is not a SentencePiece model\n" * 20)
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match=re.escape(str(model / "spm.model"))) as e:
         Translator.load(model, "cpu")
     assert str(model / "spm.model") in str(e.value) and FIX in str(e.value)
 
@@ -280,7 +281,7 @@ def test_word_save_load_round_trip(tmp_path):
 
 
 def test_word_vocabulary_must_start_with_specials():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="starts with the special symbols"):
         WordTokenizer(["the", "cat"])
 
 

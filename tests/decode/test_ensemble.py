@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -357,7 +358,9 @@ def test_models_with_other_vocabularies_are_refused(model_dir, copy_model, broke
     other = copy_model("other")
     breaks, what = BREAKAGES[broken]
     breaks(other)
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(
+        UserError, match=re.escape(f"--model {model_dir} and --model {other} cannot")
+    ) as caught:
         Translator.load([model_dir, other], "cpu")
     message = str(caught.value)
     assert f"--model {model_dir} and --model {other} cannot be ensembled" in message

@@ -14,6 +14,7 @@ a model directory, or a file, is a UserError.
 from __future__ import annotations
 
 import math
+import re
 import shutil
 
 import pytest
@@ -91,7 +92,9 @@ def test_nbest_returns_n_translations_sorted_by_score(translator):
 def test_nbest_wider_than_the_beam_is_a_user_error(translator):
     with pytest.raises(UserError, match="--nbest 4"):
         translator.search(LINES[:1], nbest=4, beam_size=3)
-    with pytest.raises(UserError):
+    with pytest.raises(
+        UserError, match=re.escape("--nbest 2 needs a beam at least that wide (--beam 2)")
+    ):
         translator.search(LINES[:1], nbest=2, beam_size=1)
 
 
@@ -177,7 +180,9 @@ def test_no_attention_unless_asked(translator):
 def test_beam_size_override_takes_effect(translator):
     assert translator.recipe.decode.beam_size == 5
     assert len(translator.search(LINES[:1], nbest=5)[0]) == 5  # the recipe's beam
-    with pytest.raises(UserError):
+    with pytest.raises(
+        UserError, match=re.escape("--nbest 5 needs a beam at least that wide (--beam 5)")
+    ):
         translator.search(LINES[:1], nbest=5, beam_size=2)
     assert translator.decode_config(beam_size=2).beam_size == 2
     assert translator.decode_config(beam_size=None).beam_size == 5  # None: keep the recipe's
@@ -204,7 +209,7 @@ def test_load_a_directory_that_is_not_a_model_dir(tmp_path):
 def test_load_a_file_says_a_model_is_a_directory(model_dir):
     # `--model runs/x/recipe.yaml` is a common slip: the answer names it and the directory.
     recipe = model_dir / "recipe.yaml"
-    with pytest.raises(UserError) as refused:
+    with pytest.raises(UserError, match="^" + re.escape(f"--model {recipe} is a file")) as refused:
         Translator.load(recipe, "cpu")
     assert str(refused.value) == (
         f"--model {recipe} is a file, not a model directory: --model wants the directory "

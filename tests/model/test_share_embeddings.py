@@ -153,7 +153,9 @@ def test_int8_decoding_of_a_shared_tied_model():
 
 
 def test_sharing_needs_a_joint_vocabulary(make_recipe, tmp_path):
-    with pytest.raises(UserError) as e:
+    with pytest.raises(
+        UserError, match=r"model\.share_embeddings needs tokenizer\.joint: true"
+    ) as e:
         make_recipe(tmp_path, "model.share_embeddings=true", "tokenizer.joint=false")
     assert "model.share_embeddings" in str(e.value) and "tokenizer.joint" in str(e.value)
 

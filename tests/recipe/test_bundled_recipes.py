@@ -55,7 +55,8 @@ def cli(*args: str) -> tuple[int, str, str]:
 
 
 def refusal(arg: str) -> str:
-    with pytest.raises(UserError) as caught:
+    # one line, as every UserError is; each caller checks the words it expects
+    with pytest.raises(UserError, match=r"\A[^\n]+\Z") as caught:
         resolve_recipe(arg)
     return str(caught.value)
 

@@ -10,6 +10,7 @@ the default `output_dir`; unreadable recipe files; and every recipe shipped in r
 from __future__ import annotations
 
 import dataclasses
+import re
 import textwrap
 from pathlib import Path
 
@@ -59,7 +60,8 @@ def minimal(**sections: dict) -> dict:
 
 
 def error_of(raw: dict, overrides: tuple[str, ...] = ()) -> str:
-    with pytest.raises(UserError) as e:
+    # one line, as every UserError is; each caller checks the words it expects
+    with pytest.raises(UserError, match=r"\A[^\n]+\Z") as e:
         recipe_from_dict(raw, "my.yaml", overrides)
     return str(e.value)
 
@@ -80,7 +82,9 @@ def test_minimal_recipe_gets_all_defaults(tmp_path):
 
 def test_recipe_is_frozen(tmp_path):
     recipe = load_recipe(write(tmp_path, MINIMAL))
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(
+        dataclasses.FrozenInstanceError, match="cannot assign to field 'hidden_size'"
+    ):
         recipe.model.hidden_size = 3  # type: ignore[misc]
 
 
@@ -195,7 +199,7 @@ def test_hub_source_without_split_is_required_error():
 
 def test_unknown_top_level_key(tmp_path):
     path = write(tmp_path, MINIMAL + "modle:\n  cell: gru\n")
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match="^" + re.escape(f"{path}: unknown key 'modle'")) as e:
         load_recipe(path)
     message = str(e.value)
     assert str(path) in message
@@ -207,7 +211,9 @@ def test_unknown_top_level_key(tmp_path):
 
 def test_unknown_key_in_section(tmp_path):
     path = write(tmp_path, MINIMAL + "train:\n  max_epoch: 3\n")
-    with pytest.raises(UserError) as e:
+    with pytest.raises(
+        UserError, match="^" + re.escape(f"{path}: unknown key 'train.max_epoch'")
+    ) as e:
         load_recipe(path)
     message = str(e.value)
     assert str(path) in message
@@ -221,7 +227,7 @@ def test_unknown_key_in_section(tmp_path):
 def test_unknown_key_in_source_mapping(tmp_path):
     text = MINIMAL.replace("corpus/train.{lang}.gz", "{hub: org/name, splt: train}")
     path = write(tmp_path, text)
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match="^" + re.escape(f"{path}: ")) as e:
         load_recipe(path)
     message = str(e.value)
     assert str(path) in message
@@ -292,7 +298,7 @@ def test_missing_required_data_key(key):
 
 def test_missing_data_section(tmp_path):
     path = write(tmp_path, "model:\n  cell: gru\n")
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match="'data' is required") as e:
         load_recipe(path)
     assert "'data'" in str(e.value) and "required" in str(e.value)
 
@@ -341,7 +347,7 @@ def test_override_is_type_checked(tmp_path):
 
 def test_override_with_misspelled_key(tmp_path):
     path = write(tmp_path, MINIMAL)
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match=re.escape("did you mean 'train.max_epochs'")) as e:
         load_recipe(path, ["train.max_epoch=3"])
     assert "did you mean 'train.max_epochs'" in str(e.value)
 
@@ -460,7 +466,9 @@ def test_use_replaces_the_named_splits(tmp_path):
 
 def test_unknown_use_lists_the_alternatives(tmp_path):
     path = write(tmp_path, ALTERNATIVES)
-    with pytest.raises(UserError) as e:
+    with pytest.raises(
+        UserError, match=re.escape("--set 'data.use=locl': data.use is 'locl'")
+    ) as e:
         load_recipe(path, ["data.use=locl"])
     message = str(e.value)  # the file is fine: the --set is named, not the file
     assert message.startswith("--set 'data.use=locl': data.use is 'locl'")
@@ -544,14 +552,14 @@ def test_to_dict_is_plain_data():
 
 def test_missing_recipe_file(tmp_path):
     path = tmp_path / "nope.yaml"
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match=re.escape(f"{path}: no such recipe file")) as e:
         load_recipe(path)
     assert str(path) in str(e.value)
 
 
 def test_invalid_yaml(tmp_path):
     path = write(tmp_path, "data: [unclosed\n  model: {\n")
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match=re.escape(f"{path}: not valid YAML")) as e:
         load_recipe(path)
     assert str(path) in str(e.value) and "YAML" in str(e.value)
 
@@ -559,7 +567,7 @@ def test_invalid_yaml(tmp_path):
 def test_recipe_not_utf8(tmp_path):
     path = tmp_path / "latin1.yaml"
     path.write_bytes(MINIMAL.encode() + "# Gr\xfc\xdfe\n".encode("latin-1"))
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match=re.escape(f"{path}: not UTF-8 text")) as e:
         load_recipe(path)
     assert str(path) in str(e.value)
 
@@ -598,7 +606,7 @@ def test_exponent_without_dot_is_a_float(tmp_path):
 )
 def test_each_key_has_its_own_rule(tmp_path, override, key, rule):
     path = write(tmp_path, MINIMAL)
-    with pytest.raises(UserError) as caught:
+    with pytest.raises(UserError, match=re.escape(f"'{key}' must be {rule}")) as caught:
         load_recipe(path, [override])
     assert f"'{key}' must be {rule}" in str(caught.value)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import matplotlib.image
 import pytest
@@ -167,7 +168,7 @@ def test_runs_whose_directories_share_a_name_are_told_apart(tmp_path):
 def test_a_directory_without_evaluations_is_refused(tmp_path, setup, expected):
     run = tmp_path / "run"
     setup(run)
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match="^" + re.escape(str(run))) as e:
         read_runs([run])
     assert str(e.value).startswith(str(run)) and all(part in str(e.value) for part in expected)
 
@@ -175,7 +176,9 @@ def test_a_directory_without_evaluations_is_refused(tmp_path, setup, expected):
 def test_a_directory_given_twice_is_refused(tmp_path):
     run = write_run(tmp_path / "run", OLD)
     (tmp_path / "link").symlink_to(run)
-    with pytest.raises(UserError) as e:
+    with pytest.raises(
+        UserError, match=re.escape(f"{tmp_path / 'link'} is given twice (also as {run})")
+    ) as e:
         read_runs([run, tmp_path / "link"])
     assert str(e.value) == f"{tmp_path / 'link'} is given twice (also as {run}); " + (
         "give each run directory once"
@@ -184,7 +187,7 @@ def test_a_directory_given_twice_is_refused(tmp_path):
 
 def test_x_time_without_train_seconds_names_the_runs(tmp_path):
     runs = read_runs([write_run(tmp_path / name, OLD) for name in ("base", "deep")])
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match="--x time") as e:
         plot_curves(runs, tmp_path / "curves.png", "time")
     message = str(e.value)
     assert "--x time" in message and "base, deep" in message and "--x step" in message
@@ -202,7 +205,7 @@ def test_x_time_without_train_seconds_names_the_runs(tmp_path):
 )
 def test_a_bad_output_is_refused(tmp_path, output, expected):
     runs = read_runs([write_run(tmp_path / "run", NEW)])
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match="^" + re.escape(expected.format(tmp=tmp_path))) as e:
         plot_curves(runs, tmp_path / output, "step")
     assert str(e.value).startswith(expected.format(tmp=tmp_path))
     assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[0]) == NEW[0]

@@ -126,7 +126,7 @@ def test_sigterm_answers_the_requests_in_flight_then_exits_0(model_dir):
             process.kill()
     assert status == 200 and data["translations"][0]["text"] == translator.translate(["5 6 7"])[0]
     assert code == 0, err
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="Connection refused"):
         request(address, "GET", "/health", timeout=2)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -91,7 +92,7 @@ def test_save_weights_replaces_old_file(tmp_path):
 
 
 def test_missing_weights_file(tmp_path):
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match=re.escape(f"{tmp_path / WEIGHTS}: missing")) as e:
         load_weights(tmp_path / WEIGHTS, Tiny())
     assert str(tmp_path / WEIGHTS) in str(e.value)
 
@@ -102,7 +103,9 @@ def test_wrong_format_metadata(tmp_path, metadata):
     model = Tiny()
     tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(tensors, str(path), metadata=metadata)
-    with pytest.raises(UserError) as e:
+    with pytest.raises(
+        UserError, match=re.escape(f"{path}: written by another version of nmt")
+    ) as e:
         load_weights(path, Tiny())
     assert str(path) in str(e.value) and "format" in str(e.value)
 
@@ -110,7 +113,7 @@ def test_wrong_format_metadata(tmp_path, metadata):
 def test_not_a_safetensors_file(tmp_path):
     path = tmp_path / WEIGHTS
     path.write_bytes(b"\x00" * 3 + b"not safetensors at all")
-    with pytest.raises(UserError) as e:
+    with pytest.raises(UserError, match=re.escape(f"{path}: not a readable safetensors file")) as e:
         load_weights(path, Tiny())
     assert str(path) in str(e.value)
 
@@ -123,7 +126,9 @@ def test_weights_of_another_architecture(tmp_path):
             self.projection = nn.Linear(6, 11)
 
     save_weights(tmp_path / WEIGHTS, Other())
-    with pytest.raises(UserError) as e:
+    with pytest.raises(
+        UserError, match=re.escape(f"{tmp_path / WEIGHTS}: the weights do not fit")
+    ) as e:
         load_weights(tmp_path / WEIGHTS, Tiny())
     assert str(tmp_path / WEIGHTS) in str(e.value)
 
@@ -131,7 +136,9 @@ def test_weights_of_another_architecture(tmp_path):
 @pytest.mark.parametrize("shape", [{"vocab": 12}, {"size": 8}])
 def test_weights_of_another_shape(tmp_path, shape):
     save_weights(tmp_path / WEIGHTS, Tiny())
-    with pytest.raises(UserError) as e:
+    with pytest.raises(
+        UserError, match=re.escape(f"{tmp_path / WEIGHTS}: the weights do not fit")
+    ) as e:
         load_weights(tmp_path / WEIGHTS, Tiny(**shape))
     assert str(tmp_path / WEIGHTS) in str(e.value)
 
@@ -273,7 +280,9 @@ def test_load_last_falls_back_to_old_after_a_crash(tmp_path):
 
 
 def test_load_last_without_checkpoint(tmp_path):
-    with pytest.raises(UserError) as e:
+    with pytest.raises(
+        UserError, match=re.escape(f"{tmp_path}: no checkpoints/last to resume")
+    ) as e:
         load_last(tmp_path, *fresh(), torch.device("cpu"))
     assert str(tmp_path) in str(e.value)
 

@@ -89,7 +89,10 @@ def test_a_torn_last_line_is_dropped(tmp_path):
 def test_atomic_output_keeps_the_old_file_when_the_block_fails(tmp_path):
     path = tmp_path / "out.txt"
     path.write_text("precious\n")
-    with pytest.raises(RuntimeError), files.atomic_output(path, "--output") as f:
+    with (
+        pytest.raises(RuntimeError, match="decoding failed"),
+        files.atomic_output(path, "--output") as f,
+    ):
         f.write("half of a new file\n")
         raise RuntimeError("decoding failed")
     assert path.read_text() == "precious\n"

@@ -56,7 +56,7 @@ def test_the_decay_warms_up_to_its_value():
     assert average.decay_at(1) == pytest.approx(0.1)  # mostly the live weights at first
     assert average.decay_at(11) == pytest.approx(0.55)  # 11 / 20
     assert average.decay_at(10_000) == 0.99
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"decay must be in \[0, 1\)"):
         WeightAverage(tiny(), decay=1.0)
 
 
