@@ -490,6 +490,7 @@ def test_evaluate_perplexity_with_a_directory_that_is_not_a_model(runner, tmp_pa
 # ---------------------------------------------------------------- the console script
 
 
+@pytest.mark.slow
 def test_console_script_runs_in_a_real_process(hyp_ref, tmp_path):
     hyp, ref = hyp_ref
     nmt = Path(sys.executable).parent / "nmt"

@@ -120,6 +120,7 @@ def test_translate_a_fifo(runner, model_dir, translator, tmp_path):
     assert result.stdout.split("\n")[:-1] == translator.translate(LINES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", ["cat", "gzip -c"])
 def test_translate_a_process_substitution(model_dir, translator, source_file, make):
     model = f"--model {model_dir} --device cpu"

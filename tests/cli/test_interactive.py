@@ -39,6 +39,7 @@ def expected(model_dir):
     return lambda lines: translator.translate(lines)
 
 
+@pytest.mark.slow
 def test_each_line_is_answered_while_the_pipe_stays_open(model_dir, expected):
     process = start(model_dir)
     try:
@@ -54,6 +55,7 @@ def test_each_line_is_answered_while_the_pipe_stays_open(model_dir, expected):
         process.kill()
 
 
+@pytest.mark.slow
 def test_lines_written_together_are_answered_in_order_and_a_last_line_needs_no_newline(
     model_dir, expected
 ):
@@ -70,6 +72,7 @@ def test_lines_written_together_are_answered_in_order_and_a_last_line_needs_no_n
         process.kill()
 
 
+@pytest.mark.slow
 def test_at_a_terminal_a_hint_is_shown_and_lines_are_answered(model_dir, expected):
     controller, terminal = pty.openpty()
     process = start(model_dir, stdin=terminal, stderr=subprocess.PIPE)
@@ -85,6 +88,7 @@ def test_at_a_terminal_a_hint_is_shown_and_lines_are_answered(model_dir, expecte
         os.close(controller)
 
 
+@pytest.mark.slow
 def test_a_pipe_gives_no_hint(model_dir):
     process = start(model_dir, stderr=subprocess.PIPE)
     _, err = process.communicate(b"1\n", timeout=TIMEOUT)

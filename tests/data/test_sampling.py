@@ -296,6 +296,7 @@ def test_training_with_sampling_through_the_cli(runner, quickstart, tiny_overrid
     assert len(translator.translate(["three red dogs"], beam_size=2)) == 1
 
 
+@pytest.mark.slow
 def test_resume_with_sampling_reproduces_an_uninterrupted_run(tmp_path, make_recipe):
     """Stopped mid-way through the second epoch, resumed across the third: every weight as
     in one uninterrupted run, because each epoch's draw depends on (seed, epoch) only."""

@@ -170,6 +170,7 @@ def test_corpus_with_only_empty_pairs(tmp_path):
     fails(train(tmp_path, f"data.train={tmp_path}/e.{{lang}}"), "data.train", "no sentence pairs")
 
 
+@pytest.mark.slow
 def test_unreachable_hub_dataset(tmp_path):
     """A subprocess: huggingface_hub reads its offline switch when first imported."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}

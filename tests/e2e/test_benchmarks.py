@@ -28,6 +28,7 @@ def run(root):
     return script_output
 
 
+@pytest.mark.slow
 def test_train_speed_reports_tokens_per_second(quickstart, tiny_overrides, run):
     out = run(
         "train_speed.py", str(quickstart), *set_args(tiny_overrides), "--steps", "3",
@@ -37,6 +38,7 @@ def test_train_speed_reports_tokens_per_second(quickstart, tiny_overrides, run):
     assert report["results"]["fp32"]["target_tokens_per_second"] > 0
 
 
+@pytest.mark.slow
 def test_decode_speed_reports_sentences_per_second(model_dir, tmp_path, run):
     source = tmp_path / "src.txt"
     source.write_text("one red dog sleeps\ni see three cats\n", encoding="utf-8")
@@ -50,6 +52,7 @@ def test_decode_speed_reports_sentences_per_second(model_dir, tmp_path, run):
     assert results["int8_beam2_batch8000"]["output_tokens_per_second"] > 0
 
 
+@pytest.mark.slow
 def test_serve_speed_reports_requests_per_second(model_dir, tmp_path, run):
     source = tmp_path / "src.txt"
     source.write_text("1 2 3\n4 5\n6 7 8 9\n", encoding="utf-8")
@@ -63,6 +66,7 @@ def test_serve_speed_reports_requests_per_second(model_dir, tmp_path, run):
     assert report["serve_by_clients"]["1"]["p99_ms"] >= report["serve_by_clients"]["1"]["p50_ms"]
 
 
+@pytest.mark.slow
 def test_ddp_speed_reports_scaling(tmp_path, quickstart, tiny_overrides, run):
     sets = [
         arg

@@ -51,6 +51,7 @@ def story(tmp_path_factory, root):
     return out, command
 
 
+@pytest.mark.slow
 def test_every_variant_is_trained_and_in_the_table(story):
     out, _ = story
     page = out.with_suffix(".md").read_text()
@@ -61,6 +62,7 @@ def test_every_variant_is_trained_and_in_the_table(story):
     assert all(r["epochs"] == 1 and r["valid"]["perplexity"] > 1 for r in report["runs"].values())
 
 
+@pytest.mark.slow
 def test_every_image_on_the_page_exists(story):
     out, _ = story
     page = out.with_suffix(".md").read_text()
@@ -71,6 +73,7 @@ def test_every_image_on_the_page_exists(story):
         assert (out / name).is_file(), name
 
 
+@pytest.mark.slow
 def test_the_length_buckets_hold_every_test_sentence(story):
     out, _ = story
     report = json.loads((out / "story.json").read_text())
@@ -79,6 +82,7 @@ def test_the_length_buckets_hold_every_test_sentence(story):
     assert set(buckets[0]["scores"]) == {"none", "none+reversed", "bahdanau", "luong", "lstm"}
 
 
+@pytest.mark.slow
 def test_gradient_flow_covers_the_three_cells(story):
     out, _ = story
     flow = json.loads((out / "story.json").read_text())["gradient_flow"]
@@ -88,6 +92,7 @@ def test_gradient_flow_covers_the_three_cells(story):
             assert len(ratios) == 6 and ratios[-1] == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_each_verdict_follows_its_bootstrap_result(story):
     out, _ = story
     report = json.loads((out / "story.json").read_text())
@@ -98,6 +103,7 @@ def test_each_verdict_follows_its_bootstrap_result(story):
         assert f"`{system}` {c['score']:.2f} vs `{baseline}` {c['baseline']:.2f}" in page
 
 
+@pytest.mark.slow
 def test_reuse_measures_without_training_again(story):
     out, command = story
     before = (out / "story.json").stat().st_mtime_ns

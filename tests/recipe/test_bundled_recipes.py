@@ -199,6 +199,7 @@ def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     return done
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     importlib.util.find_spec("setuptools") is None, reason="builds a wheel with setuptools"
 )

@@ -36,6 +36,7 @@ def sets(overrides: list[str]) -> list[str]:
     return [arg for item in overrides for arg in ("--set", item)]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "attention", ["none", "bahdanau", "luong_dot", "luong_general", "luong_concat"]
 )

@@ -83,6 +83,7 @@ def line_of(path: str, body: dict) -> str:
     return body["q"] if path == "/translate" else body["text"]
 
 
+@pytest.mark.slow
 def test_a_load_of_mixed_requests_is_answered_right_and_memory_stays_bounded(model_dir):
     translator = Translator.load(model_dir, device="cpu")
     work = mixed_requests(200, translator.recipe.data.target_lang)
@@ -111,6 +112,7 @@ def test_a_load_of_mixed_requests_is_answered_right_and_memory_stays_bounded(mod
     assert growth_mib < 50, f"the server grew {growth_mib:.0f} MiB over the second 100 requests"
 
 
+@pytest.mark.slow
 def test_sigterm_answers_the_requests_in_flight_then_exits_0(model_dir):
     translator = Translator.load(model_dir, device="cpu")
     process, address = start(model_dir, "--max-wait-ms", "1500")  # a request waits 1.5 s
@@ -150,6 +152,7 @@ nmt.serve.app.Server.run = halt
 """
 
 
+@pytest.mark.slow
 def test_a_server_whose_batcher_died_fails_requests_at_once_and_sigterm_stops_it(model_dir):
     process, address = start(model_dir, prelude=KILL_THE_BATCHER)
     try:

@@ -53,6 +53,7 @@ def heatmap_shape(driver) -> tuple[int, list[int]]:
     return len(rows), [len(r.find_elements(By.CSS_SELECTOR, "td.cell")) for r in rows]
 
 
+@pytest.mark.slow
 def test_typing_a_sentence_shows_its_translation_and_attention(page_server):
     sentence = "3 1 4 1 5"
     status, data = post(page_server, "/api/translate", {"text": sentence, "attention": True})
@@ -76,6 +77,7 @@ def test_typing_a_sentence_shows_its_translation_and_attention(page_server):
     assert columns == [len(expected["source_pieces"])] * rows
 
 
+@pytest.mark.slow
 def test_an_error_is_shown_on_the_page_not_thrown(page_server):
     driver = browser()
     try:
@@ -91,6 +93,7 @@ def test_an_error_is_shown_on_the_page_not_thrown(page_server):
     assert "--max-chars" in message and rows == 0
 
 
+@pytest.mark.slow
 def test_the_beam_box_goes_as_far_as_the_api(page_server):
     driver = browser()
     try:

@@ -72,6 +72,7 @@ def one_process_on_the_union(tmp_path_factory, nmt_train) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_two_ranks_update_as_one_process_on_their_union(
     tmp_path, one_process_on_the_union, nmt_train
 ):
@@ -89,6 +90,7 @@ def test_two_ranks_update_as_one_process_on_their_union(
     assert len(metrics) == 1  # evaluated once, by rank 0
 
 
+@pytest.mark.slow
 def test_two_ranks_with_accumulation_update_as_one_process_on_their_union(tmp_path, nmt_train):
     out, single = tmp_path / "two", tmp_path / "one"
     run(torchrun("--standalone", "--nproc-per-node=2") + nmt_train(out, "train.accumulate=2"))
@@ -96,6 +98,7 @@ def test_two_ranks_with_accumulation_update_as_one_process_on_their_union(tmp_pa
     assert_same(weights(out), weights(single))
 
 
+@pytest.mark.slow
 def test_two_machines_on_localhost_train_as_one_process(
     tmp_path, one_process_on_the_union, nmt_train
 ):
@@ -125,6 +128,7 @@ def test_two_machines_on_localhost_train_as_one_process(
     assert_same(weights(out), weights(one_process_on_the_union))
 
 
+@pytest.mark.slow
 def test_a_killed_rank_ends_the_whole_job(tmp_path, nmt_train):
     out = tmp_path / "run"
     command = torchrun("--standalone", "--nproc-per-node=2") + nmt_train(
@@ -164,6 +168,7 @@ def worker_pids(parent: int) -> list[int]:
     return children
 
 
+@pytest.mark.slow
 def test_a_resumed_run_with_dropout_continues_as_if_never_stopped(tmp_path, nmt_train):
     """Each rank saves and restores its own random state, so dropout masks after a
     resume are those an uninterrupted run draws."""
@@ -176,6 +181,7 @@ def test_a_resumed_run_with_dropout_continues_as_if_never_stopped(tmp_path, nmt_
     assert_same(weights(stopped), weights(straight))
 
 
+@pytest.mark.slow
 def test_resume_needs_as_many_processes(tmp_path, nmt_train):
     out = tmp_path / "run"
     run(torchrun("--standalone", "--nproc-per-node=2") + nmt_train(out))
@@ -188,6 +194,7 @@ def test_resume_needs_as_many_processes(tmp_path, nmt_train):
     assert "trained 6 steps" in run([*resumed, "--resume"]).stdout
 
 
+@pytest.mark.slow
 def test_a_diverged_valid_loss_stops_every_rank_with_rank_0s_message(tmp_path, nmt_train):
     """Rank 0 evaluates; the others wait for its decisions and get the divergence too."""
     out = tmp_path / "run"

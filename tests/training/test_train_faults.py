@@ -67,6 +67,7 @@ def nmt_train(*args: str) -> list[str]:
 # ---------------------------------------------------------------- kill -9 and resume
 
 
+@pytest.mark.slow
 def test_kill_9_between_evaluations_then_resume_equals_an_uninterrupted_run(
     tmp_path, make_recipe, quickstart, tiny_overrides
 ):
@@ -306,6 +307,7 @@ def test_a_directory_locked_by_another_run_is_refused(tmp_path, make_recipe):
     assert train(make_recipe(run_dir, "train.max_steps=2"), "cpu")["steps"] == 2
 
 
+@pytest.mark.slow
 def test_two_trainings_started_together_into_one_directory(tmp_path, quickstart, tiny_overrides):
     out = tmp_path / "shared"
     runs = []
