@@ -37,7 +37,6 @@ def _rank(rank: int, port: int, results) -> None:
         world.close()
 
 
-@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
 def test_two_ranks_sum_agree_and_take_rank_0s_word():
     manager = mp.get_context("spawn").Manager()
