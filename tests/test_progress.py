@@ -96,7 +96,7 @@ def test_durations_read_like_a_person_wrote_them():
 
 def test_the_eta_follows_the_nearest_limit(monkeypatch):
     now = [100.0]
-    monkeypatch.setattr("nmt.progress.time.perf_counter", lambda: now[0])
+    monkeypatch.setattr("nmt.training.clock.time.perf_counter", lambda: now[0])
     cfg = TrainConfig(max_steps=1000, max_epochs=3, max_minutes=None)
     clock = RunClock(cfg, step=0, epochs=0.0)
     assert clock.eta(0, 0.0) == ""  # no pace yet
