@@ -92,9 +92,7 @@ def test_nbest_returns_n_translations_sorted_by_score(translator):
 def test_nbest_wider_than_the_beam_is_a_user_error(translator):
     with pytest.raises(UserError, match="--nbest 4"):
         translator.search(LINES[:1], nbest=4, beam_size=3)
-    with pytest.raises(
-        UserError, match=re.escape("--nbest 2 needs a beam at least that wide (--beam 2)")
-    ):
+    with pytest.raises(UserError, match="--nbest 2 needs a beam at least that wide"):
         translator.search(LINES[:1], nbest=2, beam_size=1)
 
 
@@ -180,9 +178,7 @@ def test_no_attention_unless_asked(translator):
 def test_beam_size_override_takes_effect(translator):
     assert translator.recipe.decode.beam_size == 5
     assert len(translator.search(LINES[:1], nbest=5)[0]) == 5  # the recipe's beam
-    with pytest.raises(
-        UserError, match=re.escape("--nbest 5 needs a beam at least that wide (--beam 5)")
-    ):
+    with pytest.raises(UserError, match="--nbest 5 needs a beam at least that wide"):
         translator.search(LINES[:1], nbest=5, beam_size=2)
     assert translator.decode_config(beam_size=2).beam_size == 2
     assert translator.decode_config(beam_size=None).beam_size == 5  # None: keep the recipe's
