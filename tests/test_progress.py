@@ -40,6 +40,7 @@ def phases_by_name(events) -> dict[str, list[Phase]]:
     return found
 
 
+@pytest.mark.slow
 def test_every_long_phase_of_training_is_reported(run_events):
     names = set(phases_by_name(run_events))
     expected = {"reading data.train", "reading data.valid", "reading data.test"}
@@ -210,6 +211,7 @@ def test_off_a_terminal_every_line_is_time_stamped(capsys):
     assert capsys.readouterr().out == "a log line\n"  # a terminal shows its own time
 
 
+@pytest.mark.slow
 def test_the_cli_off_a_terminal_prints_log_lines_and_phase_lines(
     runner, tmp_path, monkeypatch, quickstart, tiny_overrides
 ):

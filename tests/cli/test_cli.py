@@ -313,6 +313,7 @@ def test_the_length_penalty_is_shown_only_where_it_is_used(
     assert text.exit_code == 0 and ("length_penalty" in text.stdout) == (normalization == "gnmt")
 
 
+@pytest.mark.slow
 def test_translate_cuts_a_very_long_line_and_says_which(runner, model_without_cap_key, tmp_path):
     # A line of a million characters: cut to decode.max_input_length (a recipe.yaml that
     # does not name it gets 300), and the summary names the lines cut.

@@ -281,6 +281,7 @@ def test_recipe_errors(make_recipe, tmp_path, overrides, words):
 # ---------------------------------------------------------------------------- training
 
 
+@pytest.mark.slow
 def test_training_with_sampling_through_the_cli(runner, quickstart, tiny_overrides, tmp_path):
     out = tmp_path / "run"
     args = set_args([*tiny_overrides, "tokenizer.sampling={alpha: 0.2, nbest: -1}"])

@@ -259,6 +259,7 @@ def test_a_list_of_one_directory_is_the_model_itself(model_dir):
         Translator.load([], "cpu")
 
 
+@pytest.mark.slow
 def test_an_ensemble_of_two_architectures_translates(model_dir, bahdanau_dir):
     ensemble = Translator.load([model_dir, bahdanau_dir], "cpu")
     wirings = {m.decoder.wiring.query for m in ensemble.model.members}

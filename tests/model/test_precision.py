@@ -44,6 +44,7 @@ def test_bf16_loss_on_cpu_is_within_two_percent_of_fp32():
     assert math.isclose(losses["bf16"], losses["fp32"], rel_tol=0.02)
 
 
+@pytest.mark.slow
 def test_a_bf16_training_run_on_cpu(tmp_path, make_recipe):
     out = tmp_path / "run"
     r = train(make_recipe(out, "train.precision=bf16", "train.max_steps=6"), device="cpu")

@@ -213,6 +213,7 @@ def test_train_save_load_translate_with_a_restricted_target(make_recipe, tmp_pat
     assert loaded.translate(lines, beam_size=2) == fresh.translate(lines, beam_size=2)
 
 
+@pytest.mark.slow
 def test_train_and_translate_through_the_cli(runner, quickstart, tiny_overrides, tmp_path):
     """A joint vocabulary without restriction: one table for source, target and output."""
     out = tmp_path / "run"

@@ -118,6 +118,7 @@ def test_classic_recipe_trains_at_reduced_size(tmp_path, name):
     assert len(translator.translate(["one red dog sleeps", ""])) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", sorted(RECIPES.glob("multi30k_*.yaml")), ids=lambda p: p.stem)
 def test_multi30k_recipe_trains_at_reduced_size(tmp_path, path):
     full = load_recipe(path, ["data.use=local"])

@@ -138,6 +138,7 @@ def test_full_disk_while_writing_the_tokenizer(tmp_path, monkeypatch, train_cli)
     )
 
 
+@pytest.mark.slow
 def test_full_disk_while_saving_a_checkpoint(tmp_path, monkeypatch, train_cli):
     real, calls = torch.save, []
 
@@ -161,6 +162,7 @@ def test_full_disk_while_saving_a_checkpoint(tmp_path, monkeypatch, train_cli):
     assert "resumed at step 10" in result.stdout
 
 
+@pytest.mark.slow
 def test_full_disk_while_appending_metrics(tmp_path, monkeypatch, train_cli):
     real, calls = nmt.store.files.append_jsonl, []
 
@@ -189,6 +191,7 @@ def test_full_disk_while_appending_metrics(tmp_path, monkeypatch, train_cli):
 # ---------------------------------------------------------------- nmt average
 
 
+@pytest.mark.slow
 def test_full_disk_while_writing_the_averaged_model(runner, tmp_path, monkeypatch, train_cli):
     run, new = tmp_path / "run", tmp_path / "averaged"
     extra = ["train.max_steps=4", "train.eval_every=2", "train.keep_checkpoints=2"]

@@ -51,6 +51,7 @@ def test_a_single_batch_may_be_given_bare():
         assert torch.equal(x, y)
 
 
+@pytest.mark.slow
 def test_accumulate_counts_updates_as_steps(runner, tmp_path, quickstart, tiny_overrides):
     runs = {}
     for k in (1, 2):

@@ -87,6 +87,7 @@ def test_training_saves_and_evaluates_the_average(tmp_path, make_recipe):
         assert all(torch.equal(best[k], kept[k]) for k in best)
 
 
+@pytest.mark.slow
 def test_resume_with_ema_equals_an_uninterrupted_run(tmp_path, make_recipe):
     options = ["train.max_epochs=null", "train.eval_every=10", "train.ema_decay=0.8"]
     straight, split = tmp_path / "straight", tmp_path / "split"

@@ -209,6 +209,7 @@ def test_a_directory_holding_only_leftovers_counts_as_empty(tmp_path, make_recip
     assert not [p.name for p in run_dir.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.slow
 def test_resume_ignores_and_removes_leftovers(copy_model, make_recipe, model_steps):
     run_dir = copy_model()
     (run_dir / LEFTOVERS[0]).write_bytes(b"half a recipe")
@@ -308,6 +309,7 @@ def test_resuming_a_run_that_reached_max_steps_trains_no_further(copy_model, mak
     assert trainer_state(run_dir)["step"] == before
 
 
+@pytest.mark.slow
 def test_resuming_a_run_that_reached_max_epochs(tmp_path, make_recipe):
     out = tmp_path / "run"
     options = ["train.max_steps=null", "train.max_epochs=1", "train.eval_every=0"]
@@ -343,6 +345,7 @@ def test_resume_refuses_other_model_tokenizer_or_data_settings(copy_model, make_
     assert snapshot(run_dir) == before
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "extra",
     [
@@ -382,6 +385,7 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path, make_recipe, extra):
 # ---------------------------------------------------------------- stopping and data
 
 
+@pytest.mark.slow
 def test_patience_stops_when_valid_bleu_stalls(tmp_path, make_recipe, monkeypatch):
     # Valid BLEU falls after the first evaluation: with patience 2, training stops at
     # the third evaluation, long before max_steps, and keeps the first one's weights.

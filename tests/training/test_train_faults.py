@@ -271,6 +271,7 @@ def test_a_diverging_learning_rate_ends_cleanly_with_strict_json(
 # ---------------------------------------------------------------- determinism
 
 
+@pytest.mark.slow
 def test_deterministic_mode_gives_bit_identical_weights(
     runner, tmp_path, quickstart, tiny_overrides
 ):

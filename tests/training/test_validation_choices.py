@@ -61,6 +61,7 @@ def test_patience_counts_the_metric_it_watches(tmp_path, make_recipe, scripted):
     assert [e["valid_chrf"] for e in metrics(out)] == [30.0, 35.0, 40.0, 38.0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("metric", "decays"), [("loss", False), ("bleu", True)])
 def test_plateau_decay_follows_the_metric(tmp_path, make_recipe, monkeypatch, metric, decays):
     # loss falls at every evaluation while BLEU falls too: only BLEU has plateaued
