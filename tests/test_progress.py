@@ -6,7 +6,7 @@ import io
 from collections import defaultdict
 
 import pytest
-from conftest import QUICKSTART, STAMP, set_args, unstamped
+from helpers.cli import STAMP, set_args, unstamped
 
 import nmt.cli.progress
 from nmt.cli.main import app
@@ -20,14 +20,12 @@ from nmt.training.setup import train
 
 
 @pytest.fixture(scope="module")
-def run_events(tmp_path_factory):
+def run_events(tmp_path_factory, quickstart, tiny_overrides):
     """Every event of one tiny training run (two epochs and a bit, two evaluations)."""
-    from conftest import TINY
-
     from nmt.recipe.load import load_recipe
 
     out = tmp_path_factory.mktemp("progress") / "run"
-    recipe = load_recipe(QUICKSTART, [*TINY, "train.max_steps=40", "train.eval_every=20"])
+    recipe = load_recipe(quickstart, [*tiny_overrides, "train.max_steps=40", "train.eval_every=20"])
     recipe = type(recipe)(**{**recipe.__dict__, "output_dir": str(out)})
     events = []
     train(recipe, "cpu", on_event=events.append)
@@ -42,6 +40,7 @@ def phases_by_name(events) -> dict[str, list[Phase]]:
     return found
 
 
+@pytest.mark.slow
 def test_every_long_phase_of_training_is_reported(run_events):
     names = set(phases_by_name(run_events))
     expected = {"reading data.train", "reading data.valid", "reading data.test"}
@@ -113,9 +112,12 @@ def test_the_eta_follows_the_nearest_limit(monkeypatch):
 
 def test_a_tracker_finishes_when_its_block_fails():
     seen = []
-    with pytest.raises(RuntimeError), Tracker(seen.append, "x", 3, "lines") as tracker:
+    with (
+        pytest.raises(RuntimeError, match="the block failed"),
+        Tracker(seen.append, "x", 3, "lines") as tracker,
+    ):
         tracker.advance(1, "half")
-        raise RuntimeError
+        raise RuntimeError("the block failed")
     assert [(p.done, p.finished, p.detail) for p in seen] == [
         (0, False, ""), (1, False, "half"), (1, True, "half")
     ]  # fmt: skip
@@ -209,14 +211,16 @@ def test_off_a_terminal_every_line_is_time_stamped(capsys):
     assert capsys.readouterr().out == "a log line\n"  # a terminal shows its own time
 
 
-def test_the_cli_off_a_terminal_prints_log_lines_and_phase_lines(runner, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_the_cli_off_a_terminal_prints_log_lines_and_phase_lines(
+    runner, tmp_path, monkeypatch, quickstart, tiny_overrides
+):
     monkeypatch.setattr(nmt.cli.progress, "MIN_SECONDS", 0.0)
-    from conftest import TINY
 
-    overrides = [*TINY, "train.max_steps=20"]
+    overrides = [*tiny_overrides, "train.max_steps=20"]
     result = runner.invoke(
         app,
-        ["train", str(QUICKSTART), *set_args(overrides), "--output-dir", str(tmp_path / "r")]
+        ["train", str(quickstart), *set_args(overrides), "--output-dir", str(tmp_path / "r")]
         + ["--device", "cpu"],
     )
     assert result.exit_code == 0, result.output

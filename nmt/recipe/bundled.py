@@ -3,8 +3,8 @@
 
 A recipe's name is its file stem. Its description is the first line of its leading
 comment block, and the result the README reports for it is that block's
-`# Reported: ...` line (tests/test_bundled_recipes.py checks its numbers against the
-README). `resolve_recipe` turns what a user typed into a recipe file: a path that exists,
+`# Reported: ...` line (tests/recipe/test_bundled_recipes.py checks its numbers against
+the README). `resolve_recipe` turns what a user typed into a recipe file: a path that exists,
 else a bundled name, else one error that suggests the closest names. Nothing here prints.
 """
 
