@@ -9,10 +9,12 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # exports models: seconds each
+
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from exporting import ARCHITECTURES, exported, random_model_dir, sources  # noqa: E402
+from helpers.exporting import ARCHITECTURES, exported, random_model_dir, sources  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from nmt.cli.main import app  # noqa: E402

@@ -7,9 +7,11 @@ import re
 
 import pytest
 
+pytestmark = pytest.mark.slow  # exports models: seconds each
+
 pytest.importorskip("onnxruntime")
 
-from exporting import exported, sources  # noqa: E402
+from helpers.exporting import exported, sources  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from nmt.cli.main import app  # noqa: E402

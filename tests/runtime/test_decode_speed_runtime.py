@@ -8,9 +8,11 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a benchmark run
+
 pytest.importorskip("onnxruntime")
 
-from exporting import ROOT, exported  # noqa: E402
+from helpers.exporting import ROOT, exported  # noqa: E402
 
 
 def test_decode_speed_reports_the_runtime_beside_pytorch(tmp_path):

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.slow  # exports models: seconds each
+
 pytest.importorskip("onnxruntime")
 
-from exporting import ARCHITECTURES, exported, random_model_dir, sources  # noqa: E402
+from helpers.exporting import ARCHITECTURES, exported, random_model_dir, sources  # noqa: E402
 
 from nmt.decode.translate import Translator  # noqa: E402
 from nmt.export.write import export_model  # noqa: E402

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # exports models: seconds each
+
 pytest.importorskip("onnxruntime")
 
-from exporting import ROOT, exported, sources  # noqa: E402
+from helpers.exporting import ROOT, exported, sources  # noqa: E402
 
 from nmt.decode.translate import Translator, nbest_lines  # noqa: E402
 

@@ -67,6 +67,7 @@ def _train_and_close(rank: int, port: int, results) -> None:
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs /proc")
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
+@pytest.mark.slow
 def test_closing_the_world_ends_the_process_groups_threads():
     """Gloo's threads must end at World.close, not in interpreter shutdown, where tearing
     them down aborted rank 0 now and then after a finished run."""
@@ -83,6 +84,7 @@ def _spawn(fn) -> dict:
     return dict(results)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
 def test_two_ranks_sum_agree_and_take_rank_0s_word():
     results = _spawn(_rank)

@@ -29,7 +29,7 @@ from nmt.recipe.load import load_recipe, recipe_to_yaml
 from nmt.recipe.schema import TokenizerConfig
 from nmt.store import checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
 SMALL = [
     "model.embedding_size=16",

@@ -60,7 +60,7 @@ def test_check_model_dir_accepts_a_model_directory(model_dir):
 def test_check_model_dir_refuses_a_directory_without_a_recipe(tmp_path, flag):
     (tmp_path / "notes.txt").write_text("not a model", encoding="utf-8")
     named = f"{flag} {tmp_path}" if flag else str(tmp_path)
-    with pytest.raises(UserError) as refused:
+    with pytest.raises(UserError, match="not a model directory") as refused:
         layout.check_model_dir(tmp_path, flag)
     assert str(refused.value) == (
         f"{named}: not a model directory (no recipe.yaml); give the directory that nmt train "
@@ -72,7 +72,7 @@ def test_check_model_dir_refuses_a_directory_without_a_recipe(tmp_path, flag):
 
 def test_check_model_dir_tells_a_recipe_file_from_its_directory(model_dir):
     recipe = model_dir / layout.RECIPE
-    with pytest.raises(UserError) as refused:
+    with pytest.raises(UserError, match="is a file, not a model directory") as refused:
         layout.check_model_dir(recipe, None)
     assert str(refused.value) == (
         f"{recipe} is a file, not a model directory: give the directory that nmt train wrote "
@@ -81,7 +81,7 @@ def test_check_model_dir_tells_a_recipe_file_from_its_directory(model_dir):
 
 
 def test_translate_refuses_through_the_one_check(tmp_path):
-    with pytest.raises(UserError) as refused:
+    with pytest.raises(UserError, match="not a model directory") as refused:
         Translator.load(tmp_path, "cpu")
     assert str(refused.value) == str(_refusal(tmp_path, "--model"))
 
