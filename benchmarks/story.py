@@ -43,7 +43,7 @@ from nmt.recipe.load import load_recipe, recipe_to_dict
 from nmt.recipe.schema import Recipe
 from nmt.recipe.sources import FilesSource
 from nmt.report.by_length import plot_by_length, score_by_length
-from nmt.report.evaluation import perplexity
+from nmt.report.evaluation import file_perplexity
 from nmt.report.plot import plot_attention
 from nmt.training.setup import train
 
@@ -201,7 +201,7 @@ def measure(runs: dict[str, dict[str, Any]], args: argparse.Namespace) -> dict[s
     hyps = {name: read_lines(args.runs / name / "test.hyp") for name in runs}
     for name in runs:
         translator = Translator.load(args.runs / name, "cpu")
-        runs[name]["valid"] = perplexity(translator, valid_src, valid_ref)
+        runs[name]["valid"] = file_perplexity(translator, valid_src, valid_ref)
     by_length = score_by_length(sources, refs, {n: hyps[n] for n in BY_LENGTH}, lang, 6, 100)
     plot_by_length(by_length, args.out / "bleu_by_length.png")
     return {
