@@ -15,8 +15,8 @@ import argparse
 import json
 import time
 
-from nmt.config import load_recipe
-from nmt.train import train
+from nmt.recipe.load import load_recipe
+from nmt.training.setup import train
 
 VARIANTS: dict[str, list[str]] = {
     "luong_general+feed": ["model.attention=luong_general", "model.input_feeding=true"],
@@ -57,12 +57,12 @@ def main() -> None:
         row = {
             "variant": name,
             "overrides": VARIANTS[name],
-            "test_bleu": results.get("bleu"),
-            "valid_bleu": results.get("valid_bleu"),
-            "train_tokens_per_second": results["train_tokens_per_second"],
+            "test_bleu": results.test.bleu if results.test else None,
+            "valid_bleu": results.valid_bleu,
+            "train_tokens_per_second": results.train_tokens_per_second,
             "minutes": round(minutes, 2),
-            "device": results["device"],
-            "signature": results.get("signature", {}).get("bleu"),
+            "device": results.device,
+            "signature": results.test.signature["bleu"] if results.test else None,
         }
         rows.append(row)
         print(json.dumps(row), flush=True)

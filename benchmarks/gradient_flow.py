@@ -1,5 +1,5 @@
 """The vanishing-gradient picture, measured: ‖∂L/∂h_t‖ / ‖∂L/∂h_T‖ through an encoder's
-recurrence for tanh RNN, GRU and LSTM cells (nmt.gradient_flow), as JSON and a PNG.
+recurrence for tanh RNN, GRU and LSTM cells (nmt.report.gradient_flow), as JSON and a PNG.
 
     python benchmarks/gradient_flow.py --length 30 --plot gradient_flow.png
     python benchmarks/gradient_flow.py --model runs/multi30k_de_en --source val.de
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from nmt.config import ModelConfig
-from nmt.gradient_flow import gradient_ratios
-from nmt.model import build_model
+from nmt.model.seq2seq import build_model
+from nmt.recipe.schema import ModelConfig
+from nmt.report.gradient_flow import gradient_ratios
 
 
 def fresh(
@@ -44,8 +44,8 @@ def trained(
 ) -> tuple[str, torch.nn.RNNBase, torch.Tensor]:
     """A trained model's cell, encoder RNN and its embeddings of the first `batch` lines
     of `source` that have `length` tokens or more, cut to `length`."""
-    from nmt.corpus import read_lines
-    from nmt.translate import Translator
+    from nmt.data.corpus import read_lines
+    from nmt.decode.translate import Translator
 
     translator = Translator.load(model_dir, "cpu")
     lines = read_lines(Path(source))
@@ -58,7 +58,7 @@ def trained(
 
 
 def plot(results: dict[str, list[float]], path: Path, title: str = "") -> None:
-    from nmt.plot import pyplot
+    from nmt.report.plot import pyplot
 
     plt = pyplot("--plot")
     fig, ax = plt.subplots(figsize=(6, 4))

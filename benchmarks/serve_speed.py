@@ -29,8 +29,8 @@ from pathlib import Path
 
 import torch
 
-from nmt.corpus import read_lines
-from nmt.translate import Translator
+from nmt.data.corpus import read_lines
+from nmt.decode.translate import Translator
 
 ROOT = Path(__file__).resolve().parents[1]
 

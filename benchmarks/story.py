@@ -34,15 +34,18 @@ from gradient_flow import fresh, trained
 from gradient_flow import plot as plot_gradients
 from story_report import CLAIMS, write_story
 
-from nmt.by_length import plot_by_length, score_by_length
-from nmt.config import Recipe, load_recipe, recipe_to_dict
-from nmt.corpus import FilesSource, read_aligned, read_lines
+from nmt.data.corpus import read_aligned, read_lines
+from nmt.decode.translate import Translator
 from nmt.errors import UserError
-from nmt.evaluate import compare, perplexity
 from nmt.events import Evaluation
-from nmt.plot import plot_attention
-from nmt.train import train
-from nmt.translate import Translator
+from nmt.metrics import compare
+from nmt.recipe.load import load_recipe, recipe_to_dict
+from nmt.recipe.schema import Recipe
+from nmt.recipe.sources import FilesSource
+from nmt.report.by_length import plot_by_length, score_by_length
+from nmt.report.evaluation import file_perplexity
+from nmt.report.plot import plot_attention
+from nmt.training.setup import train
 
 BASE = Path(__file__).with_name("story.yaml")
 
@@ -104,7 +107,7 @@ def train_variant(variant: Variant, args: argparse.Namespace) -> dict[str, Any]:
     results = train(recipe, args.device, overwrite=True, on_event=report_evaluation)
     minutes = {"minutes": round((time.perf_counter() - start) / 60, 2)}
     wall.write_text(json.dumps(minutes))
-    return {**results, **minutes}
+    return {**results.to_json(), **minutes}
 
 
 def report_evaluation(event: object) -> None:
@@ -145,7 +148,7 @@ def comparisons(hyps: dict[str, list[str]], refs: list[str], lang: str) -> dict[
 
 def gradient_flow(args: argparse.Namespace, valid_source: Path) -> dict[str, Any]:
     """Ratios ‖∂L/∂h_t‖/‖∂L/∂h_T‖ for the trained encoders and fresh ones of each cell."""
-    from nmt.gradient_flow import gradient_ratios
+    from nmt.report.gradient_flow import gradient_ratios
 
     base = recipe_for(VARIANTS[0], args).model
     out: dict[str, Any] = {"length": args.flow_length, "trained": {}, "fresh": {}}
@@ -198,7 +201,7 @@ def measure(runs: dict[str, dict[str, Any]], args: argparse.Namespace) -> dict[s
     hyps = {name: read_lines(args.runs / name / "test.hyp") for name in runs}
     for name in runs:
         translator = Translator.load(args.runs / name, "cpu")
-        runs[name]["valid"] = perplexity(translator, valid_src, valid_ref)
+        runs[name]["valid"] = file_perplexity(translator, valid_src, valid_ref)
     by_length = score_by_length(sources, refs, {n: hyps[n] for n in BY_LENGTH}, lang, 6, 100)
     plot_by_length(by_length, args.out / "bleu_by_length.png")
     return {

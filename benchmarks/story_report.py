@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nmt.by_length import span
+from nmt.report.by_length import span
 
 
 @dataclass(frozen=True)

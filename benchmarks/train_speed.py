@@ -3,7 +3,7 @@
     python benchmarks/train_speed.py recipes/multi30k_de_en.yaml --set data.use=local \
         --steps 200 --precision fp32 --precision bf16
 
-Runs `nmt.train.train_step` (the trainer's own update) on real batches after a warm-up,
+Runs `nmt.training.setup.train_step` (the trainer's own update) on real batches after a warm-up,
 synchronizing the GPU around the timed region. Reports real target tokens per second
 and peak GPU memory for each precision.
 """
@@ -18,13 +18,14 @@ import time
 import numpy as np
 import torch
 
-from nmt.batching import batch_indices, collate
-from nmt.config import load_recipe
-from nmt.data import prepare_data
+from nmt.data.batching import batch_indices, collate
+from nmt.data.prepare import prepare_data
+from nmt.data.tokenizer import joint_ids
 from nmt.device import make_autocast, pick_device
-from nmt.model import build_model
-from nmt.tokenizer import joint_ids
-from nmt.train import OPTIMIZERS, train_step
+from nmt.model.seq2seq import build_model
+from nmt.recipe.load import load_recipe
+from nmt.training.loop import train_step
+from nmt.training.setup import OPTIMIZERS
 
 
 def main() -> None:

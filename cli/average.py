@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from nmt.average import choose, write_averaged
 from nmt.cli.errors import user_errors
 from nmt.errors import UserError
+from nmt.training.average import choose, write_averaged
 
 
 @user_errors

@@ -13,13 +13,13 @@ from typing import Annotated
 
 import typer
 
-from nmt.by_length import plot_by_length, score_by_length, span
 from nmt.cli.errors import user_errors
 from nmt.cli.options import Device, DeviceOption, Threads, check_output, use_threads
-from nmt.corpus import read_aligned, read_lines
+from nmt.data.corpus import read_aligned, read_lines
+from nmt.decode.translate import Translator
 from nmt.errors import UserError
-from nmt.plot import image_format
-from nmt.translate import Translator
+from nmt.report.by_length import plot_by_length, score_by_length, span
+from nmt.report.plot import image_format
 
 
 def _systems(hypotheses: list[Path], models: list[Path], sources: list[str], device: str):
@@ -48,8 +48,13 @@ def by_length(
     ] = ...,
     model: Annotated[
         list[Path] | None,
-        typer.Option("--model", "-m", metavar="<dir>", help="A model that translates --source "
-                     "as one more system (repeatable; each model is its own system)."),
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="<dir>",
+            help="A model that translates --source "
+            "as one more system (repeatable; each model is its own system).",
+        ),
     ] = None,  # fmt: skip
     buckets: Annotated[int, typer.Option(help="About how many length buckets.")] = 6,
     min_size: Annotated[int, typer.Option(help="Sentences a bucket holds at least.")] = 30,

@@ -9,8 +9,6 @@ from typing import Annotated, Any
 
 import typer
 
-from nmt import evaluate as ev
-from nmt.by_length import score_by_length
 from nmt.cli.by_length import by_length, echo_buckets
 from nmt.cli.errors import user_errors
 from nmt.cli.help import Command, new_app
@@ -34,14 +32,15 @@ from nmt.cli.options import (
     use_threads,
 )
 from nmt.cli.progress import Renderer
-from nmt.corpus import read_aligned, read_lines
+from nmt.data.corpus import read_aligned, read_lines
+from nmt.decode.translate import Translator
 from nmt.errors import UserError
-from nmt.files import atomic_output, same_file
-from nmt.translate import Translator
+from nmt.export.loaded import load_translator
+from nmt.report import evaluation as ev
+from nmt.report.by_length import score_by_length
+from nmt.store.files import atomic_output, same_file
 
-app = new_app(
-    help="Score translations: BLEU, chrF, TER, significance, perplexity, by length."
-)
+app = new_app(help="Score translations: BLEU, chrF, TER, significance, perplexity, by length.")
 app.command("by-length", cls=Command)(by_length)
 
 
@@ -140,8 +139,11 @@ def bleu(
     precision: PrecisionOption = Precision.fp32,
     by_length: Annotated[
         bool,
-        typer.Option("--by-length", help="Also BLEU and chrF per source-length bucket of "
-                     "--source (`nmt evaluate by-length` compares several systems)."),
+        typer.Option(
+            "--by-length",
+            help="Also BLEU and chrF per source-length bucket of "
+            "--source (`nmt evaluate by-length` compares several systems).",
+        ),
     ] = False,  # fmt: skip
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -155,12 +157,13 @@ def bleu(
         raise UserError("--output and the decode options apply only with --model")
     _check_files(hypothesis, reference, source, compare, output)
     if model is not None:
-        translator = Translator.load(model, device.value, precision.value)
+        translator = load_translator(model, device.value, precision.value, threads)
+        settings = translator.decode_config(**decode)
         with contextlib.ExitStack() as files:  # opened first: a bad --output fails fast
             out = files.enter_context(atomic_output(output, "--output")) if output else None
             renderer = files.enter_context(contextlib.closing(Renderer()))
             report = ev.score_model(
-                translator, source, reference, names, compare, renderer.render, **decode
+                translator, source, reference, names, compare, renderer.render, settings
             )
             hyps = report.pop("hypotheses")
             if len(model) > 1:
@@ -168,7 +171,6 @@ def bleu(
             if out is not None:  # renamed over an older file only once all is written
                 out.write("".join(f"{h}\n" for h in hyps))
         if translator.truncated:
-            settings = translator.decode_config(**decode)
             typer.secho(cut_warning(translator, settings), err=True, fg=typer.colors.YELLOW)
     else:
         report = ev.score_files(hypothesis, reference, names, compare)
@@ -201,7 +203,8 @@ def perplexity(
     With several --model, of their ensemble: the mean of their probabilities per token.
     """
     use_threads(threads)
-    report = ev.perplexity(Translator.load(model, device.value, precision.value), source, reference)
+    translator = Translator.load(model, device.value, precision.value)
+    report = ev.file_perplexity(translator, source, reference)
     if len(model) > 1:
         report["ensemble"] = [str(m) for m in model]
     if as_json:

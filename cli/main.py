@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from nmt import __version__
-from nmt.cli import average, evaluate, plot, recipes, serve, train, translate
+from nmt.cli import average, evaluate, export, plot, recipes, serve, train, translate
 from nmt.cli.help import add_command, new_app
 
 app = new_app(
@@ -19,6 +19,7 @@ add_command(app, "train", train.train)
 add_command(app, "translate", translate.translate)
 add_command(app, "average", average.average)
 add_command(app, "serve", serve.serve)
+add_command(app, "export", export.export)
 add_command(app, "plot", plot.plot)
 app.add_typer(evaluate.app, name="evaluate")
 app.add_typer(recipes.app, name="recipes")

@@ -6,17 +6,17 @@ import os
 import stat
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import torch
 import typer
 
-from nmt.config import MAX_BEAM, DecodeConfig
 from nmt.errors import UserError
-from nmt.files import check_target, same_file
+from nmt.recipe.schema import MAX_BEAM, DecodeConfig
+from nmt.store.files import check_target, same_file
 
 if TYPE_CHECKING:
-    from nmt.translate import Translator
+    from nmt.decode.translate import Translator
 
 SHOWN_LINES = 10  # line numbers of cut sources a warning names
 
@@ -90,8 +90,9 @@ def decode_overrides(
     length_normalization: Normalization | None,
     length_penalty: float | None,
     min_length: int | None,
-) -> dict[str, Any]:
-    """Keyword arguments for Translator.translate / search; None keeps the recipe's value."""
+) -> dict[str, object]:
+    """The decode flags as keyword arguments of `Translator.decode_config` (None keeps the
+    recipe's value), each checked here first so that its error names the flag typed."""
     if greedy and beam is not None:
         raise UserError(f"--beam {beam} and --greedy contradict each other; give one of them")
     if beam is not None and not 1 <= beam <= MAX_BEAM:
@@ -137,7 +138,7 @@ def cut_warning(translator: Translator, settings: DecodeConfig) -> str:
 def check_output(path: Path | None, option: str) -> None:
     """An output file must be one nmt may replace, checked before any work is done: a new
     name in an existing directory, or a regular file without other hard links (never a
-    directory, a device such as /dev/null, a FIFO or a socket; see nmt.files)."""
+    directory, a device such as /dev/null, a FIFO or a socket; see nmt.store.files)."""
     if path is not None:
         check_target(path, f"{option} {path}")
 

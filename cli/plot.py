@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from nmt.cli.errors import user_errors
-from nmt.curves import plot_curves, read_runs
+from nmt.report.curves import plot_curves, read_runs
 
 
 class XAxis(str, Enum):

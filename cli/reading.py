@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from nmt.corpus import decode_line, decode_lines, iter_lines
+from nmt.data.corpus import decode_line, decode_lines, iter_lines
 
 CHUNK = 1000  # lines translated at a time from a file, or at most from a pipe
 READ_BYTES = 1 << 16

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from nmt.bundled import BundledRecipe, bundled, recipe_text
 from nmt.cli.errors import user_errors
 from nmt.cli.help import Command
+from nmt.recipe.bundled import BundledRecipe, bundled, recipe_text
 
 # not cli.help.new_app: that shows the help when no command is given, and a bare
 # `nmt recipes` lists the recipes instead

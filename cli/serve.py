@@ -1,4 +1,4 @@
-"""`nmt serve --model DIR [--model DIR2 ...]`: the models behind HTTP (nmt.serve)."""
+"""`nmt serve --model DIR [--model DIR2 ...]`: the models behind HTTP (nmt.serve.app)."""
 
 from __future__ import annotations
 
@@ -93,13 +93,14 @@ def serve(
     """Serve translation over HTTP: a web page at /, nmt's JSON API, LibreTranslate's API.
 
     Bound to 127.0.0.1 unless --host says otherwise; give --api-key when it is not.
-    Every number has a range (nmt.serve_limits.BOUNDS); a flag outside it is refused.
+    Every number has a range (nmt.serve.limits.BOUNDS); a flag outside it is refused.
     """
     try:
         import uvicorn
 
-        from nmt.serve import Served, create_app
-        from nmt.serve_limits import Limits
+        from nmt.serve.app import create_app
+        from nmt.serve.limits import Limits
+        from nmt.serve.server import Served
     except ImportError:
         raise UserError(MISSING) from None
     use_threads(threads)

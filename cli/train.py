@@ -11,14 +11,15 @@ from typing import Annotated
 
 import typer
 
-from nmt.bundled import resolve_recipe
 from nmt.cli.errors import user_errors
 from nmt.cli.options import Device, DeviceOption, Threads, use_threads
 from nmt.cli.progress import Renderer
-from nmt.config import load_recipe
 from nmt.events import Evaluation, Event, Message, Phase, Progress
 from nmt.progress import duration
-from nmt.train import train as run_training
+from nmt.recipe.bundled import resolve_recipe
+from nmt.recipe.load import load_recipe
+from nmt.training.results import TrainResults
+from nmt.training.setup import train as run_training
 
 
 def _line(event: Message | Progress | Evaluation) -> str:
@@ -26,9 +27,11 @@ def _line(event: Message | Progress | Evaluation) -> str:
         return event.text
     if isinstance(event, Progress):
         skipped = f"  ({event.skipped} updates skipped)" if event.skipped else ""
+        forcing = f"tf {event.teacher_forcing:.3f}  " if event.teacher_forcing < 1 else ""
         return (
             f"epoch {event.epoch:6.2f}  step {event.step:7d}  loss {event.loss:7.4f}  "
-            f"lr {event.learning_rate:.2e}  {event.tokens_per_second / 1000:6.1f}k tok/s{skipped}"
+            f"lr {event.learning_rate:.2e}  {forcing}"
+            f"{event.tokens_per_second / 1000:6.1f}k tok/s{skipped}"
         )
     mark = "  (best)" if event.improved else ""
     return (
@@ -102,31 +105,36 @@ def train(
         results = run_training(cfg, device.value, resume, overwrite, reporter(renderer), init_from)
     finally:
         renderer.close()
-    if os.environ.get("RANK", "0") != "0":  # torchrun's other ranks: rank 0 reports
-        return
-    if "bleu" in results:
-        settings = ", ".join(f"{k}={v}" for k, v in results["decode"].items())
+    if os.environ.get("RANK", "0") == "0":  # torchrun's other ranks: rank 0 reports
+        _report(results, cfg.output_dir)
+
+
+def _report(results: TrainResults, output_dir: str | None) -> None:
+    """The end of `nmt train`: the test scores, what was trained, what stopped it."""
+    test = results.test
+    if test is not None:
+        settings = ", ".join(f"{k}={v}" for k, v in test.decode.items())
         typer.echo(
-            f"test: BLEU {results['bleu']:.2f}  chrF {results['chrf']:.2f}  "
-            f"({results['signature']['bleu']})\n      decode: {settings}"
+            f"test: BLEU {test.bleu:.2f}  chrF {test.chrf:.2f}  "
+            f"({test.signature['bleu']})\n      decode: {settings}"
         )
-        if results["test_truncated"]:
+        if test.truncated:
             typer.secho(
-                f"warning: {results['test_truncated']} test sources were cut to "
+                f"warning: {test.truncated} test sources were cut to "
                 "decode.max_input_length tokens",
                 err=True,
                 fg=typer.colors.YELLOW,
             )
     typer.echo(
-        f"trained {results['steps']} steps in {duration(results['train_seconds'])} "
-        f"({results['train_tokens_per_second'] / 1000:.1f}k target tokens/s); "
-        f"model in {cfg.output_dir}"
+        f"trained {results.steps} steps in {duration(results.train_seconds)} "
+        f"({results.train_tokens_per_second / 1000:.1f}k target tokens/s); "
+        f"model in {output_dir}"
     )
-    if results.get("stopped_by") is not None:
+    if results.stopped_by is not None:
         typer.echo(stopped_line(results))
-    if results.get("stopped_by") == "max_minutes":  # the machine's speed decided, not the recipe
+    if results.stopped_by == "max_minutes":  # the machine's speed decided, not the recipe
         typer.secho(
-            f"warning: training stopped on train.max_minutes ({results['limits']['max_minutes']:g}"
+            f"warning: training stopped on train.max_minutes ({results.limits.max_minutes:g}"
             f" minutes of wall time), at {_how_far(results)}: the model may be undertrained "
             "and its scores say little; --resume trains it further, or raise or remove "
             "train.max_minutes",
@@ -136,18 +144,19 @@ def train(
         )
 
 
-def _how_far(results: dict) -> str:
+def _how_far(results: TrainResults) -> str:
     """'0.43 of 10 epochs, step 120', or '2.10 epochs, step 500 of 500' without max_epochs."""
-    limits, epochs, steps = results["limits"], results["epochs"], results["steps"]
-    of_epochs = f" of {limits['max_epochs']}" if limits["max_epochs"] is not None else ""
-    of_steps = f" of {limits['max_steps']}" if limits["max_steps"] is not None else ""
+    limits, epochs, steps = results.limits, results.epochs, results.steps
+    of_epochs = f" of {limits.max_epochs}" if limits.max_epochs is not None else ""
+    of_steps = f" of {limits.max_steps}" if limits.max_steps is not None else ""
     return f"{epochs:.2f}{of_epochs} epochs, step {steps}{of_steps}"
 
 
-def stopped_line(results: dict) -> str:
+def stopped_line(results: TrainResults) -> str:
     """Which limit ended training (results.json's stopped_by) and how far it got."""
-    reason = results["stopped_by"]
-    limit = results["limits"][reason]
+    reason = results.stopped_by
+    assert reason is not None
+    limit = getattr(results.limits, reason)
     shown = {
         "max_minutes": f"{limit:g} minutes of wall time",
         "patience": f"{limit} evaluations without a better valid score",

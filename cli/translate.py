@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import Annotated, TextIO
 
 import typer
 
@@ -37,11 +37,14 @@ from nmt.cli.options import (
 )
 from nmt.cli.progress import Renderer
 from nmt.cli.reading import count_lines, input_chunks, is_interactive
+from nmt.decode.figure import pyplot
+from nmt.decode.translate import Translation, Translator, attention_record, nbest_lines
 from nmt.errors import UserError
-from nmt.files import LabelledWriter, atomic_output
-from nmt.plot import plot_attention, pyplot
+from nmt.export.loaded import load_translator
 from nmt.progress import Tracker
-from nmt.translate import Translation, Translator, attention_record, nbest_lines
+from nmt.recipe.schema import DecodeConfig
+from nmt.report.plot import plot_attention
+from nmt.store.files import LabelledWriter, atomic_output
 
 HINT = "nmt translate: type a sentence and press Enter; Ctrl-D ends"
 
@@ -109,7 +112,7 @@ def _translations(
     chunks: Iterable[list[str]],
     nbest: int,
     attention: bool,
-    decode: dict[str, Any],
+    settings: DecodeConfig,
 ) -> Iterator[list[Translation] | None]:
     """Each line's translations, chunk by chunk, with None after each chunk. A file's
     progress is shown (cli/progress.py); someone typing or piping sees a hint instead."""
@@ -122,7 +125,7 @@ def _translations(
     try:
         for chunk in chunks:
             progress = tracker.advance if tracker is not None else None
-            yield from translator.search(chunk, nbest, attention, progress=progress, **decode)
+            yield from translator.search(chunk, nbest, attention, progress, settings=settings)
             yield None
         if tracker is not None:
             tracker.finish()
@@ -167,7 +170,8 @@ def translate(
     chunks = input_chunks(source)  # a missing input is reported here, before any output
     decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
     _check_outputs(source, output, attention_out, plot)
-    translator = Translator.load(model, device.value, precision.value)
+    # an exported directory (nmt export) translates with nmt_runtime, without PyTorch
+    translator = load_translator(model, device.value, precision.value, threads)
     want_attention = attention_out is not None or plot is not None
     settings = translator.search_settings(nbest, want_attention, **decode)  # before any file
     if translator.size > 1:
@@ -185,7 +189,7 @@ def translate(
         attn = None
         if attention_out is not None:
             attn = files.enter_context(atomic_output(attention_out, "--attention-out"))
-        results = _translations(translator, source, chunks, nbest, want_attention, decode)
+        results = _translations(translator, source, chunks, nbest, want_attention, settings)
         index = _write_all(results, out, attn, plot, plot_count, nbest)
     if index < 0:
         name = source if source != "-" else "standard input"

@@ -19,7 +19,8 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from nmt.serve import Served, create_app
+from nmt.serve.app import create_app
+from nmt.serve.server import Served
 
 
 def main() -> None:

@@ -12,7 +12,7 @@ import torch
 
 from nmt.errors import UserError
 
-# int8: inference only (nmt.model.quantize_int8); fp16: training only, with a GradScaler
+# int8: inference only (nmt.model.seq2seq.quantize_int8); fp16: training only, with a GradScaler
 Precision = Literal["fp32", "bf16", "fp16", "int8"]
 
 

@@ -8,3 +8,10 @@ a traceback. Anything else that escapes is a bug in nmt and keeps its traceback.
 
 class UserError(Exception):
     """A mistake in the user's input: a recipe, a corpus, a model directory, a flag."""
+
+
+def one_line(text: object, limit: int = 10_000) -> str:
+    """`text` (a message, or an exception from a library) as one line, whitespace runs
+    (newlines too) made one space: what a UserError, a log line or a JSON error body quotes.
+    Only the first `limit` characters are read, as a parser's error can quote a whole file."""
+    return " ".join(str(text)[:limit].split())

@@ -1,4 +1,4 @@
-"""What training reports while it runs: the events of `nmt.train.train(on_event=...)`,
+"""What training reports while it runs: the events of `nmt.training.setup.train(on_event=...)`,
 and the `Meter` that sums a report's window of training steps. `nmt.progress` reports
 the `Phase` events of long phases.
 
@@ -7,10 +7,7 @@ The library never prints; the CLI (cli/train.py) turns each event into a line.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-
-import torch
 
 
 @dataclass
@@ -24,8 +21,9 @@ class Progress:
     epoch: float  # epochs done, fractional: 2.5 is halfway through the third
     loss: float  # per target token, label smoothing included, since the last report
     tokens_per_second: float
-    learning_rate: float
+    learning_rate: float  # of the next update
     skipped: int = 0  # updates skipped for a non-finite loss so far (train.skip_nonfinite)
+    teacher_forcing: float = 1.0  # P(gold previous token) of the next update
 
 
 @dataclass
@@ -55,39 +53,3 @@ class Phase:
 
 
 Event = Message | Progress | Evaluation | Phase
-
-
-class Meter:
-    """Loss, target tokens and seconds of the training steps since the last `take`.
-
-    The loss sum stays on the device, and so does the first step whose loss was not
-    finite, so nothing waits for the GPU until a report is due.
-    """
-
-    def __init__(self, device: torch.device):
-        self.loss = torch.zeros((), device=device)
-        self.first_bad = torch.full((), -1, device=device)  # step of the first NaN/inf
-        self.tokens = 0
-        self.start = time.perf_counter()
-
-    def add(self, loss_sum: torch.Tensor, tokens: int, step: int) -> None:
-        self.loss += loss_sum
-        self.tokens += tokens
-        bad = ~loss_sum.isfinite() & (self.first_bad < 0)
-        self.first_bad = torch.where(bad, step, self.first_bad)
-
-    def take(self) -> tuple[float, int, float, int]:
-        """(loss per token, tokens, seconds, first non-finite step or -1); starts anew."""
-        window = (
-            float(self.loss) / max(self.tokens, 1),  # waits for the device
-            self.tokens,
-            time.perf_counter() - self.start,
-            int(self.first_bad),
-        )
-        self.loss.zero_()
-        self.tokens = 0
-        self.restart()
-        return window
-
-    def restart(self) -> None:
-        self.start = time.perf_counter()

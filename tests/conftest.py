@@ -1,5 +1,9 @@
 """Shared fixtures: one tiny quickstart model trained once per session, and tiny recipes.
 
+Tests take what they share from here as fixtures (`root`, `quickstart`, `tiny_overrides`,
+`model_dir`, ...), never by importing this module; functions with arguments that several
+modules call live in tests/helpers/.
+
 The model is the recipes/quickstart.yaml recipe shrunk with `--set` overrides (16-dim
 embeddings, 32-dim states, 100 subwords, 300 training pairs, 40 steps), trained through
 the real CLI. It learns next to nothing, so tests that use it assert structure and
@@ -16,13 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers.checkout import QUICKSTART, ROOT
+from helpers.cli import set_args
 from typer.testing import CliRunner
 
 from nmt.cli.main import app
-from nmt.config import Recipe, load_recipe
-
-ROOT = Path(__file__).resolve().parents[1]
-QUICKSTART = ROOT / "recipes" / "quickstart.yaml"
+from nmt.recipe.load import load_recipe
+from nmt.recipe.schema import Recipe
 
 # key=value overrides that make the quickstart recipe train in about a second on a CPU.
 TINY = [
@@ -40,20 +44,6 @@ TINY = [
 MODEL_STEPS = 40  # steps of the shared session model
 # what the shared model is trained with: two evaluations, at steps 20 and 40
 MODEL_OVERRIDES = [*TINY, f"train.max_steps={MODEL_STEPS}", "train.eval_every=20"]
-
-
-# what the CLI puts before each progress or log line when stderr is not a terminal
-STAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", re.MULTILINE)
-
-
-def unstamped(text: str) -> str:
-    """CLI output with the time stamps of its lines taken off."""
-    return STAMP.sub("", text)
-
-
-def set_args(overrides: list[str]) -> list[str]:
-    """`--set k=v` command-line arguments for a list of overrides."""
-    return [arg for item in overrides for arg in ("--set", item)]
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +69,14 @@ def model_steps() -> int:
 
 
 @pytest.fixture(scope="session")
+def root() -> Path:
+    """The checkout: the folder holding nmt/, cli/, recipes/, benchmarks/ and README.md."""
+    return ROOT
+
+
+@pytest.fixture(scope="session")
 def quickstart() -> Path:
+    """recipes/quickstart.yaml, the recipe the tiny runs shrink (`tiny_overrides`)."""
     return QUICKSTART
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nmt import checkpoint
-from nmt.config import ModelConfig
-from nmt.loss import token_nll
-from nmt.model import build_model
-from nmt.search import beam_search, greedy_search, max_output_lengths
+from nmt.decode.search import beam_search, greedy_search, max_output_lengths
+from nmt.model.loss import token_nll
+from nmt.model.seq2seq import build_model
+from nmt.recipe.schema import ModelConfig
+from nmt.store import checkpoint
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")

@@ -6,27 +6,26 @@ import io
 from collections import defaultdict
 
 import pytest
-from conftest import QUICKSTART, STAMP, set_args, unstamped
+from helpers.cli import STAMP, set_args, unstamped
 
 import nmt.cli.progress
 from nmt.cli.main import app
 from nmt.cli.progress import Renderer
-from nmt.config import TrainConfig
+from nmt.decode.translate import Translator
 from nmt.events import Evaluation, Phase, Progress
-from nmt.progress import RunClock, Tracker, duration
-from nmt.train import train
-from nmt.translate import Translator
+from nmt.progress import Tracker, duration
+from nmt.recipe.schema import TrainConfig
+from nmt.training.clock import RunClock
+from nmt.training.setup import train
 
 
 @pytest.fixture(scope="module")
-def run_events(tmp_path_factory):
+def run_events(tmp_path_factory, quickstart, tiny_overrides):
     """Every event of one tiny training run (two epochs and a bit, two evaluations)."""
-    from conftest import TINY
-
-    from nmt.config import load_recipe
+    from nmt.recipe.load import load_recipe
 
     out = tmp_path_factory.mktemp("progress") / "run"
-    recipe = load_recipe(QUICKSTART, [*TINY, "train.max_steps=40", "train.eval_every=20"])
+    recipe = load_recipe(quickstart, [*tiny_overrides, "train.max_steps=40", "train.eval_every=20"])
     recipe = type(recipe)(**{**recipe.__dict__, "output_dir": str(out)})
     events = []
     train(recipe, "cpu", on_event=events.append)
@@ -41,6 +40,7 @@ def phases_by_name(events) -> dict[str, list[Phase]]:
     return found
 
 
+@pytest.mark.slow
 def test_every_long_phase_of_training_is_reported(run_events):
     names = set(phases_by_name(run_events))
     expected = {"reading data.train", "reading data.valid", "reading data.test"}
@@ -97,7 +97,7 @@ def test_durations_read_like_a_person_wrote_them():
 
 def test_the_eta_follows_the_nearest_limit(monkeypatch):
     now = [100.0]
-    monkeypatch.setattr("nmt.progress.time.perf_counter", lambda: now[0])
+    monkeypatch.setattr("nmt.training.clock.time.perf_counter", lambda: now[0])
     cfg = TrainConfig(max_steps=1000, max_epochs=3, max_minutes=None)
     clock = RunClock(cfg, step=0, epochs=0.0)
     assert clock.eta(0, 0.0) == ""  # no pace yet
@@ -112,9 +112,12 @@ def test_the_eta_follows_the_nearest_limit(monkeypatch):
 
 def test_a_tracker_finishes_when_its_block_fails():
     seen = []
-    with pytest.raises(RuntimeError), Tracker(seen.append, "x", 3, "lines") as tracker:
+    with (
+        pytest.raises(RuntimeError, match="the block failed"),
+        Tracker(seen.append, "x", 3, "lines") as tracker,
+    ):
         tracker.advance(1, "half")
-        raise RuntimeError
+        raise RuntimeError("the block failed")
     assert [(p.done, p.finished, p.detail) for p in seen] == [
         (0, False, ""), (1, False, "half"), (1, True, "half")
     ]  # fmt: skip
@@ -208,14 +211,16 @@ def test_off_a_terminal_every_line_is_time_stamped(capsys):
     assert capsys.readouterr().out == "a log line\n"  # a terminal shows its own time
 
 
-def test_the_cli_off_a_terminal_prints_log_lines_and_phase_lines(runner, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_the_cli_off_a_terminal_prints_log_lines_and_phase_lines(
+    runner, tmp_path, monkeypatch, quickstart, tiny_overrides
+):
     monkeypatch.setattr(nmt.cli.progress, "MIN_SECONDS", 0.0)
-    from conftest import TINY
 
-    overrides = [*TINY, "train.max_steps=20"]
+    overrides = [*tiny_overrides, "train.max_steps=20"]
     result = runner.invoke(
         app,
-        ["train", str(QUICKSTART), *set_args(overrides), "--output-dir", str(tmp_path / "r")]
+        ["train", str(quickstart), *set_args(overrides), "--output-dir", str(tmp_path / "r")]
         + ["--device", "cpu"],
     )
     assert result.exit_code == 0, result.output
@@ -229,6 +234,7 @@ def test_the_cli_off_a_terminal_prints_log_lines_and_phase_lines(runner, tmp_pat
 def test_progress_events_keep_their_shape():
     """The CLI and TensorBoard read these fields; renaming one must fail here."""
     fields = {"step", "epoch", "loss", "tokens_per_second", "learning_rate", "skipped"}
+    fields |= {"teacher_forcing"}
     assert set(Progress.__dataclass_fields__) == fields
     assert set(Phase.__dataclass_fields__) == {
         "name", "done", "total", "unit", "finished", "detail"

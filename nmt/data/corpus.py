@@ -1,0 +1,322 @@
+"""Parallel corpora: pairs of strings from every kind of source a recipe can name.
+
+A source (`data.train`, `data.valid`, `data.test` in a recipe) is one of::
+
+    corpus/train.{lang}.gz                    # parallel plain-text files (.gz read too)
+    {tsv: corpus/train.tsv}                   # source<TAB>target per line
+    {jsonl: corpus/train.jsonl}               # {"de": "...", "en": "..."} per line
+    {hub: bentrevett/multi30k, split: train}  # Hugging Face hub; optional config: NAME
+    {dataset_dir: saved/ds, split: train}     # a `datasets` save_to_disk directory
+    {toy: numbers, split: train}              # nmt's own synthetic corpus (nmt/data/toy.py)
+
+`read_corpus(source, src_lang, tgt_lang, key)` returns a `Corpus` of stripped, non-empty
+pairs; empty pairs are skipped and counted, or with `keep_empty=True` kept in order (a
+test set is scored on every line). A file may be a pipe (a FIFO, bash's `<(...)`): it is
+opened once and read once. Every mistake a user can make with a corpus
+(missing file, a directory, misaligned line counts, bytes that are not UTF-8, a TSV line with the
+wrong number of columns, an unreachable hub dataset) raises `UserError` with one line
+naming the file and the fix. Length and ratio filters act on token counts, so they live
+here as a pure function of lengths and run after tokenization (`length_filter`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, NamedTuple
+
+from nmt.data import toy
+from nmt.errors import UserError, one_line
+from nmt.recipe.sources import (
+    DatasetDirSource,
+    FilesSource,
+    HubSource,
+    JsonlSource,
+    Source,
+    ToySource,
+    TsvSource,
+)
+
+
+@dataclass
+class Corpus:
+    source: list[str]
+    target: list[str]
+    origin: str  # where the pairs came from, for log lines
+    skipped_empty: int = 0  # pairs dropped because one side was empty (0 with keep_empty)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+
+def read_corpus(
+    source: Source, src_lang: str, tgt_lang: str, key: str = "data", keep_empty: bool = False
+) -> Corpus:
+    """Read all pairs of `source`; `key` (e.g. "data.train") names it in messages.
+
+    Pairs with an empty side are skipped and counted, or with `keep_empty` kept in their
+    place, so that a test set is scored on every line (a blank line of a JSONL file holds
+    no row and is never a pair).
+    """
+    if isinstance(source, FilesSource):
+        src_path = Path(source.pattern.replace("{lang}", src_lang))
+        tgt_path = Path(source.pattern.replace("{lang}", tgt_lang))
+        src, tgt = read_aligned(src_path, tgt_path, key)
+        return _clean(src, tgt, f"{src_path} + {tgt_path}", keep_empty)
+    if isinstance(source, TsvSource):
+        path = Path(source.tsv)
+        return _clean(*_read_tsv(path, key), str(path), keep_empty)
+    if isinstance(source, JsonlSource):
+        path = Path(source.jsonl)
+        lines = _numbered_lines(path, key)
+        rows = ((n, _parse_json(line, path, n)) for n, line in lines if line.strip())
+        return _clean(*_from_rows(rows, src_lang, tgt_lang, f"{path}:"), str(path), keep_empty)
+    if isinstance(source, HubSource | DatasetDirSource):
+        origin, rows = _dataset(source, src_lang, tgt_lang, key)
+        return _clean(*_from_rows(rows, src_lang, tgt_lang, origin), origin, keep_empty)
+    if isinstance(source, ToySource):
+        pairs = _toy_pairs(source, key)
+        src, tgt = [p[0] for p in pairs], [p[1] for p in pairs]
+        return _clean(src, tgt, f"toy:{source.toy}", keep_empty)
+    raise TypeError(f"not a corpus source: {source!r}")
+
+
+def _toy_pairs(source: ToySource, key: str) -> list[tuple[str, str]]:
+    if source.toy not in toy.TASKS:
+        raise UserError(f"{key}: unknown toy corpus {source.toy!r}; known: {', '.join(toy.TASKS)}")
+    if source.split not in toy.SPLITS:
+        raise UserError(f"{key}: toy split must be one of {', '.join(toy.SPLITS)}")
+    return toy.TASKS[source.toy](source.split, source.size)
+
+
+def read_lines(path: Path, key: str = "input") -> list[str]:
+    """All lines of a UTF-8 text file (gzip read transparently), stripped."""
+    return list(iter_lines(path, key))
+
+
+def read_aligned(
+    first: Path, second: Path, key: str = "input", *, purpose: str | None = None
+) -> tuple[list[str], list[str]]:
+    """The lines of two files that must answer each other line by line.
+
+    With a `purpose` (e.g. "score") the files must hold lines for it: empty ones are an
+    error, "FIRST is empty: nothing to score".
+    """
+    a, b = read_lines(first, key), read_lines(second, key)
+    if len(a) != len(b):
+        raise UserError(
+            f"{first} has {len(a)} lines but {second} has {len(b)}: the files must be "
+            "line-aligned (line i of one answers line i of the other)"
+        )
+    if purpose is not None and not a:
+        raise UserError(f"{first} is empty: nothing to {purpose}")
+    return a, b
+
+
+def iter_lines(path: Path, key: str = "input") -> Iterator[str]:
+    """The same lines one at a time; a missing file is reported at once, not on reading."""
+    return (line.strip() for _, line in _numbered_lines(path, key))
+
+
+def decode_lines(stream: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
+    """(line number, text) from a byte stream; bytes that are not UTF-8 name the line."""
+    for n, raw in enumerate(stream, start=1):
+        yield n, decode_line(raw, name, n)
+
+
+def decode_line(raw: bytes, name: str, number: int) -> str:
+    """One line's text without its line break; bytes that are not UTF-8 name the line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(
+            f"{name}:{number}: not valid UTF-8 (byte {e.start}); convert the text, "
+            f"e.g. iconv -f latin1 -t utf-8"
+        ) from None
+    return text.rstrip("\r\n")
+
+
+class Filtered(NamedTuple):
+    keep: list[int]  # indices of the pairs that pass
+    empty: int  # a side has no tokens (text that tokenizes to nothing, e.g. "\u200b")
+    too_long: int  # a side is longer than max_length
+    bad_ratio: int  # the longer side is more than max_ratio times the shorter
+
+
+def length_filter(
+    src_lengths: Sequence[int],
+    tgt_lengths: Sequence[int],
+    max_length: int | None = None,
+    max_ratio: float | None = None,
+) -> Filtered:
+    """Which pairs, by their token counts, a model can train or be measured on."""
+    keep, empty, too_long, bad_ratio = [], 0, 0, 0
+    longest = max_length if max_length is not None else float("inf")
+    ratio = max_ratio if max_ratio is not None else float("inf")
+    for i, (s, t) in enumerate(zip(src_lengths, tgt_lengths, strict=True)):
+        if s == 0 or t == 0:
+            empty += 1
+        elif s > longest or t > longest:
+            too_long += 1
+        elif max(s, t) > ratio * min(s, t):
+            bad_ratio += 1
+        else:
+            keep.append(i)
+    return Filtered(keep, empty, too_long, bad_ratio)
+
+
+def _numbered_lines(path: Path, key: str) -> Iterator[tuple[int, str]]:
+    """Checked now, read later: a regular file, a FIFO or a pipe such as /dev/fd/63."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a directory, not a text file (named by {key}); give a file")
+    if not path.exists():
+        hint = "check the path in the recipe (relative paths start where nmt runs)"
+        hint = hint if key.startswith("data.") else "check the path"
+        raise UserError(f"{path}: no such file (named by {key}); {hint}")
+    return _read_numbered(path)
+
+
+def _read_numbered(path: Path) -> Iterator[tuple[int, str]]:
+    """Opened once and read once, so a pipe loses nothing; gzip is found by its magic bytes,
+    peeked at without consuming them."""
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise UserError(f"{path}: cannot be opened ({e.strerror})") from None
+    try:
+        with f:
+            gzipped = f.peek(2)[:2] == b"\x1f\x8b"
+            with gzip.GzipFile(fileobj=f) if gzipped else contextlib.nullcontext(f) as stream:
+                yield from decode_lines(stream, str(path))
+    except (EOFError, OSError, zlib.error) as e:  # a cut-off or corrupt .gz, a read error
+        raise UserError(f"{path}: cannot be read to the end ({e}); is the file complete?") from None
+
+
+def _clean(src: list[str], tgt: list[str], origin: str, keep_empty: bool = False) -> Corpus:
+    if keep_empty:
+        return Corpus(src, tgt, origin)
+    keep = [i for i, (s, t) in enumerate(zip(src, tgt, strict=True)) if s and t]
+    skipped = len(src) - len(keep)
+    if skipped:
+        src, tgt = [src[i] for i in keep], [tgt[i] for i in keep]
+    return Corpus(src, tgt, origin, skipped)
+
+
+def _read_tsv(path: Path, key: str) -> tuple[list[str], list[str]]:
+    src, tgt = [], []
+    for n, line in _numbered_lines(path, key):
+        if not line.strip():
+            src.append("")
+            tgt.append("")
+            continue
+        columns = line.split("\t")
+        if len(columns) != 2:
+            raise UserError(
+                f"{path}:{n}: expected 2 tab-separated columns (source, target), found "
+                f"{len(columns)}; remove stray tabs or give the sides as two files"
+            )
+        src.append(columns[0].strip())
+        tgt.append(columns[1].strip())
+    return src, tgt
+
+
+def _parse_json(line: str, path: Path, n: int) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as e:
+        raise UserError(
+            f"{path}:{n}: not a JSON object ({e.msg}); write one object per line"
+        ) from None
+
+
+def _from_rows(
+    rows: Iterator[tuple[int, Any]], src_lang: str, tgt_lang: str, origin: str
+) -> tuple[list[str], list[str]]:
+    """Numbered rows, flat {src: .., tgt: ..} or nested {"translation": {src: .., tgt: ..}}.
+
+    `origin` ends in ":" for files (rows are line numbers) or names a dataset (row indices).
+    """
+    src, tgt = [], []
+    where = origin if origin.endswith(":") else f"{origin}: row "
+    for n, row in rows:
+        pair = row.get("translation", row) if isinstance(row, dict) else None
+        if not isinstance(pair, dict) or src_lang not in pair or tgt_lang not in pair:
+            found = ", ".join(map(str, pair)) if isinstance(pair, dict) else type(row).__name__
+            raise UserError(
+                f"{where}{n}: no {src_lang!r} and {tgt_lang!r} fields (found: "
+                f"{found}); rows look like {{{src_lang!r}: ..., {tgt_lang!r}: ...}} or "
+                f"{{'translation': {{...}}}}; check data.source_lang and data.target_lang"
+            )
+        src.append(str(pair[src_lang] or "").strip())
+        tgt.append(str(pair[tgt_lang] or "").strip())
+    return src, tgt
+
+
+def _dataset_rows(dataset: Any, src_lang: str, tgt_lang: str) -> Iterator[tuple[int, dict]]:
+    """Numbered rows of a `datasets.Dataset`, reading only the columns that matter."""
+    columns = dataset.column_names
+    if src_lang in columns and tgt_lang in columns:
+        dataset = dataset.select_columns([src_lang, tgt_lang])
+    elif "translation" in columns:
+        dataset = dataset.select_columns(["translation"])
+    return enumerate(dataset, start=1)
+
+
+def _dataset(
+    source: HubSource | DatasetDirSource, src_lang: str, tgt_lang: str, key: str
+) -> tuple[str, Iterator[tuple[int, dict]]]:
+    """Where a `datasets` source's rows come from (for messages), and the rows."""
+    if isinstance(source, HubSource):
+        origin, dataset = _load_hub(source, key)
+    else:
+        origin, dataset = str(Path(source.dataset_dir)), _load_dataset_dir(source, key)
+    return origin, _dataset_rows(dataset, src_lang, tgt_lang)
+
+
+def _load_hub(source: HubSource, key: str) -> tuple[str, Any]:
+    import datasets  # slow to import; only hub and dataset_dir sources need it
+
+    name = source.hub + (f" ({source.config})" if source.config else "")
+    try:
+        dataset = datasets.load_dataset(source.hub, source.config, split=source.split)
+    except Exception as e:  # network, auth, missing dataset or split: all end the same way
+        reason = one_line(e)[:200] or type(e).__name__
+        raise UserError(
+            f"{key}: could not load hub dataset {name}, split {source.split!r}: {reason}. "
+            "Without network access, point the recipe at local files instead "
+            "(e.g. data.train: corpus/train.{lang}.gz or {dataset_dir: DIR, split: S}, or "
+            "--set data.use=NAME for a recipe's data.alternatives)"
+        ) from None
+    return f"hub:{name}", dataset
+
+
+def _load_dataset_dir(source: DatasetDirSource, key: str) -> Any:
+    import datasets
+
+    path = Path(source.dataset_dir)
+    if not path.is_dir():
+        raise UserError(
+            f"{path}: no such directory (named by {key}); give the directory "
+            "that Dataset.save_to_disk wrote"
+        )
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except Exception as e:
+        raise UserError(
+            f"{path}: not a saved `datasets` directory ({e}); write one with "
+            "Dataset.save_to_disk or use {jsonl: FILE}"
+        ) from None
+    if isinstance(loaded, datasets.DatasetDict):
+        splits = list(loaded)
+        split = source.split or (splits[0] if len(splits) == 1 else None)
+        if split not in loaded:
+            raise UserError(f"{path}: choose a split with {key}.split: one of {', '.join(splits)}")
+        loaded = loaded[split]
+    elif source.split is not None:
+        raise UserError(f"{path} holds a single dataset without splits; remove {key}.split")
+    return loaded

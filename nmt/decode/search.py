@@ -1,0 +1,293 @@
+"""Greedy and batched beam search, for any model that can take one step.
+
+Search knows nothing of RNNs. It needs a step function and a state, typed as the
+protocols `StepFn` and `SearchState` (`Seq2Seq.step` and `DecoderState` satisfy them):
+
+    log_probs, state, attention = step(prev_tokens, state)    # (N,) → (N, V), ..., (N, S)
+    state = state.reorder(index)                               # row b ← row index[b]
+
+Scores are summed log-probabilities; hypotheses are ranked after length normalization
+(`normalize`). Beam search keeps a sentence open until no unfinished hypothesis can still
+beat its n-th best finished one, using an upper bound on what an unfinished hypothesis can
+reach (scores only fall as tokens are added), and drops finished sentences from the batch
+so that the rest run on smaller tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, Literal, Protocol, TypeVar, runtime_checkable
+
+import torch
+
+from nmt.vocab import BOS, EOS
+
+Normalization = Literal["none", "average", "gnmt"]
+StateT = TypeVar("StateT", bound="SearchState")
+
+
+@runtime_checkable
+class SearchState(Protocol):
+    """A model's decoder state as search sees it: N rows it can keep, repeat and permute."""
+
+    def reorder(self: StateT, index: torch.Tensor) -> StateT:
+        """The state whose row b is row index[b] of this one; index (N',) of row numbers."""
+        ...
+
+
+class StepFn(Protocol[StateT]):
+    """One decoder step over N rows, which keeps the type of its state."""
+
+    def __call__(
+        self, prev_tokens: torch.Tensor, state: StateT, /
+    ) -> tuple[torch.Tensor, StateT, torch.Tensor | None]:
+        """prev_tokens (N,) → log-probabilities (N, V), the next state, attention (N, S)."""
+        ...
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # output ids, </s> not included
+    score: float  # length-normalized log-probability (what hypotheses are ranked by)
+    attention: torch.Tensor | None = None  # (len(tokens) + 1, S) on the CPU, </s> row last
+
+
+def gnmt_penalty(length: torch.Tensor | float, length_penalty: float) -> torch.Tensor | float:
+    """lp(Y) = ((5 + |Y|) / 6)^α, Wu et al. 2016 (GNMT), eq. 14."""
+    return ((5.0 + length) / 6.0) ** length_penalty  # α = length_penalty
+
+
+def normalize(
+    score: torch.Tensor,
+    length: torch.Tensor | float,
+    kind: Normalization,
+    length_penalty: float = 0.0,
+) -> torch.Tensor:
+    """A hypothesis's rank score from its log-probability and its length (</s> counted).
+
+    Each kind divides by a factor that never shrinks as the length grows, so for a log-
+    probability s ≤ 0, `normalize(s, longest allowed length)` bounds every completion.
+    """
+    if kind == "none":
+        return score
+    if kind == "average":
+        return score / length
+    return score / gnmt_penalty(length, length_penalty)
+
+
+def max_output_lengths(src_lengths: torch.Tensor, ratio: float, offset: int) -> torch.Tensor:
+    """Most tokens (before </s>) each sentence may get: ⌈ratio · source length⌉ + offset."""
+    return (src_lengths.double() * ratio).ceil().long() + offset
+
+
+def _mask_step(
+    log_probs: torch.Tensor, t: int, min_length: int, at_max: torch.Tensor
+) -> torch.Tensor:
+    """Forbid </s> before `min_length` tokens; force it on rows at their maximum length."""
+    forced = at_max.any()
+    if t >= min_length and not forced:
+        return log_probs
+    log_probs = log_probs.clone()
+    eos = log_probs[:, EOS].clone()
+    if t < min_length:
+        log_probs[:, EOS] = float("-inf")
+    if forced:
+        log_probs[at_max] = float("-inf")
+        log_probs[at_max, EOS] = torch.where(eos[at_max].isfinite(), eos[at_max], 0.0)
+    return log_probs
+
+
+@torch.no_grad()
+def greedy_search(
+    step: StepFn[StateT],
+    state: StateT,
+    max_lengths: torch.Tensor,
+    min_length: int = 0,
+    normalization: Normalization = "none",
+    length_penalty: float = 0.0,
+    return_attention: bool = False,
+) -> list[list[Hypothesis]]:
+    """The most probable next token at every step, for a batch of B sentences."""
+    batch = max_lengths.size(0)
+    device = max_lengths.device
+    prev = torch.full((batch,), BOS, dtype=torch.long, device=device)
+    alive = torch.ones(batch, dtype=torch.bool, device=device)
+    scores = torch.zeros(batch, device=device)
+    tokens, attentions = [], []
+    for t in range(int(max_lengths.max()) + 1):
+        log_probs, state, attention = step(prev, state)
+        log_probs = _mask_step(log_probs, t, min_length, t >= max_lengths)
+        best, prev = log_probs.max(dim=-1)
+        scores += torch.where(alive, best, 0.0)
+        tokens.append(torch.where(alive, prev, EOS))
+        if return_attention and attention is not None:
+            attentions.append(attention.float())
+        alive &= prev != EOS
+        if not alive.any():
+            break
+    out = torch.stack(tokens, dim=1).tolist()  # (B, steps)
+    attn = torch.stack(attentions, dim=1).cpu() if attentions else None  # (B, steps, S)
+    lengths = [row.index(EOS) for row in out]
+    final = normalize(
+        scores, torch.tensor(lengths, device=device) + 1.0, normalization, length_penalty
+    )
+    return [
+        [
+            Hypothesis(
+                out[b][: lengths[b]],
+                float(final[b]),
+                None if attn is None else attn[b, : lengths[b] + 1],
+            )
+        ]
+        for b in range(batch)
+    ]
+
+
+@dataclass
+class _Beams(Generic[StateT]):
+    """The sentences a beam search still works on, k rows each, row i·k + j being
+    sentence i's beam j: what one step hands the next."""
+
+    state: StateT  # the model's, n·k rows
+    scores: torch.Tensor  # (n, k) summed log-probabilities of the live beams
+    history: torch.Tensor  # (n·k, t + 1) the tokens so far, <s> first
+    attention: torch.Tensor | None  # (n·k, t, S) once attention is kept
+    max_len: torch.Tensor  # (n,) most tokens before </s>
+    best_done: torch.Tensor  # (n, nbest) rank scores of the best finished, best first
+    sentence: list[int]  # each one's index in the batch the search began with
+
+    def keep_attention(self, attention: torch.Tensor) -> None:
+        """Add this step's attention (n·k, S) to the rows' history."""
+        step = attention.float().unsqueeze(1)
+        self.attention = step if self.attention is None else torch.cat([self.attention, step], 1)
+
+    def narrow(
+        self, live: torch.Tensor, scores: torch.Tensor, rows: torch.Tensor, tokens: torch.Tensor
+    ) -> None:
+        """Go on with the `live` sentences only, each beam j of sentence i continuing row
+        rows[i, j] with tokens[i, j] at the summed log-probability scores[i, j]."""
+        rows = rows[live].view(-1)
+        self.state = self.state.reorder(rows)
+        self.history = torch.cat([self.history[rows], tokens[live].view(-1, 1)], dim=1)
+        if self.attention is not None:
+            self.attention = self.attention[rows]
+        self.scores = scores[live]
+        self.max_len = self.max_len[live]
+        self.best_done = self.best_done[live]
+        self.sentence = [self.sentence[i] for i in live.tolist()]
+
+
+def top_extensions(
+    scores: torch.Tensor, log_probs: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One beam step's choice, pure top-k (fairseq's BeamSearch.step): the best 2·k
+    extensions of each sentence's k beams, which holds k that do not end in </s> (at most
+    k can).
+
+    scores (n, k) summed log-probabilities, log_probs (n·k, V) of the next token →
+    their summed log-probabilities (n, 2k), best first; the rows they extend (n, 2k),
+    numbered as log_probs' rows; and their tokens (n, 2k).
+    """
+    n, vocab = scores.size(0), log_probs.size(-1)
+    candidates = (scores.view(-1, 1) + log_probs).view(n, k * vocab)
+    top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=1)  # (n, 2k)
+    rows = top_index // vocab + torch.arange(n, device=scores.device).unsqueeze(1) * k
+    return top_scores, rows, top_index % vocab
+
+
+def _finish(
+    beams: _Beams,
+    finished: list[list[Hypothesis]],
+    top: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    length: float,
+    rank: Callable[[torch.Tensor, torch.Tensor | float], torch.Tensor],
+) -> None:
+    """File the extensions among the top k (`top`: their scores, rows and tokens, (n, k)
+    each) that end in </s> as finished hypotheses of `length` tokens, </s> counted, and
+    update each sentence's best finished rank scores."""
+    top_scores, rows, tokens = top
+    ends = ((tokens == EOS) & top_scores.isfinite()).nonzero()  # (E, 2)
+    if not len(ends):
+        return
+    ranked = rank(top_scores[ends[:, 0], ends[:, 1]], length)
+    end_rows = rows[ends[:, 0], ends[:, 1]]
+    prefixes = beams.history[end_rows, 1:].tolist()
+    attn = None if beams.attention is None else beams.attention[end_rows].cpu()
+    for e, (i, score) in enumerate(zip(ends[:, 0].tolist(), ranked.tolist(), strict=True)):
+        finished[beams.sentence[i]].append(
+            Hypothesis(prefixes[e], score, None if attn is None else attn[e])
+        )
+    new = torch.full(top_scores.shape, float("-inf"), device=top_scores.device)
+    new[ends[:, 0], ends[:, 1]] = ranked
+    beams.best_done = torch.cat([beams.best_done, new], dim=1).topk(beams.best_done.size(1)).values
+
+
+@torch.no_grad()
+def beam_search(
+    step: StepFn[StateT],
+    state: StateT,
+    max_lengths: torch.Tensor,
+    beam_size: int,
+    nbest: int = 1,
+    min_length: int = 0,
+    normalization: Normalization = "none",
+    length_penalty: float = 0.0,
+    return_attention: bool = False,
+) -> list[list[Hypothesis]]:
+    """The `nbest` best hypotheses of each of B sentences, `beam_size` kept per step.
+
+    `state` holds B rows; each is repeated `beam_size` times. At each step the best
+    2·beam_size extensions of a sentence's beam are ranked (`top_extensions`; at most
+    beam_size of them can end in </s>, so beam_size always continue); those ending in </s>
+    among the top beam_size are finished (`_finish`), the best beam_size others carry on.
+    """
+    if not 1 <= nbest <= beam_size:
+        raise ValueError(f"nbest ({nbest}) must be between 1 and beam_size ({beam_size})")
+    k, batch = beam_size, max_lengths.size(0)
+    beams = _start(state, max_lengths, k, nbest)
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+
+    def rank(score: torch.Tensor, length: torch.Tensor | float) -> torch.Tensor:
+        return normalize(score, length, normalization, length_penalty)
+
+    for t in range(int(max_lengths.max()) + 1):
+        log_probs, beams.state, attention = step(beams.history[:, -1], beams.state)  # (n·k, V)
+        at_max = (t >= beams.max_len).repeat_interleave(k)
+        log_probs = _mask_step(log_probs, t, min_length, at_max)
+        if return_attention and attention is not None:
+            beams.keep_attention(attention)
+        top_scores, rows, tokens = top_extensions(beams.scores, log_probs, k)
+        _finish(beams, finished, (top_scores[:, :k], rows[:, :k], tokens[:, :k]), t + 1.0, rank)
+
+        # The best k extensions that do not end carry on (a stable sort keeps their order).
+        keep = torch.argsort((tokens == EOS).int(), dim=1, stable=True)[:, :k]
+        scores = top_scores.gather(1, keep)
+
+        # A sentence is done when no live beam can beat its nbest-th finished hypothesis:
+        # the best live one may at most keep its log-probability up to the longest length.
+        bound = rank(scores[:, 0], beams.max_len + 1.0)
+        done = (t >= beams.max_len) | (bound == float("-inf")) | (beams.best_done[:, -1] >= bound)
+        live = (~done).nonzero().squeeze(1)
+        if len(live) == 0:
+            break
+        beams.narrow(live, scores, rows.gather(1, keep), tokens.gather(1, keep))
+
+    return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
+
+
+def _start(state: StateT, max_lengths: torch.Tensor, k: int, nbest: int) -> _Beams[StateT]:
+    """Every sentence's k beams before the first step: all hold the empty prefix, and only
+    the first counts (the others score -inf), so the first step extends it alone."""
+    batch, device = max_lengths.size(0), max_lengths.device
+    scores = torch.zeros(batch, k, device=device)
+    scores[:, 1:] = float("-inf")
+    return _Beams(
+        state=state.reorder(torch.arange(batch, device=device).repeat_interleave(k)),
+        scores=scores,
+        history=torch.full((batch * k, 1), BOS, dtype=torch.long, device=device),
+        attention=None,
+        max_len=max_lengths.clone(),
+        best_done=torch.full((batch, nbest), float("-inf"), device=device),
+        sentence=list(range(batch)),
+    )

@@ -1,0 +1,98 @@
+"""nmt's own commands (`nmt translate`, `nmt evaluate bleu`) translating with an exported
+directory: `load_translator` hands back nmt_runtime's Translator for one, nmt's own
+(nmt.decode.translate) for model directories.
+
+    translator = load_translator([Path("exported/quickstart")], "auto", "fp32", threads=2)
+
+The runtime's Translator answers what those commands ask of nmt's (`search`,
+`search_settings`, `translate`, `decode_config`, `size`, `truncated`), and gives the same
+translations as PyTorch for an fp32 export; `recipe` carries what they read of a recipe
+(the languages, the decode settings), since an exported directory has none.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from nmt.decode.translate import Translator
+from nmt.device import Precision
+from nmt.errors import UserError
+
+MANIFEST = "manifest.json"  # nmt_runtime.manifest.MANIFEST, read without importing it
+INSTALL = "pip install 'recurrent-nmt[export]'"
+
+
+def is_exported(path: Path) -> bool:
+    """Whether `path` is a directory that nmt export wrote (it holds a manifest.json)."""
+    return (Path(path) / MANIFEST).is_file()
+
+
+def load_translator(
+    model_dirs: Sequence[Path],
+    device: str = "auto",
+    precision: Precision = "fp32",
+    threads: int | None = None,
+) -> Any:
+    """A Translator for `model_dirs`: nmt_runtime's for one exported directory (on the CPU,
+    at the precision it was exported with), nmt's own otherwise."""
+    exported = [Path(d) for d in model_dirs if is_exported(Path(d))]
+    if not exported:
+        return Translator.load(list(model_dirs), device, precision)
+    first = exported[0]
+    if len(model_dirs) > 1:
+        raise UserError(
+            f"--model {first} is an exported directory, which translates alone; export an "
+            "ensemble as one: nmt export RUN_A RUN_B --output-dir DIR"
+        )
+    if device not in ("auto", "cpu"):
+        raise UserError(
+            f"--device {device}: an exported directory ({first}) runs on the CPU with "
+            "onnxruntime; leave --device out"
+        )
+    if precision != "fp32":
+        raise UserError(
+            f"--precision {precision}: an exported directory ({first}) keeps the precision "
+            "it was exported with (nmt export --precision); leave --precision out"
+        )
+    try:
+        from nmt_runtime.translator import Translator as RuntimeTranslator
+    except ImportError as e:
+        raise UserError(
+            f"--model {first}: translating an exported directory needs {e.name}, which is "
+            f"not installed: {INSTALL}"
+        ) from None
+    return ExportedTranslator(_nmt_errors(RuntimeTranslator.load)(first, threads=threads))
+
+
+def _nmt_errors(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function`, raising the runtime's UserError as nmt's (which the CLI reports)."""
+    from nmt_runtime.errors import UserError as RuntimeUserError
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except RuntimeUserError as e:
+            raise UserError(str(e)) from None
+
+    return call
+
+
+class ExportedTranslator:
+    """nmt_runtime's Translator as nmt's commands use it: its methods raise nmt's
+    UserError, and `recipe` holds the languages and decode settings they read."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+        self.recipe = SimpleNamespace(
+            data=SimpleNamespace(source_lang=inner.source_lang, target_lang=inner.target_lang),
+            decode=inner.decode,
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.inner, name)  # attributes (truncated, size) read live
+        return _nmt_errors(value) if callable(value) else value

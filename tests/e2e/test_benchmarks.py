@@ -1,0 +1,83 @@
+"""The benchmark scripts still run against the library (they are not timed here).
+
+Benchmarks import the trainer's and translator's own functions, so a change of signature
+breaks them silently unless something runs them: each script runs once on the tiny
+quickstart recipe and must print the JSON it promises.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from helpers.cli import set_args
+
+
+@pytest.fixture
+def run(root):
+    """run(script, *args): benchmarks/SCRIPT's standard output (it must exit with 0)."""
+
+    def script_output(script: str, *args: str) -> str:
+        command = [sys.executable, str(root / "benchmarks" / script), *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=root)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    return script_output
+
+
+@pytest.mark.slow
+def test_train_speed_reports_tokens_per_second(quickstart, tiny_overrides, run):
+    out = run(
+        "train_speed.py", str(quickstart), *set_args(tiny_overrides), "--steps", "3",
+        "--warmup", "1", "--device", "cpu",
+    )  # fmt: skip
+    report = json.loads(out)
+    assert report["results"]["fp32"]["target_tokens_per_second"] > 0
+
+
+@pytest.mark.slow
+def test_decode_speed_reports_sentences_per_second(model_dir, tmp_path, run):
+    source = tmp_path / "src.txt"
+    source.write_text("one red dog sleeps\ni see three cats\n", encoding="utf-8")
+    out = run(
+        "decode_speed.py", "--model", str(model_dir), "--source", str(source), "--beam", "1",
+        "--beam", "2", "--repeat", "1", "--device", "cpu", "--precision", "fp32",
+        "--precision", "int8",
+    )  # fmt: skip
+    results = json.loads(out)["results"]
+    assert results["fp32_beam1_batch8000"]["sentences_per_second"] > 0
+    assert results["int8_beam2_batch8000"]["output_tokens_per_second"] > 0
+
+
+@pytest.mark.slow
+def test_serve_speed_reports_requests_per_second(model_dir, tmp_path, run):
+    source = tmp_path / "src.txt"
+    source.write_text("1 2 3\n4 5\n6 7 8 9\n", encoding="utf-8")
+    out = run(
+        "serve_speed.py", "--model", str(model_dir), "--source", str(source), "--clients", "1",
+        "--clients", "3", "--repeat", "1",
+    )  # fmt: skip
+    report = json.loads(out)
+    assert report["nmt_translate"]["lines_per_second"] > 0
+    assert report["serve_by_clients"]["3"]["requests_per_second"] > 0
+    assert report["serve_by_clients"]["1"]["p99_ms"] >= report["serve_by_clients"]["1"]["p50_ms"]
+
+
+@pytest.mark.slow
+def test_ddp_speed_reports_scaling(tmp_path, quickstart, tiny_overrides, run):
+    sets = [
+        arg
+        for item in tiny_overrides
+        if not item.startswith("train.max_steps")
+        for arg in ("--set", item)
+    ]
+    out = run(
+        "ddp_speed.py", str(quickstart), "--procs", "1", "--procs", "2", "--steps", "3",
+        "--repeat", "1", *sets,
+    )  # fmt: skip
+    results = json.loads(out)["results"]
+    assert results["1"]["scaling_efficiency"] == 1.0
+    assert results["2"]["target_tokens_per_second"] > 0

@@ -1,0 +1,105 @@
+"""nmt_runtime.search is nmt.decode.search in numpy: fed the same log-probabilities, both
+find the same hypotheses with the same scores, for every setting.
+
+The "model" is a table of random distributions, one per (sentence, step, previous token),
+with </s> likely enough that hypotheses end at every length: this drives the paths a
+random network rarely takes (early </s>, min_length, the early-stop bound, sentences
+leaving the batch) without any network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from nmt.decode import search as torch_search
+from nmt_runtime import search as numpy_search
+
+VOCAB, STEPS = 20, 30
+
+
+def table(batch: int, seed: int) -> torch.Tensor:
+    """(batch, STEPS, VOCAB, VOCAB) float32 log-probabilities; <pad>, <s> never written."""
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(batch, STEPS, VOCAB, VOCAB, generator=g) * 2
+    logits[..., 3] += torch.rand(batch, STEPS, VOCAB, 1, generator=g).squeeze(-1) * 4 - 1
+    logits[..., :2] = float("-inf")
+    return logits.log_softmax(-1)
+
+
+@dataclass
+class TableState:
+    sentence: torch.Tensor  # (N,) which sentence's table a row reads
+    t: torch.Tensor  # (N,) steps taken
+
+    def reorder(self, index: torch.Tensor) -> TableState:
+        return TableState(self.sentence[index], self.t[index])
+
+
+def torch_step(log_probs: torch.Tensor):
+    def step(prev: torch.Tensor, state: TableState):
+        found = log_probs[state.sentence, state.t, prev]
+        return found, TableState(state.sentence, state.t + 1), None
+
+    return step
+
+
+class TableStepper:
+    def __init__(self, log_probs: np.ndarray, rows_per_sentence: int):
+        self.log_probs = log_probs
+        self.sentence = np.repeat(np.arange(log_probs.shape[0]), rows_per_sentence)
+        self.t = np.zeros_like(self.sentence)
+
+    def step(self, prev: np.ndarray):
+        found = self.log_probs[self.sentence, self.t, prev]
+        self.t = self.t + 1
+        return found, None
+
+    def reorder(self, rows: np.ndarray, shrunk: bool) -> None:
+        self.sentence, self.t = self.sentence[rows], self.t[rows]
+
+
+SETTINGS = [
+    {"beam": 1, "normalization": "none"},
+    {"beam": 1, "normalization": "average", "min_length": 3},
+    {"beam": 2, "nbest": 2, "normalization": "none"},
+    {"beam": 5, "nbest": 5, "normalization": "gnmt", "length_penalty": 0.6},
+    {"beam": 5, "nbest": 1, "normalization": "average", "min_length": 2},
+    {"beam": 4, "nbest": 3, "normalization": "gnmt", "length_penalty": 2.0, "min_length": 5},
+]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("settings", SETTINGS)
+def test_numpy_search_finds_what_torch_search_finds(settings, seed):
+    batch = 6
+    log_probs = table(batch, seed)
+    src_lengths = torch.tensor([1, 4, 9, 2, 12, 6])
+    max_lengths = torch_search.max_output_lengths(src_lengths, 1.5, 3)
+    common = {
+        "min_length": settings.get("min_length", 0),
+        "normalization": settings["normalization"],
+        "length_penalty": settings.get("length_penalty", 0.0),
+    }
+    state = TableState(torch.arange(batch), torch.zeros(batch, dtype=torch.long))
+    beam, nbest = settings["beam"], settings.get("nbest", 1)
+    max_np = numpy_search.max_output_lengths(src_lengths.numpy(), 1.5, 3)
+    assert max_np.tolist() == max_lengths.tolist()
+    stepper = TableStepper(log_probs.numpy(), beam)
+    if beam == 1:
+        want = torch_search.greedy_search(torch_step(log_probs), state, max_lengths, **common)
+        got = numpy_search.greedy_search(stepper, max_np, **common)
+    else:
+        want = torch_search.beam_search(
+            torch_step(log_probs), state, max_lengths, beam, nbest, **common
+        )
+        got = numpy_search.beam_search(stepper, max_np, beam, nbest, **common)
+    lengths = set()
+    for w, g in zip(want, got, strict=True):
+        assert [h.tokens for h in w] == [h.tokens for h in g]
+        assert np.allclose([h.score for h in w], [h.score for h in g], rtol=0, atol=1e-5)
+        lengths.update(len(h.tokens) for h in w)
+    assert len(lengths) > 2  # hypotheses of several lengths: </s> was taken early too
