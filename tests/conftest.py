@@ -46,6 +46,20 @@ MODEL_STEPS = 40  # steps of the shared session model
 MODEL_OVERRIDES = [*TINY, f"train.max_steps={MODEL_STEPS}", "train.eval_every=20"]
 
 
+@pytest.fixture(autouse=True)
+def torch_threads_restored():
+    """Every test ends with torch's global thread count as it began. A CLI verb run
+    in-process with --threads sets it for the whole session, and a later test that
+    compares an in-process training with a subprocess one (test_kill_9_...) then sums in
+    another order and differs in the last bit of its weights."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def runner() -> CliRunner:
     return CliRunner()

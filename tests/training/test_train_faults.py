@@ -78,7 +78,8 @@ def test_kill_9_between_evaluations_then_resume_equals_an_uninterrupted_run(
 
     overrides = [*tiny_overrides, f"train.max_steps={steps}", *options]
     command = nmt_train(str(quickstart), *set_args(overrides), "--output-dir", str(split))
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    threads = ["--threads", str(torch.get_num_threads())]  # as in this process: same sums
+    process = subprocess.Popen(command + threads, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     saved = 0
     while saved < 34 and time.monotonic() < deadline and process.poll() is None:
