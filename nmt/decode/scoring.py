@@ -1,12 +1,9 @@
-"""The training and scoring loss: cross-entropy per real target token.
-
-`token_nll` sums the loss over the non-padding positions of a batch; dividing by the
-token count is the caller's choice (training divides per batch, `mean_nll` over a whole
-split). Label smoothing (Szegedy et al. 2016) mixes the one-hot target with a uniform
-distribution over the tokens the model can write: the decoder gives <pad> and <s> a logit
-of -inf (`nmt.vocab.NEVER_WRITTEN`), so smoothing over the full vocabulary, as
-`F.cross_entropy(label_smoothing=ε)` does, would sum -inf log-probabilities and make the
-loss +inf, and would spend smoothing mass on tokens that can never be written.
+"""Scores of given translations under a model, teacher-forced: `mean_nll` is the
+cross-entropy per real target token (nats, </s> counted) over whole splits of ids,
+batched by tokens (the training loss, nmt.model.loss's `token_nll`, summed and divided
+by the token count); `perplexity` is its exp, inf where that would overflow (a diverged
+model's loss). Validation (nmt.training) and `nmt evaluate perplexity`
+(nmt.report.evaluation) read them.
 """
 
 from __future__ import annotations
