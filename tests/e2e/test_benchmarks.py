@@ -81,3 +81,33 @@ def test_ddp_speed_reports_scaling(tmp_path, quickstart, tiny_overrides, run):
     results = json.loads(out)["results"]
     assert results["1"]["scaling_efficiency"] == 1.0
     assert results["2"]["target_tokens_per_second"] > 0
+
+
+@pytest.mark.slow
+def test_data_scale_reports_time_to_first_step_and_memory(tmp_path, run):
+    """On a corpus of toy pairs standing in for Tatoeba's, 300 joined pairs, a tiny model
+    (the recipe's own is too slow for a test), trained straight from the text."""
+    from nmt.data.toy import numbers
+
+    base = tmp_path / "base"
+    base.mkdir()
+    pairs = numbers("train", 2000)
+    (base / "train.en").write_text("".join(f"{en}\n" for en, _ in pairs), encoding="utf-8")
+    (base / "train.de").write_text("".join(f"{de}\n" for _, de in pairs), encoding="utf-8")
+    tiny = ["model.embedding_size=16", "model.hidden_size=32", "model.encoder_layers=1"]
+    tiny += ["model.decoder_layers=1", "tokenizer.vocab_size=100", "train.batch_tokens=800"]
+    tiny += ["train.precision=fp32"]
+    out = run(
+        "data_scale.py", "--pairs", "300", "--steps", "2", "--no-prepare", "--tatoeba", str(base),
+        "--workdir", str(tmp_path / "work"), *set_args(tiny),
+    )  # fmt: skip
+    (size,) = json.loads(out)["sizes"]
+    assert size["corpus"]["pairs"] == 300
+    assert 20 <= size["corpus"]["words_per_pair"]["en"] <= 30
+    train = size["nmt"]["train"]
+    assert train["exit"] == 0 and train["steps"] == 2, train
+    assert 0 < train["seconds_to_first_step"] <= train["wall_seconds"]
+    assert 0 < train["peak_rss_anon_gb"] <= train["peak_rss_gb"]
+    assert train["tokens_per_second"] > 0
+    lines = (tmp_path / "work" / "runs-300" / "train.log").read_text(encoding="utf-8")
+    assert "step       1  loss" in lines
