@@ -111,8 +111,8 @@ def read_vocabulary(path: Path, side: Side = "source", top: int | None = None) -
     found = found_tokenizers(path)
     if found is None:
         raise UserError(
-            f"{path}: no tokenizer files ({', '.join(layout.TOKENIZER_FILES[:2])}, "
-            "or src./tgt. ones); copy the directory again or make it again"
+            f"{path}: no tokenizer files ({layout.SENTENCEPIECE} or {layout.WORDS}, or src./tgt. "
+            "ones); copy the directory again or make it again"
         )
     cfg, src, tgt = found
     tok = src if side == "source" else tgt

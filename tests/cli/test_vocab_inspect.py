@@ -98,6 +98,12 @@ def test_vocab_of_another_path_is_one_line(runner, tmp_path, make, expected):
     one_line_error(runner.invoke(app, ["vocab", str(make(tmp_path))]), expected)
 
 
+def test_vocab_of_a_directory_without_tokenizers_is_one_line(runner, dataset):
+    (dataset / layout.SENTENCEPIECE).unlink()
+    result = runner.invoke(app, ["vocab", str(dataset)])
+    one_line_error(result, "no tokenizer files (spm.model or vocab.txt, or src./tgt. ones)")
+
+
 def test_vocab_with_damaged_counts_is_one_line(runner, dataset):
     (dataset / layout.COUNTS).write_bytes(b"junk")
     one_line_error(runner.invoke(app, ["vocab", str(dataset)]), "counts.npz: not a readable")

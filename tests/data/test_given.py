@@ -132,6 +132,13 @@ def test_one_vocabulary_per_side(tmp_path):
         given_tokenizers(missing)
 
 
+def test_one_sentencepiece_model_per_side(own_model, tmp_path):
+    target = spm_model(tmp_path / "tgt.model", "unigram", **NMT_IDS)
+    cfg = TokenizerConfig(joint=False, model=str(own_model), target_model=str(target))
+    src, tgt = given_tokenizers(cfg)
+    assert src.to_bytes() == own_model.read_bytes() and tgt.to_bytes() == target.read_bytes()
+
+
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [
