@@ -83,10 +83,10 @@ def test_ddp_speed_reports_scaling(tmp_path, quickstart, tiny_overrides, run):
     assert results["2"]["target_tokens_per_second"] > 0
 
 
-@pytest.mark.slow
-def test_data_scale_reports_time_to_first_step_and_memory(tmp_path, run):
-    """On a corpus of toy pairs standing in for Tatoeba's, 300 joined pairs, a tiny model
-    (the recipe's own is too slow for a test), trained straight from the text."""
+def data_scale(run, tmp_path, *args: str) -> dict:
+    """benchmarks/data_scale.py on 300 pairs joined from toy pairs (standing in for
+    Tatoeba's), a tiny model (the recipe's own is too slow for a test) for 2 steps: the
+    report of that one size."""
     from nmt.data.toy import numbers
 
     base = tmp_path / "base"
@@ -98,10 +98,33 @@ def test_data_scale_reports_time_to_first_step_and_memory(tmp_path, run):
     tiny += ["model.decoder_layers=1", "tokenizer.vocab_size=100", "train.batch_tokens=800"]
     tiny += ["train.precision=fp32"]
     out = run(
-        "data_scale.py", "--pairs", "300", "--steps", "2", "--no-prepare", "--tatoeba", str(base),
-        "--workdir", str(tmp_path / "work"), *set_args(tiny),
+        "data_scale.py", "--pairs", "300", "--steps", "2", "--tatoeba", str(base),
+        "--workdir", str(tmp_path / "work"), *set_args(tiny), *args,
     )  # fmt: skip
     (size,) = json.loads(out)["sizes"]
+    return size
+
+
+@pytest.mark.slow
+def test_data_scale_with_nmt_prepare(tmp_path, run):
+    """Runs once `nmt prepare` exists (issue 23, item 1): prepare measured, then training
+    from the prepared dataset."""
+    from nmt.cli.main import app
+
+    if "prepare" not in {c.name for c in app.registered_commands}:
+        pytest.skip("no nmt prepare in this checkout")
+    size = data_scale(run, tmp_path, "--workers", "1")
+    prepare, train = size["nmt"]["prepare"], size["nmt"]["train"]
+    assert prepare["exit"] == 0, prepare
+    assert prepare["pairs_per_second"] > 0 and prepare["disk_bytes"] > 0
+    assert 0 < prepare["peak_rss_anon_gb"] <= prepare["peak_rss_gb"]
+    assert train["exit"] == 0 and train["seconds_to_first_step"] > 0, train
+
+
+@pytest.mark.slow
+def test_data_scale_reports_time_to_first_step_and_memory(tmp_path, run):
+    """Trained straight from the text (--no-prepare), as nmt trains without nmt prepare."""
+    size = data_scale(run, tmp_path, "--no-prepare")
     assert size["corpus"]["pairs"] == 300
     assert 20 <= size["corpus"]["words_per_pair"]["en"] <= 30
     train = size["nmt"]["train"]
