@@ -4,11 +4,13 @@ word vocabulary over pre-tokenized text (`tokenizer.vocab`), one per side with j
 `nmt train` copies them into the model directory under the usual names (spm.model,
 vocab.txt, src./tgt.), so a model directory stays complete on its own.
 
-A SentencePiece model must hold nmt's special symbols at ids 0-3 (<pad> <unk> <s> </s>):
-nmt pads with id 0 and frames targets with ids 2 and 3, and a model trained with
-SentencePiece's defaults has no <pad> and <unk> at 0, so its ids would mean other things.
-Renumbering it would need protobuf, which nmt does not depend on; the error says which
-`spm_train` flags make a fitting model.
+nmt pads with id 0 and frames targets with ids 2 and 3 (nmt.vocab), and a model trained
+with SentencePiece's defaults has <unk> <s> </s> at 0-2 and no <pad>. Such a model is
+renumbered (nmt.data.spm_proto.with_nmt_specials): nmt's four special symbols take ids
+0-3 in place of the model's own, and every other piece follows in its order with its
+score, so text segments into the same pieces. The model directory keeps the renumbered
+model. A model nmt trained, or one trained with `spm_train --pad_id=0 --unk_id=1
+--bos_id=2 --eos_id=3`, is kept byte for byte.
 
 A vocabulary file is one token per line; anything after the first whitespace on a line (a
 count, as subword-nmt's `get_vocab.py`, OpenNMT-py's `build_vocab` and fairseq's dict.txt
@@ -21,14 +23,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nmt.data.spm_proto import model_type, with_nmt_specials
 from nmt.data.tokenizer import SentencePieceTokenizer, Tokenizer, WordTokenizer
 from nmt.errors import UserError
 from nmt.recipe.schema import TokenizerConfig
 from nmt.vocab import SPECIALS
 
 SPM_FLAGS = "--pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3"
-# SentencePiece's ModelProto: field 2 is the TrainerSpec, whose field 3 is model_type
-MODEL_TYPES = {1: "unigram", 2: "bpe", 3: "word", 4: "char"}
 
 
 def given_files(cfg: TokenizerConfig) -> list[tuple[str, str]]:
@@ -71,13 +72,25 @@ def _sentencepiece(cfg: TokenizerConfig, named: str, data: bytes) -> SentencePie
         raise UserError(
             f"{named}: not a SentencePiece model (a .model file that spm_train wrote)"
         ) from None
-    found = tokenizer.pieces(range(min(len(SPECIALS), tokenizer.vocab_size)))
-    if found != list(SPECIALS):
-        raise UserError(
-            f"{named}: its ids 0-3 are {' '.join(found)}, not nmt's {' '.join(SPECIALS)}; "
-            f"train it with spm_train {SPM_FLAGS} (or let nmt train one: remove the key)"
-        )
+    if _specials(tokenizer) != list(SPECIALS):  # renumbered: nmt's specials first
+        found = " ".join(_specials(tokenizer))
+        try:
+            renumbered: SentencePieceTokenizer | None = None
+            renumbered = SentencePieceTokenizer(with_nmt_specials(data))
+        except (ValueError, RuntimeError):
+            pass
+        if renumbered is None or _specials(renumbered) != list(SPECIALS):
+            raise UserError(
+                f"{named}: its ids 0-3 are {found}, not nmt's {' '.join(SPECIALS)}, and "
+                f"renumbering failed; train it with spm_train {SPM_FLAGS}"
+            )
+        tokenizer = renumbered
     kind = model_type(data)
+    if cfg.sampling is not None and kind not in ("unigram", "bpe"):
+        raise UserError(
+            f"{named} is a {kind} model: tokenizer.sampling samples unigram and bpe models "
+            "only; remove tokenizer.sampling"
+        )
     if cfg.sampling is not None and kind != cfg.model_type:
         raise UserError(
             f"{named} is a {kind} model: set tokenizer.model_type: {kind}, which "
@@ -86,45 +99,8 @@ def _sentencepiece(cfg: TokenizerConfig, named: str, data: bytes) -> SentencePie
     return tokenizer
 
 
-def model_type(proto: bytes) -> str:
-    """The algorithm a SentencePiece model was trained with (unigram, bpe, word, char),
-    read from its serialized ModelProto without protobuf (a missing field: unigram, the
-    proto's default)."""
-    spec = _field(proto, 2)
-    number = _field(spec, 3) if isinstance(spec, bytes) else None
-    return MODEL_TYPES.get(number if isinstance(number, int) else 1, "unigram")
-
-
-def _field(message: bytes, wanted: int) -> bytes | int | None:
-    """The last value of field `wanted` in a serialized protobuf message."""
-    found: bytes | int | None = None
-    i = 0
-    while i < len(message):
-        key, i = _varint(message, i)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _varint(message, i)
-        elif wire == 2:
-            size, i = _varint(message, i)
-            value, i = message[i : i + size], i + size
-        elif wire in (1, 5):  # fixed 64 / 32 bits
-            value, i = None, i + (8 if wire == 1 else 4)
-        else:  # groups: not in SentencePiece's proto
-            return found
-        if number == wanted:
-            found = value
-    return found
-
-
-def _varint(data: bytes, i: int) -> tuple[int, int]:
-    value, shift = 0, 0
-    while i < len(data):
-        byte = data[i]
-        value |= (byte & 0x7F) << shift
-        i, shift = i + 1, shift + 7
-        if not byte & 0x80:
-            break
-    return value, i
+def _specials(tokenizer: SentencePieceTokenizer) -> list[str]:
+    return tokenizer.pieces(range(min(len(SPECIALS), tokenizer.vocab_size)))
 
 
 def _vocabulary(named: str, data: bytes) -> WordTokenizer:

@@ -7,8 +7,10 @@ vocab_size), and `nmt train` copies it into the model directory byte for byte, w
 translation finds it; a vocabulary file with counts after its tokens (subword-nmt's and
 OpenNMT-py's format) gives the words in file order after the specials; per-side files
 load per side; the model type is read from the model itself (for tokenizer.sampling);
-and a missing, unreadable, non-SentencePiece or special-less file, and the keys set
-without their type or side, are each one line naming the key and the path.
+a model numbered as SentencePiece numbers by default (or with other special ids) is
+renumbered to nmt's specials with the same segmentation; and a missing, unreadable or
+non-SentencePiece file, and the keys set without their type or side, are each one line
+naming the key and the path.
 """
 
 from __future__ import annotations
@@ -74,12 +76,28 @@ def test_the_model_type_is_read_from_the_model(own_model, tmp_path):
         given_tokenizers(sampled)  # model_type unigram, the default, would sample wrongly
 
 
-def test_a_model_without_nmts_specials_is_refused_with_the_flags(tmp_path):
-    default = spm_model(tmp_path / "default.model")
-    with pytest.raises(UserError, match=r"^tokenizer\.model: .*default\.model: its ids 0-3 are "):
-        given_tokenizers(TokenizerConfig(model=str(default)))
-    with pytest.raises(UserError, match=r"spm_train --pad_id=0 --unk_id=1 --bos_id=2 --eos_id=3"):
-        given_tokenizers(TokenizerConfig(model=str(default)))
+@pytest.mark.parametrize(
+    "ids",
+    [{}, {"pad_id": 3, "bos_id": -1}, {"user_defined_symbols": ["<sep>"]}],
+    ids=["defaults", "pad-at-3-no-bos", "user-symbol"],
+)
+@pytest.mark.parametrize("kind", ["unigram", "bpe"])
+def test_a_model_with_other_specials_is_renumbered_and_segments_alike(tmp_path, kind, ids):
+    path = spm_model(tmp_path / "theirs.model", kind, **ids)
+    original = spm.SentencePieceProcessor(model_file=str(path))
+    assert original.id_to_piece(0) == "<unk>"  # SentencePiece's own numbering
+    (tok, _) = given_tokenizers(TokenizerConfig(model=str(path)))
+    assert tok.pieces(range(4)) == list(SPECIALS)
+    assert (tok.sp.pad_id(), tok.sp.unk_id(), tok.sp.bos_id(), tok.sp.eos_id()) == (0, 1, 2, 3)
+    texts = [s for pair in toy.numbers("test", 100) for s in pair] + ["ÄÖ <sep> xyz </s>"]
+    assert tok.sp.encode(texts, out_type=str) == original.encode(texts, out_type=str)
+    assert tok.decode(tok.encode(texts)) == original.decode(original.encode(texts))
+    assert model_type(tok.to_bytes()) == kind
+
+
+def test_a_model_with_nmts_specials_is_kept_byte_for_byte(own_model):
+    (tok, _) = given_tokenizers(TokenizerConfig(model=str(own_model)))
+    assert tok.to_bytes() == own_model.read_bytes()
 
 
 @pytest.mark.parametrize(
