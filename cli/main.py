@@ -1,4 +1,4 @@
-"""`nmt`: train, translate, evaluate, average, serve, plot, recipes."""
+"""`nmt`: train, translate, evaluate, average, serve, plot, recipes, vocab, inspect."""
 
 from __future__ import annotations
 
@@ -7,7 +7,18 @@ from typing import Annotated
 import typer
 
 from nmt import __version__
-from nmt.cli import average, evaluate, export, plot, recipes, serve, train, translate
+from nmt.cli import (
+    average,
+    evaluate,
+    export,
+    inspect_model,
+    plot,
+    recipes,
+    serve,
+    train,
+    translate,
+    vocab,
+)
 from nmt.cli.help import add_command, new_app
 
 app = new_app(
@@ -21,6 +32,8 @@ add_command(app, "average", average.average)
 add_command(app, "serve", serve.serve)
 add_command(app, "export", export.export)
 add_command(app, "plot", plot.plot)
+add_command(app, "vocab", vocab.vocab)
+add_command(app, "inspect", inspect_model.inspect)
 app.add_typer(evaluate.app, name="evaluate")
 app.add_typer(recipes.app, name="recipes")
 

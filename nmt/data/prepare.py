@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nmt.data.corpus import Corpus, length_filter, read_corpus
+from nmt.data.given import given_files, given_tokenizers
 from nmt.data.subwords import Segmenter
 from nmt.data.tokenizer import SentencePieceTokenizer, TargetSubset, Tokenizer, train_tokenizers
 from nmt.errors import UserError
@@ -100,16 +101,22 @@ def prepare_data(
     tokenizers: tuple[Tokenizer, Tokenizer] | None = None,
 ) -> Data:
     """Read the recipe's corpora, train tokenizers (unless given), encode and filter."""
+    cfg = recipe.tokenizer
+    own = given_tokenizers(cfg) if tokenizers is None else None  # before the corpora: fast
     corpora = {name: _read(recipe, name, on_event) for name in ("train", "valid", "test")}
     train_text = corpora["train"]
     assert train_text is not None  # data.train is required
-    cfg = recipe.tokenizer
     if tokenizers is None:
-        with Tracker(on_event, f"training the {cfg.type} tokenizer", 1, "tokenizer") as tracker:
-            src_tok, tgt_tok = train_tokenizers(
-                cfg, train_text.source, train_text.target, recipe.seed
-            )
-            tracker.advance()
+        if own is not None:
+            src_tok, tgt_tok = own
+            named = ", ".join(f"{key} {path}" for key, path in given_files(cfg))
+            on_event(Message(f"tokenizers as given ({named}); tokenizer.vocab_size is not used"))
+        else:
+            with Tracker(on_event, f"training the {cfg.type} tokenizer", 1, "tokenizer") as tracker:
+                src_tok, tgt_tok = train_tokenizers(
+                    cfg, train_text.source, train_text.target, recipe.seed
+                )
+                tracker.advance()
         if cfg.restrict_target:  # the output layer covers what the target side uses
             sampled = cfg.sampling is not None  # ... in any segmentation it may be given
             tgt_tok = TargetSubset.of_texts(tgt_tok, train_text.target, sampled)

@@ -267,6 +267,18 @@ def load_tokenizers(cfg: TokenizerConfig, model_dir: Path) -> tuple[Tokenizer, T
         ) from None
 
 
+def found_tokenizers(directory: Path) -> tuple[TokenizerConfig, Tokenizer, Tokenizer] | None:
+    """The tokenizers saved in `directory` (a model directory or a prepared dataset), found
+    by their file names, and the settings (type, joint) those names stand for; None when
+    it holds none."""
+    for kind in KINDS:
+        for joint in (True, False):
+            cfg = TokenizerConfig(type=kind, joint=joint)  # type: ignore[arg-type]
+            if all((directory / name).is_file() for name in file_names(cfg)):
+                return cfg, *load_tokenizers(cfg, directory)
+    return None
+
+
 def _load(kind: str, model_dir: Path, name: str) -> Tokenizer:
     path = model_dir / name
     if not path.is_file():

@@ -47,6 +47,7 @@ def _data_rules(r: Recipe) -> list[Rule]:
 def _tokenizer_rules(r: Recipe) -> list[Rule]:
     tok = r.tokenizer
     return [
+        *_given_tokenizer_rules(r),
         (
             tok.target_vocab_size is None or not tok.joint,
             "tokenizer.target_vocab_size needs tokenizer.joint: false (one vocabulary per side)",
@@ -67,6 +68,36 @@ def _tokenizer_rules(r: Recipe) -> list[Rule]:
             "make it < 1 (1 would drop every merge, leaving single characters)",
         ),
     ]
+
+
+def _given_tokenizer_rules(r: Recipe) -> list[Rule]:
+    """tokenizer.model / target_model (SentencePiece) and vocab / target_vocab (word): each
+    with its type, and one per side with joint: false."""
+    tok = r.tokenizer
+    rules = []
+    for key, kind, other in (("model", "sentencepiece", "vocab"), ("vocab", "word", "model")):
+        one, target = getattr(tok, key), getattr(tok, f"target_{key}")
+        given = one is not None or target is not None
+        rules += [
+            (
+                not given or tok.type == kind,
+                f"tokenizer.{key} names a {kind} tokenizer file: it needs tokenizer.type "
+                f"{kind} (tokenizer.type is {tok.type}; for type {tok.type} use "
+                f"tokenizer.{other})",
+            ),
+            (
+                target is None or not tok.joint,
+                f"tokenizer.target_{key} is the target side's file: it needs tokenizer.joint: "
+                f"false (with a joint vocabulary tokenizer.{key} serves both sides)",
+            ),
+            (
+                tok.joint or (one is None) == (target is None),
+                f"tokenizer.joint: false with tokenizer.{key} or tokenizer.target_{key}: give "
+                f"both (tokenizer.{key} the source side's file, tokenizer.target_{key} the "
+                "target side's)",
+            ),
+        ]
+    return rules
 
 
 def _model_rules(r: Recipe) -> list[Rule]:

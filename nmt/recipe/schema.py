@@ -79,6 +79,16 @@ class TokenizerConfig:
     # None: off; {alpha, nbest}: training segmentations sampled afresh each epoch (Kudo 2018;
     # BPE-dropout, Provilkov et al. 2020, for model_type bpe); never for valid/test/translate
     sampling: SamplingConfig | None = None
+    # Bring your own (docs/design.md, "Tokenizers"): type sentencepiece, `model` an existing
+    # SentencePiece model file, used as is instead of training one; type word, `vocab` a
+    # vocabulary file (one token per line, anything after whitespace ignored) over
+    # pre-tokenized text. Either way the model directory keeps a copy, and its size is the
+    # file's (vocab_size is not used). With joint: false these are the source side's, and
+    # target_model / target_vocab the target side's.
+    model: str | None = None
+    target_model: str | None = None
+    vocab: str | None = None
+    target_vocab: str | None = None
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def save_weights(path: Path, model: torch.nn.Module) -> None:
     _save_tensors(path, model)
 
 
-def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
+def weight_shapes(path: Path) -> dict[str, tuple[int, ...]]:
     """The tensors' shapes, read from the header only, once its format version is checked."""
     if not path.is_file():
         raise UserError(f"{path}: missing; is {path.parent} a model directory from nmt train?")
@@ -99,7 +99,7 @@ def _shapes(path: Path) -> dict[str, tuple[int, ...]]:
 def misfit(path: Path, model: torch.nn.Module) -> str | None:
     """How the weights in `path` (read from its header) do not fit `model` (which may live
     on the meta device): the names missing, unexpected and of other shapes; None if they fit."""
-    shapes = _shapes(path)
+    shapes = weight_shapes(path)
     expected = {k: tuple(v.shape) for k, v in _named(model).items()}
     missing, unexpected = expected.keys() - shapes.keys(), shapes.keys() - expected.keys()
     differ = [k for k in expected if k in shapes and shapes[k] != expected[k]]
@@ -132,7 +132,7 @@ def load_weights(path: Path, model: torch.nn.Module, device: torch.device | str 
 
 def read_tensors(path: Path) -> dict[str, torch.Tensor]:
     """A weights file of this nmt format, as named CPU tensors."""
-    _shapes(path)  # exists, readable, this format
+    weight_shapes(path)  # exists, readable, this format
     try:
         return load_file(str(path))
     except (SafetensorError, OSError) as e:

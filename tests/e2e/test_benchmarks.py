@@ -81,3 +81,56 @@ def test_ddp_speed_reports_scaling(tmp_path, quickstart, tiny_overrides, run):
     results = json.loads(out)["results"]
     assert results["1"]["scaling_efficiency"] == 1.0
     assert results["2"]["target_tokens_per_second"] > 0
+
+
+def data_scale(run, tmp_path, *args: str) -> dict:
+    """benchmarks/data_scale.py on 300 pairs joined from toy pairs (standing in for
+    Tatoeba's), a tiny model (the recipe's own is too slow for a test) for 2 steps: the
+    report of that one size."""
+    from nmt.data.toy import numbers
+
+    base = tmp_path / "base"
+    base.mkdir()
+    pairs = numbers("train", 2000)
+    (base / "train.en").write_text("".join(f"{en}\n" for en, _ in pairs), encoding="utf-8")
+    (base / "train.de").write_text("".join(f"{de}\n" for _, de in pairs), encoding="utf-8")
+    tiny = ["model.embedding_size=16", "model.hidden_size=32", "model.encoder_layers=1"]
+    tiny += ["model.decoder_layers=1", "tokenizer.vocab_size=100", "train.batch_tokens=800"]
+    tiny += ["train.precision=fp32"]
+    out = run(
+        "data_scale.py", "--pairs", "300", "--steps", "2", "--tatoeba", str(base),
+        "--workdir", str(tmp_path / "work"), *set_args(tiny), *args,
+    )  # fmt: skip
+    (size,) = json.loads(out)["sizes"]
+    return size
+
+
+@pytest.mark.slow
+def test_data_scale_with_nmt_prepare(tmp_path, run):
+    """Runs once `nmt prepare` exists (issue 23, item 1): prepare measured, then training
+    from the prepared dataset."""
+    from nmt.cli.main import app
+
+    if "prepare" not in {c.name for c in app.registered_commands}:
+        pytest.skip("no nmt prepare in this checkout")
+    size = data_scale(run, tmp_path, "--workers", "1")
+    prepare, train = size["nmt"]["prepare"], size["nmt"]["train"]
+    assert prepare["exit"] == 0, prepare
+    assert prepare["pairs_per_second"] > 0 and prepare["disk_bytes"] > 0
+    assert 0 < prepare["peak_rss_anon_gb"] <= prepare["peak_rss_gb"]
+    assert train["exit"] == 0 and train["seconds_to_first_step"] > 0, train
+
+
+@pytest.mark.slow
+def test_data_scale_reports_time_to_first_step_and_memory(tmp_path, run):
+    """Trained straight from the text (--no-prepare), as nmt trains without nmt prepare."""
+    size = data_scale(run, tmp_path, "--no-prepare")
+    assert size["corpus"]["pairs"] == 300
+    assert 20 <= size["corpus"]["words_per_pair"]["en"] <= 30
+    train = size["nmt"]["train"]
+    assert train["exit"] == 0 and train["steps"] == 2, train
+    assert 0 < train["seconds_to_first_step"] <= train["wall_seconds"]
+    assert 0 < train["peak_rss_anon_gb"] <= train["peak_rss_gb"]
+    assert train["tokens_per_second"] > 0
+    lines = (tmp_path / "work" / "runs-300" / "train.log").read_text(encoding="utf-8")
+    assert "step       1  loss" in lines
