@@ -38,6 +38,7 @@ import torch
 from nmt.data.batching import batch_indices, collate
 from nmt.data.tokenizer import Tokenizer, load_tokenizers
 from nmt.decode.ensemble import Ensemble, attends, check_same_vocabulary
+from nmt.decode.scoring import check_pairs, sentence_log_probs
 from nmt.decode.search import (
     Hypothesis,
     beam_search,
@@ -292,6 +293,23 @@ class Translator:
         if nbest > chosen.beam_size:
             raise UserError(f"--nbest {nbest} needs a beam at least that wide (--beam {nbest})")
         return chosen
+
+    def score(
+        self, sources: Sequence[str], targets: Sequence[str], normalize: bool = False
+    ) -> list[float]:
+        """log p(target | source) of each pair, teacher-forced, </s> counted: the sum of
+        its token log-probabilities, or with `normalize` their mean (per token). An
+        ensemble scores with the mean of its members' probabilities, as it searches.
+        Sources are scored whole (decode.max_input_length cuts translations only). Both
+        sides of every pair need text: an empty line is a UserError naming it."""
+        check_pairs(sources, targets)
+        src_ids = self.encode(sources)
+        tgt_ids = self.tgt_tokenizer.encode([line.strip() for line in targets])
+        with self.autocast:
+            found = sentence_log_probs(
+                self.model, src_ids, tgt_ids, self.recipe.decode.batch_tokens, self.device
+            )
+        return [total / count if normalize else total for total, count in found]
 
     def search(
         self,
