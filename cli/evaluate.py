@@ -14,6 +14,7 @@ from nmt.cli.errors import user_errors
 from nmt.cli.help import Command, new_app
 from nmt.cli.options import (
     Beam,
+    CoveragePenalty,
     Device,
     DeviceOption,
     Greedy,
@@ -134,6 +135,7 @@ def bleu(
     greedy: Greedy = False,
     length_normalization: LengthNormalization = None,
     length_penalty: LengthPenalty = None,
+    coverage_penalty: CoveragePenalty = None,
     min_length: MinLength = None,
     output: Annotated[
         Path | None, typer.Option(help="With --model: save the translations.")
@@ -156,7 +158,9 @@ def bleu(
     names = [m.strip().lower() for m in metrics.split(",") if m.strip()]
     model = model or None  # no --model at all
     _check_systems(hypothesis, model, source, by_length)
-    decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
+    decode = decode_overrides(
+        beam, greedy, length_normalization, length_penalty, min_length, coverage_penalty
+    )
     if model is None and (output is not None or greedy or any(decode.values())):
         raise UserError("--output and the decode options apply only with --model")
     _check_files(hypothesis, reference, source, compare, output)

@@ -14,6 +14,7 @@ import typer
 from nmt.cli.errors import user_errors
 from nmt.cli.options import (
     Beam,
+    CoveragePenalty,
     Device,
     DeviceOption,
     Greedy,
@@ -143,6 +144,7 @@ def translate(
     greedy: Greedy = False,
     length_normalization: LengthNormalization = None,
     length_penalty: LengthPenalty = None,
+    coverage_penalty: CoveragePenalty = None,
     min_length: MinLength = None,
     nbest: Annotated[
         int, typer.Option(help="Write the N best per line as INDEX<TAB>SCORE<TAB>TEXT.")
@@ -168,7 +170,9 @@ def translate(
     """
     use_threads(threads)
     chunks = input_chunks(source)  # a missing input is reported here, before any output
-    decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
+    decode = decode_overrides(
+        beam, greedy, length_normalization, length_penalty, min_length, coverage_penalty
+    )
     _check_outputs(source, output, attention_out, plot)
     # an exported directory (nmt export) translates with nmt_runtime, without PyTorch
     translator = load_translator(model, device.value, precision.value, threads)

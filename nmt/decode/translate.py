@@ -115,6 +115,8 @@ def decode_ids(
                 normalization=decode.length_normalization,
                 length_penalty=decode.length_penalty,
                 return_attention=return_attention,
+                coverage_beta=decode.coverage_penalty,
+                src_lengths=batch.src_lengths,
             )
         else:
             hyps = beam_search(
@@ -127,6 +129,8 @@ def decode_ids(
                 normalization=decode.length_normalization,
                 length_penalty=decode.length_penalty,
                 return_attention=return_attention,
+                coverage_beta=decode.coverage_penalty,
+                src_lengths=batch.src_lengths,
             )
         for row, found in zip(rows, hyps, strict=True):
             for h in found:  # the batch pads sources: keep this sentence's own columns
@@ -287,6 +291,11 @@ class Translator:
                 "this model has no attention to show (its model.attention is none)"
                 if self.size == 1
                 else "no model of this ensemble has attention to show (model.attention none)"
+            )
+        if chosen.coverage_penalty > 0 and not attends(self.model):
+            raise UserError(
+                f"--coverage-penalty {chosen.coverage_penalty:g} sums the attention each source "
+                "word got, and this model has none (model.attention none): give 0"
             )
         if nbest < 1:
             raise UserError(f"--nbest {nbest}: give 1 or more translations per line")

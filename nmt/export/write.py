@@ -72,6 +72,11 @@ def export_model(
                     onnx_files.quantize(building / folder / name)
         _write_tokenizers(translator, building)
         decode = dataclasses.asdict(translator.recipe.decode)
+        if decode.pop("coverage_penalty"):  # nmt_runtime's search has none
+            raise UserError(
+                "decode.coverage_penalty: nmt_runtime has no coverage penalty; export a "
+                "model whose recipe sets decode.coverage_penalty: 0"
+            )
         files.write_json(building / manifest_module.DECODE, decode)
         manifest = _manifest(translator, models, building, precision, opset, manifest_module)
         files.write_json(building / manifest_module.MANIFEST, manifest)

@@ -160,6 +160,7 @@ def _add_routes(app: FastAPI, server: Server) -> None:
             beam_size=body.beam_size,
             length_penalty=body.length_penalty,
             length_normalization=body.length_normalization,
+            coverage_penalty=body.coverage_penalty,
         )
         prepared = server.prepare(served, texts, body.nbest, body.attention, settings)
         found = await server.search(prepared)

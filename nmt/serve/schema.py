@@ -53,6 +53,13 @@ class TranslateRequest(BaseModel):
         None, ge=0, le=MAX_LENGTH_PENALTY, allow_inf_nan=False, description="GNMT α."
     )
     length_normalization: Literal["none", "average", "gnmt"] | None = None
+    coverage_penalty: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_LENGTH_PENALTY,
+        allow_inf_nan=False,
+        description="Wu et al.'s coverage β (0: none); needs a model with attention.",
+    )
 
 
 class Alternative(BaseModel):
