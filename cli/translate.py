@@ -38,10 +38,12 @@ from nmt.cli.options import (
 )
 from nmt.cli.progress import Renderer
 from nmt.cli.reading import count_lines, input_chunks, is_interactive
+from nmt.decode.alignment import pharaoh
+from nmt.decode.ensemble import attends
 from nmt.decode.figure import pyplot
 from nmt.decode.translate import Translation, Translator, attention_record, nbest_lines
 from nmt.errors import UserError
-from nmt.export.loaded import load_translator
+from nmt.export.loaded import ExportedTranslator, load_translator
 from nmt.progress import Tracker
 from nmt.recipe.schema import DecodeConfig
 from nmt.report.plot import plot_attention
@@ -79,6 +81,20 @@ def _check_outputs(
     check_plot_dir(plot)
 
 
+def check_alignments(translator: Translator | ExportedTranslator) -> None:
+    """--alignments needs nmt's own Translator and a model with attention."""
+    if not isinstance(translator, Translator):
+        raise UserError(
+            "--alignments: an exported model gives no alignments; translate with the model "
+            "directory"
+        )
+    if not attends(translator.model):
+        raise UserError(
+            "--alignments come from the attention, and this model has none "
+            "(model.attention none); train with attention to get them"
+        )
+
+
 def _write_all(
     results: Iterable[list[Translation]],
     out: TextIO | LabelledWriter,
@@ -86,9 +102,11 @@ def _write_all(
     plot: Path | None,
     plot_count: int,
     nbest: int,
+    alignments: bool = False,
 ) -> int:
     """Write each line's translations (and attention, plots); the index of the last line.
-    A chunk's last line (None in `results`) flushes: someone may be waiting for it."""
+    A chunk's last line (None in `results`) flushes: someone may be waiting for it. With
+    `alignments`, each translation's row ends in a tab and its Pharaoh word alignment."""
     index = -1
     for found in results:
         if found is None:
@@ -96,10 +114,11 @@ def _write_all(
             continue
         index += 1
         best = found[0] if found else None
-        if nbest == 1:
-            out.write((best.text if best else "") + "\n")
-        else:
-            out.write("".join(nbest_lines(index, found)))
+        rows = [(best.text if best else "") + "\n"] if nbest == 1 else nbest_lines(index, found)
+        if alignments:
+            words = [pharaoh(t.alignment or []) for t in found] or [""]
+            rows = [f"{row[:-1]}\t{a}\n" for row, a in zip(rows, words, strict=True)]
+        out.write("".join(rows))
         if attn is not None:
             attn.write(attention_record(index, best))
         if plot is not None and best is not None and index < plot_count:
@@ -159,6 +178,14 @@ def translate(
         Path | None, typer.Option(help="Directory for attention heatmaps (PNG) of the first lines.")
     ] = None,
     plot_count: Annotated[int, typer.Option(help="How many lines --plot draws.")] = 10,
+    alignments: Annotated[
+        bool,
+        typer.Option(
+            "--alignments",
+            help="After each translation, a tab and its word alignment from the attention: "
+            "Pharaoh i-j pairs (source word i, target word j, 0-based, whitespace words).",
+        ),
+    ] = False,
     device: DeviceOption = Device.auto,
     threads: Threads = None,
     precision: PrecisionOption = Precision.fp32,
@@ -176,7 +203,9 @@ def translate(
     _check_outputs(source, output, attention_out, plot)
     # an exported directory (nmt export) translates with nmt_runtime, without PyTorch
     translator = load_translator(model, device.value, precision.value, threads)
-    want_attention = attention_out is not None or plot is not None
+    if alignments:
+        check_alignments(translator)
+    want_attention = attention_out is not None or plot is not None or alignments
     settings = translator.search_settings(nbest, want_attention, **decode)  # before any file
     if translator.size > 1:
         typer.echo(f"ensemble of {translator.size} models: {', '.join(map(str, model))}", err=True)
@@ -194,7 +223,7 @@ def translate(
         if attention_out is not None:
             attn = files.enter_context(atomic_output(attention_out, "--attention-out"))
         results = _translations(translator, source, chunks, nbest, want_attention, settings)
-        index = _write_all(results, out, attn, plot, plot_count, nbest)
+        index = _write_all(results, out, attn, plot, plot_count, nbest, alignments)
     if index < 0:
         name = source if source != "-" else "standard input"
         typer.secho(f"warning: {name} had no lines to translate", err=True, fg=typer.colors.YELLOW)

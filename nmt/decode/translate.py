@@ -37,6 +37,7 @@ import torch
 
 from nmt.data.batching import batch_indices, collate
 from nmt.data.tokenizer import Tokenizer, load_tokenizers
+from nmt.decode.alignment import align_pieces
 from nmt.decode.ensemble import Ensemble, attends, check_same_vocabulary
 from nmt.decode.scoring import check_pairs, sentence_log_probs
 from nmt.decode.search import (
@@ -149,6 +150,8 @@ class Translation:
     source_pieces: list[str]
     target_pieces: list[str]  # without </s>
     attention: list[list[float]] | None = None  # (target pieces + </s>) × source pieces
+    # (source word, target word) per target word, from the attention (nmt.decode.alignment)
+    alignment: list[tuple[int, int]] | None = None
 
 
 class Translator:
@@ -352,20 +355,20 @@ class Translator:
         out = []
         for ids, hyps in zip(src_ids, found, strict=True):
             texts = self.tgt_tokenizer.decode([h.tokens for h in hyps]) if hyps else []
-            src_pieces = self.src_tokenizer.pieces(ids)
-            out.append(
-                [
-                    Translation(
-                        text,
-                        h.score,
-                        src_pieces,
-                        self.tgt_tokenizer.pieces(h.tokens),
-                        None if h.attention is None else h.attention.tolist(),
-                    )
-                    for text, h in zip(texts, hyps, strict=True)
-                ]
-            )
+            src = self.src_tokenizer.pieces(ids)
+            out.append([self._translation(t, h, src) for t, h in zip(texts, hyps, strict=True)])
         return out
+
+    def _translation(self, text: str, h: Hypothesis, src_pieces: list[str]) -> Translation:
+        """A hypothesis as a Translation; with attention, its word alignment too."""
+        pieces = self.tgt_tokenizer.pieces(h.tokens)
+        if h.attention is None:
+            return Translation(text, h.score, src_pieces, pieces)
+        attention = h.attention.tolist()
+        words = align_pieces(
+            attention, (src_pieces, self.src_tokenizer), (pieces, self.tgt_tokenizer)
+        )
+        return Translation(text, h.score, src_pieces, pieces, attention, words)
 
 
 def nbest_lines(index: int, found: list[Translation]) -> list[str]:

@@ -35,6 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
+from nmt.decode.ensemble import attends
 from nmt.errors import one_line
 from nmt.recipe.schema import MAX_BEAM
 from nmt.serve.batcher import Batcher
@@ -162,8 +163,12 @@ def _add_routes(app: FastAPI, server: Server) -> None:
             length_normalization=body.length_normalization,
             coverage_penalty=body.coverage_penalty,
         )
-        prepared = server.prepare(served, texts, body.nbest, body.attention, settings)
+        if body.alignment and not attends(served.translator.model):
+            raise ApiError(400, "alignment comes from attention, and this model has none")
+        searched = body.attention or body.alignment
+        prepared = server.prepare(served, texts, body.nbest, searched, settings)
         found = await server.search(prepared)
-        return TranslateResponse(model=served.name, translations=[_result(f) for f in found])
+        results = [_result(f, body.attention, body.alignment) for f in found]
+        return TranslateResponse(model=served.name, translations=results)
 
     add_libre_routes(app, server)

@@ -49,6 +49,9 @@ class TranslateRequest(BaseModel):
     beam_size: int | None = Field(None, ge=1, le=MAX_BEAM, description="1: greedy search.")
     nbest: int = Field(1, ge=1, le=MAX_BEAM, description="Translations per text (≤ beam).")
     attention: bool = Field(False, description="Return the attention matrix of the best.")
+    alignment: bool = Field(
+        False, description="Return the best's word alignment (Pharaoh i-j) from its attention."
+    )
     length_penalty: float | None = Field(
         None, ge=0, le=MAX_LENGTH_PENALTY, allow_inf_nan=False, description="GNMT α."
     )
@@ -75,6 +78,11 @@ class TranslationResult(BaseModel):
     target_pieces: list[str] = Field(description="The best translation's pieces, no </s>.")
     attention: list[list[float]] | None = Field(
         None, description="(target pieces + </s>) × source pieces, rows sum to 1."
+    )
+    alignment: str | None = Field(
+        None,
+        description="Asked with alignment: 'i-j' pairs, source word i aligned to target word "
+        "j (0-based, whitespace words), one per target word.",
     )
 
 

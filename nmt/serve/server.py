@@ -34,6 +34,7 @@ from typing import Any
 
 from fastapi import Request
 
+from nmt.decode.alignment import pharaoh
 from nmt.decode.ensemble import attends
 from nmt.decode.translate import Translation, Translator
 from nmt.errors import UserError
@@ -124,10 +125,19 @@ class Prepared:
     tokens: int
 
 
-def _result(found: list[Translation]) -> TranslationResult:
+def _result(
+    found: list[Translation], attention: bool = True, alignment: bool = False
+) -> TranslationResult:
+    """One text's answer: the best translation, the others as alternatives; its attention
+    if asked (searched for an alignment too, and then left out unless asked)."""
     if not found:  # an empty text
         return TranslationResult(
-            text="", score=None, alternatives=[], source_pieces=[], target_pieces=[]
+            text="",
+            score=None,
+            alternatives=[],
+            source_pieces=[],
+            target_pieces=[],
+            alignment="" if alignment else None,
         )
     best = found[0]
     return TranslationResult(
@@ -136,7 +146,8 @@ def _result(found: list[Translation]) -> TranslationResult:
         alternatives=[Alternative(text=t.text, score=t.score) for t in found[1:]],
         source_pieces=best.source_pieces,
         target_pieces=best.target_pieces,
-        attention=best.attention,
+        attention=best.attention if attention else None,
+        alignment=pharaoh(best.alignment or []) if alignment else None,
     )
 
 

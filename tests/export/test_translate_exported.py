@@ -95,3 +95,13 @@ def test_a_coverage_penalty_is_refused_for_an_exported_directory(tmp_path):
         done.stderr
     )
     assert CliRunner().invoke(app, [*args, "0"]).exit_code == 0  # none asked: translates
+
+
+def test_alignments_are_refused_for_an_exported_directory(tmp_path):
+    _, out = exported("gru_bahdanau")
+    (tmp_path / "in.txt").write_text("\n".join(sources(2)) + "\n", encoding="utf-8")
+    done = CliRunner().invoke(
+        app, ["translate", str(tmp_path / "in.txt"), "--model", str(out), "--alignments"]
+    )
+    assert done.exit_code != 0
+    assert "error: --alignments: an exported model gives no alignments" in done.stderr
