@@ -6,12 +6,13 @@ scripted step with attention, β > 0 changes the winner to the hypothesis that c
 source, with the score worked out on paper (beam and greedy); β = 0 gives exactly the
 search without it (the shared model, greedy and beam, scores and attention); the
 attention-less refusals (search, Translator, recipe rule) and the flag's range check; the
-summary line names it; the JSON API takes it.
+summary line names it; nmt evaluate bleu takes it and reports it; the JSON API takes it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import pytest
@@ -165,3 +166,18 @@ def test_the_json_api_takes_it(model_dir, translator):
         )
         status, data = post(address, "/api/translate", {"text": LINES, "coverage_penalty": -1})
         assert status == 422 or status == 400, data
+
+
+def test_evaluate_bleu_takes_it_and_reports_it(runner, model_dir, tmp_path):
+    from nmt.cli.main import app
+
+    pairs = numbers("test", 4)
+    src = write_lines(tmp_path / "s.en", [s for s, _ in pairs])
+    ref = write_lines(tmp_path / "r.de", [t for _, t in pairs])
+    args = ["evaluate", "bleu", "--model", str(model_dir), "--source", str(src)]
+    args += ["--reference", str(ref), "--device", "cpu", "--json"]
+    with_it = runner.invoke(app, [*args, "--coverage-penalty", "0.3"])
+    assert with_it.exit_code == 0, with_it.output
+    assert json.loads(with_it.stdout)["decode"]["coverage_penalty"] == 0.3
+    without = runner.invoke(app, args)
+    assert "coverage_penalty" not in json.loads(without.stdout)["decode"]  # 0: not shown
