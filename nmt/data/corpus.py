@@ -1,13 +1,7 @@
 """Parallel corpora: pairs of strings from every kind of source a recipe can name.
 
-A source (`data.train`, `data.valid`, `data.test` in a recipe) is one of::
-
-    corpus/train.{lang}.gz                    # parallel plain-text files (.gz read too)
-    {tsv: corpus/train.tsv}                   # source<TAB>target per line
-    {jsonl: corpus/train.jsonl}               # {"de": "...", "en": "..."} per line
-    {hub: bentrevett/multi30k, split: train}  # Hugging Face hub; optional config: NAME
-    {dataset_dir: saved/ds, split: train}     # a `datasets` save_to_disk directory
-    {toy: numbers, split: train}              # nmt's own synthetic corpus (nmt/data/toy.py)
+Reading a corpus source (nmt/recipe/sources.py lists the kinds: parallel files, .gz
+read too; TSV; JSONL; a Hugging Face hub dataset; a `datasets` directory; the toy corpus).
 
 `read_corpus(source, src_lang, tgt_lang, key)` returns a `Corpus` of stripped, non-empty
 pairs; empty pairs are skipped and counted, or with `keep_empty=True` kept in order (a

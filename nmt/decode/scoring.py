@@ -1,8 +1,10 @@
-"""Teacher-forced scores of given translations: a split's cross-entropy (`mean_nll`,
-`perplexity`, for validation and `nmt evaluate perplexity`) and each pair's summed
-log-probability (`sentence_log_probs`, for `Translator.score` and `nmt evaluate score`).
-Both run the model over the reference with every previous token given (the loss itself,
-label smoothing and all, is nmt.model.loss.token_nll).
+"""Scores of given translations under a model, teacher-forced: `mean_nll` is the
+cross-entropy per real target token (nats, </s> counted) over whole splits of ids,
+batched by tokens (the training loss, nmt.model.loss's `token_nll`, summed and divided
+by the token count); `perplexity` is its exp, inf where that would overflow (a diverged
+model's loss). Validation (nmt.training) and `nmt evaluate perplexity`
+(nmt.report.evaluation) read them. `sentence_log_probs` gives each pair's summed
+log-probability, for `Translator.score` and `nmt evaluate score`.
 """
 
 from __future__ import annotations

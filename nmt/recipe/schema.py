@@ -1,18 +1,12 @@
-"""Recipes: YAML → nested frozen dataclasses, with every default in exactly one place.
-
-A recipe is a YAML file with the sections `data`, `tokenizer`, `model`, `train`, `decode`
-and the top-level keys `seed` and `output_dir`. Every key is optional except
-`data.source_lang`, `data.target_lang` and `data.train`. Unknown or misspelled keys and
-values of the wrong type are errors that name the key and list the valid ones (Joey NMT
-swallows typos through `**kwargs`; we refuse them). `--set section.key=value` overrides
-are applied to the YAML before it is checked, so they get exactly the same checks.
-
-Corpus sources (`data.train`, `data.valid`, `data.test`) are described in nmt/recipe/sources.py.
-A recipe may also name alternative sets of splits under `data.alternatives` and pick one
-with `data.use`, so that one `--set data.use=local` switches every split at once.
-Field rules (`checked`, `positive`, ...) live in nmt/recipe/fields.py; reading YAML within
-size limits, and quoting values in errors within a length, in nmt/recipe/reading.py;
-building and checking a recipe from it, in nmt/recipe/load.py.
+"""The recipe as data: frozen dataclasses, one per section (`DataConfig`, `TokenizerConfig`
+with `SamplingConfig`, `ModelConfig`, `TrainConfig`, `DecodeConfig`) inside `Recipe`, each
+field with its default and its own rule (nmt/recipe/fields.py: finite, positive, in
+range). A recipe file holds these sections and the top-level keys `seed` and
+`output_dir`; every key is optional except data.source_lang, data.target_lang and
+data.train. Reading a file, `--set` overrides and the type checks are in
+nmt/recipe/load.py, rules across keys in nmt/recipe/rules.py. `DecodeConfig` is the one
+definition of the decode settings: translation-time overrides become one too
+(`load.override_decode`, `Translator.decode_config`).
 """
 
 from __future__ import annotations

@@ -1,22 +1,15 @@
-"""Parallel corpora: pairs of strings from every kind of source a recipe can name.
+"""The corpus sources a recipe names in `data.train`, `data.valid` and `data.test`, one frozen
+dataclass per kind::
 
-A source (`data.train`, `data.valid`, `data.test` in a recipe) is one of::
+    corpus/train.{lang}.gz                    # FilesSource: parallel plain-text files
+    {tsv: corpus/train.tsv}                   # TsvSource: source<TAB>target per line
+    {jsonl: corpus/train.jsonl}               # JsonlSource: {"de": "...", "en": "..."}
+    {hub: bentrevett/multi30k, split: train}  # HubSource: Hugging Face hub; config: NAME
+    {dataset_dir: saved/ds, split: train}     # DatasetDirSource: a save_to_disk directory
+    {toy: numbers, split: train}              # ToySource: nmt's synthetic corpus
 
-    corpus/train.{lang}.gz                    # parallel plain-text files (.gz read too)
-    {tsv: corpus/train.tsv}                   # source<TAB>target per line
-    {jsonl: corpus/train.jsonl}               # {"de": "...", "en": "..."} per line
-    {hub: bentrevett/multi30k, split: train}  # Hugging Face hub; optional config: NAME
-    {dataset_dir: saved/ds, split: train}     # a `datasets` save_to_disk directory
-    {toy: numbers, split: train}              # nmt's own synthetic corpus (nmt/data/toy.py)
-
-`read_corpus(source, src_lang, tgt_lang, key)` returns a `Corpus` of stripped, non-empty
-pairs; empty pairs are skipped and counted, or with `keep_empty=True` kept in order (a
-test set is scored on every line). A file may be a pipe (a FIFO, bash's `<(...)`): it is
-opened once and read once. Every mistake a user can make with a corpus
-(missing file, a directory, misaligned line counts, bytes that are not UTF-8, a TSV line with the
-wrong number of columns, an unreachable hub dataset) raises `UserError` with one line
-naming the file and the fix. Length and ratio filters act on token counts, so they live
-here as a pure function of lengths and run after tokenization (`length_filter`).
+A source only says where the pairs come from: nmt.recipe.load parses it from YAML
+(`parse_source`), and nmt.data.corpus reads it (`read_corpus`).
 """
 
 from __future__ import annotations

@@ -1,26 +1,14 @@
-"""`nmt serve`: trained models behind HTTP, on FastAPI; concurrent requests share searches.
+"""The models and the request logic behind `nmt serve`, apart from HTTP (the routes are
+nmt.serve.app's, LibreTranslate's nmt.serve.libre's).
 
-    app = create_app([Served.load("runs/quickstart")], Limits())
-    uvicorn.run(app, host="127.0.0.1", port=8000)
-
-Request → checks (`Server.prepare`: sizes, language pair, search settings; a 4xx on failure)
-→ source ids → `Batcher` (nmt.serve.batcher: one worker thread joins requests with the same
-model and settings into one search batch) → `Translator.search_ids` → answer. Routes:
-
-    GET  /                 the page: type a sentence, see its translation and attention
-    GET  /health           {"status": "ok", ...}; 503 once the batcher's worker is gone
-    GET  /models           the served models, their languages, decode defaults, scores
-    POST /api/translate    nmt's JSON API (nmt.serve.schema.TranslateRequest)
-    POST /translate        LibreTranslate's API (q, source, target, format, alternatives)
-    GET  /languages        LibreTranslate's language list
-    GET  /docs             the OpenAPI page (/redoc, /openapi.json)
-
-Every error is a 4xx (or 500 for a bug, 503 when the batcher's worker has died) with one
-line of JSON, `{"error": "..."}`. Before any route: `KeyGate` (nmt.serve.key: the API key,
-before the body is read), then `BodyLimit` (nmt.serve.limits: the body's size and time).
-Bodies are parsed by `parse_json`, not FastAPI, so that the key comes before validation
-and JSON that Python's parser lets through or chokes on is a 400; their schemas are added
-to /openapi.json by `_document_bodies`.
+`Served` is one loaded model: its name, languages, decode defaults and scores
+(`Served.load(dir)`, `info()` for GET /models). `Server` holds the served models, the
+limits, the API key and the `Batcher`: `authorize` checks the key, `named` / `for_pair`
+pick a model (the first one serving a language pair unless a request names one),
+`prepare` checks a request (sizes, language pair, search settings: a 4xx `ApiError` on
+failure) into a `Prepared` search keyed by `SearchKey` (model and settings, so that the
+batcher joins requests that share them), and `run` searches a batch of source ids with
+`Translator.search_ids`.
 """
 
 from __future__ import annotations

@@ -191,23 +191,23 @@ class RunDir:
         back: this is the first write. A directory created now is locked and checked
         again, in case another run filled it while this one read its data.
         """
-        if self.path.is_dir():  # a crashed run's temporary files (locked: none is ours)
-            for path in self.path.iterdir():
-                if _leftover(path.name) and path.is_file():
-                    path.unlink()
         if not self.resume:
-            if self.overwrite and self.path.is_dir():
-                for path in self.path.iterdir():
-                    if _written_by_nmt(path.name):
-                        shutil.rmtree(path) if path.is_dir() else path.unlink()
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 reason = f"cannot create the model directory ({e.strerror})"
                 raise UserError(f"{self.path}: {reason}") from None
-            if self._lock is None:
-                self._take_lock()
+            if self._lock is None:  # locked before anything in it is removed: a run started
+                self._take_lock()  # together with this one may have made it meanwhile
                 self._check(recipe)
+            if self.overwrite:
+                for path in self.path.iterdir():
+                    if _written_by_nmt(path.name):
+                        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        for path in self.path.iterdir():  # a crashed run's temporary files (locked: none
+            if _leftover(path.name) and path.is_file():  # is another live run's)
+                path.unlink()
+        if not self.resume:
             for name, data in tokenizers.items():
                 with self._writing(self.path / name):
                     files.write_bytes(self.path / name, data)

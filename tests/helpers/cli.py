@@ -55,3 +55,15 @@ def translate(runner, model_dir, *args: str, **kwargs):
     return runner.invoke(
         app, ["translate", *args, "--model", str(model_dir), "--device", "cpu"], **kwargs
     )
+
+
+def one_line_error(result, *parts: str) -> str:
+    """The one `error:` line that ended `result` (progress lines may come before it)."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit | None), repr(result.exception)
+    lines = result.stderr.splitlines()
+    assert [line for line in lines if line.startswith("error: ")] == lines[-1:], result.stderr
+    assert "Traceback" not in result.output
+    for part in parts:
+        assert part in lines[-1], lines[-1]
+    return lines[-1]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.cli import set_args
+from helpers.cli import one_line_error, set_args
 from safetensors import SafetensorError
 
 import nmt.store.checkpoint
@@ -42,18 +42,6 @@ def train_cli(runner, quickstart, tiny_overrides):
         return runner.invoke(app, [*args, *(["--resume"] if resume else [])])
 
     return train
-
-
-def one_line_error(result, *parts: str) -> str:
-    """The one `error:` line that ended `result` (progress lines may come before it)."""
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit | None), repr(result.exception)
-    lines = result.stderr.splitlines()
-    assert [line for line in lines if line.startswith("error: ")] == lines[-1:], result.stderr
-    assert "Traceback" not in result.output
-    for part in parts:
-        assert part in lines[-1], lines[-1]
-    return lines[-1]
 
 
 # ---------------------------------------------------------------- recognising it

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.cli import set_args
+from helpers.cli import one_line_error, set_args
 
 from nmt.cli.main import app
 from nmt.errors import UserError
@@ -50,18 +50,6 @@ def resume_cli(runner, quickstart, model_overrides):
     return resume
 
 
-def refused_in_one_line(result, *parts: str) -> str:
-    """The one `error:` line that ended `result` (progress lines may come before it)."""
-    assert result.exit_code == 1, result.output
-    assert isinstance(result.exception, SystemExit | None), repr(result.exception)
-    lines = result.stderr.splitlines()
-    assert [line for line in lines if line.startswith("error: ")] == lines[-1:], result.stderr
-    assert "Traceback" not in result.output
-    for part in parts:
-        assert part in lines[-1], lines[-1]
-    return lines[-1]
-
-
 def edit_trainer_json(run_dir: Path, **changes) -> None:
     path = run_dir / LAST / "trainer.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
@@ -82,7 +70,7 @@ def test_a_damaged_line_in_the_middle_of_metrics_is_refused(copy_model, damage, 
     assert rest  # the shared model evaluated twice
     metrics.write_text(first + damage + "\n" + "".join(rest), encoding="utf-8")
     before = snapshot(run_dir)
-    refused_in_one_line(resume_cli(run_dir), f"{metrics}: line 2 ")
+    one_line_error(resume_cli(run_dir), f"{metrics}: line 2 ")
     assert snapshot(run_dir) == before
 
 
@@ -165,7 +153,7 @@ def test_a_failed_resume_leaves_every_byte_of_the_directory(copy_model, damage, 
     run_dir = copy_model()
     damage(run_dir)
     before = snapshot(run_dir)
-    refused_in_one_line(resume_cli(run_dir), str(run_dir))
+    one_line_error(resume_cli(run_dir), str(run_dir))
     assert snapshot(run_dir) == before  # recipe.yaml too: its --set values are not recorded
 
 
