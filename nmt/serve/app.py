@@ -166,7 +166,10 @@ def _add_routes(app: FastAPI, server: Server) -> None:
         if body.alignment and not attends(served.translator.model):
             raise ApiError(400, "alignment comes from attention, and this model has none")
         searched = body.attention or body.alignment
-        prepared = server.prepare(served, texts, body.nbest, searched, settings)
+        constraints = body.constraints
+        if isinstance(body.text, str) and constraints and isinstance(constraints[0], str):
+            constraints = [constraints]  # type: ignore[list-item]  (a single text's list)
+        prepared = server.prepare(served, texts, body.nbest, searched, settings, constraints)
         found = await server.search(prepared)
         results = [_result(f, body.attention, body.alignment) for f in found]
         return TranslateResponse(model=served.name, translations=results)

@@ -63,6 +63,11 @@ class TranslateRequest(BaseModel):
         allow_inf_nan=False,
         description="Wu et al.'s coverage β (0: none); needs a model with attention.",
     )
+    constraints: list[list[str]] | list[str] | None = Field(
+        None,
+        description="Phrases each translation must hold (terminology): one list per text "
+        "(a single text: its list alone); needs beam_size 2 or more.",
+    )
 
 
 class Alternative(BaseModel):
