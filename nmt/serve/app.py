@@ -167,8 +167,9 @@ def _add_routes(app: FastAPI, server: Server) -> None:
             raise ApiError(400, "alignment comes from attention, and this model has none")
         searched = body.attention or body.alignment
         constraints = body.constraints
-        if isinstance(body.text, str) and constraints and isinstance(constraints[0], str):
-            constraints = [constraints]  # type: ignore[list-item]  (a single text's list)
+        if isinstance(body.text, str) and constraints is not None:
+            if all(isinstance(c, str) for c in constraints):  # a single text's list
+                constraints = [constraints]  # type: ignore[list-item]
         prepared = server.prepare(served, texts, body.nbest, searched, settings, constraints)
         found = await server.search(prepared)
         results = [_result(f, body.attention, body.alignment) for f in found]

@@ -204,6 +204,20 @@ def test_an_ensemble_holds_its_constraints_too(model_dir):
     assert alone.translate(LINES, beam_size=3, constraints=constraints) == out
 
 
+def test_attention_alignments_and_coverage_work_with_constraints(translator):
+    words = target_words(translator)
+    constraints = [[words[i]] for i in range(len(LINES))]
+    found = translator.search(
+        LINES, nbest=2, attention=True, beam_size=3, coverage_penalty=0.2, constraints=constraints
+    )
+    for phrases, best in zip(constraints, found, strict=True):
+        for t in best:
+            assert phrases[0] in t.text
+            assert t.attention is not None and len(t.attention) == len(t.target_pieces) + 1
+            assert t.alignment is not None
+        assert [t.score for t in best] == sorted((t.score for t in best), reverse=True)
+
+
 def test_the_refusals_are_one_line(translator):
     word = target_words(translator)[0]
     with pytest.raises(UserError, match=r"^--constraints need a beam search.*--beam 2 or more$"):
@@ -268,6 +282,7 @@ def test_the_json_api_takes_constraints(model_dir, translator):
 
     words = target_words(translator)
     wanted = [[words[0], words[1]], []]
+    plain = translator.translate(LINES[:1], beam_size=3)[0]
     limits = Limits(max_chars=200, max_tokens=30, max_texts=8, max_body_bytes=5000)
     with running(create_app([Served.load(model_dir, device="cpu")], limits)) as address:
         body = {"text": LINES[:2], "beam_size": 3, "constraints": wanted}
@@ -279,6 +294,8 @@ def test_the_json_api_takes_constraints(model_dir, translator):
         one = {"text": LINES[0], "beam_size": 3, "constraints": wanted[0]}  # one text: one list
         status, data = post(address, "/api/translate", one)
         assert status == 200 and data["translations"][0]["text"] == got[0]
+        status, data = post(address, "/api/translate", {**one, "constraints": []})  # none
+        assert status == 200 and data["translations"][0]["text"] == plain
         status, data = post(address, "/api/translate", {**body, "beam_size": 1})
         assert status == 400 and data["error"].startswith("--constraints need a beam search")
         status, data = post(address, "/api/translate", {**body, "constraints": [words[:1]]})
