@@ -1,4 +1,4 @@
-"""`nmt evaluate bleu` and `nmt evaluate perplexity`."""
+"""`nmt evaluate bleu`, `nmt evaluate perplexity` and `nmt evaluate score`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from nmt.cli.errors import user_errors
 from nmt.cli.help import Command, new_app
 from nmt.cli.options import (
     Beam,
+    CoveragePenalty,
     Device,
     DeviceOption,
     Greedy,
@@ -33,6 +34,7 @@ from nmt.cli.options import (
 )
 from nmt.cli.progress import Renderer
 from nmt.data.corpus import read_aligned, read_lines
+from nmt.decode.scoring import check_pairs
 from nmt.decode.translate import Translator
 from nmt.errors import UserError
 from nmt.export.loaded import load_translator
@@ -40,7 +42,10 @@ from nmt.report import evaluation as ev
 from nmt.report.by_length import score_by_length
 from nmt.store.files import atomic_output, same_file
 
-app = new_app(help="Score translations: BLEU, chrF, TER, significance, perplexity, by length.")
+app = new_app(
+    help="Score translations: BLEU, chrF, TER, significance, perplexity, by length, "
+    "log-probability per line."
+)
 app.command("by-length", cls=Command)(by_length)
 
 
@@ -130,6 +135,7 @@ def bleu(
     greedy: Greedy = False,
     length_normalization: LengthNormalization = None,
     length_penalty: LengthPenalty = None,
+    coverage_penalty: CoveragePenalty = None,
     min_length: MinLength = None,
     output: Annotated[
         Path | None, typer.Option(help="With --model: save the translations.")
@@ -152,7 +158,9 @@ def bleu(
     names = [m.strip().lower() for m in metrics.split(",") if m.strip()]
     model = model or None  # no --model at all
     _check_systems(hypothesis, model, source, by_length)
-    decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
+    decode = decode_overrides(
+        beam, greedy, length_normalization, length_penalty, min_length, coverage_penalty
+    )
     if model is None and (output is not None or greedy or any(decode.values())):
         raise UserError("--output and the decode options apply only with --model")
     _check_files(hypothesis, reference, source, compare, output)
@@ -215,6 +223,44 @@ def perplexity(
             f"{report['perplexity']:.3f} ({report['tokens']} tokens, {report['sentences']} "
             f"sentences{_ensemble_note(report)})"
         )
+
+
+@app.command(cls=Command)
+@user_errors
+def score(
+    model: Models,
+    source: Annotated[Path, typer.Option("--source", "-s", help="Source sentences.")],
+    target: Annotated[
+        Path, typer.Option("--target", "-t", help="Their translations, one per source line.")
+    ],
+    normalize: Annotated[
+        bool, typer.Option("--normalize", help="The mean log-probability per token, not the sum.")
+    ] = False,
+    device: DeviceOption = Device.auto,
+    threads: Threads = None,
+    precision: PrecisionOption = Precision.fp32,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object a line: sum, mean, tokens.")
+    ] = False,
+) -> None:
+    """log p(target | source) of each line pair, teacher-forced (</s> counted), one a line.
+
+    To filter a corpus, rerank n-best lists or estimate quality. The sum is what the
+    search ranks by before length normalization; with several --model, the ensemble's
+    (the mean of their probabilities per token).
+    """
+    use_threads(threads)
+    sources, targets = read_aligned(source, target, purpose="score")
+    check_pairs(sources, targets, (f"--source {source}", f"--target {target}"))
+    translator = Translator.load(model, device.value, precision.value)
+    sums = translator.score(sources, targets)
+    counts = [len(ids) + 1 for ids in translator.tgt_tokenizer.encode(targets)]  # </s> too
+    for total, tokens in zip(sums, counts, strict=True):
+        if as_json:
+            record = {"sum": round(total, 4), "mean": round(total / tokens, 4), "tokens": tokens}
+            typer.echo(json.dumps(record))
+        else:
+            typer.echo(f"{total / tokens if normalize else total:.4f}")
 
 
 def _ensemble_note(report: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ import torch
 import typer
 
 from nmt.errors import UserError
-from nmt.recipe.schema import MAX_BEAM, DecodeConfig
+from nmt.recipe.schema import MAX_BEAM, MAX_LENGTH_PENALTY, DecodeConfig
 from nmt.store.files import check_target, same_file
 
 if TYPE_CHECKING:
@@ -55,6 +55,13 @@ LengthNormalization = Annotated[
 LengthPenalty = Annotated[
     float | None, typer.Option(help="Length penalty: the GNMT alpha (decode.length_penalty).")
 ]
+CoveragePenalty = Annotated[
+    float | None,
+    typer.Option(
+        help="Coverage penalty: Wu et al.'s beta, against source words left untranslated "
+        "(decode.coverage_penalty; 0: none). Needs attention."
+    ),
+]
 MinLength = Annotated[int | None, typer.Option(help="Tokens before </s> may end a translation.")]
 PrecisionOption = Annotated[
     Precision,
@@ -90,6 +97,7 @@ def decode_overrides(
     length_normalization: Normalization | None,
     length_penalty: float | None,
     min_length: int | None,
+    coverage_penalty: float | None = None,
 ) -> dict[str, object]:
     """The decode flags as keyword arguments of `Translator.decode_config` (None keeps the
     recipe's value), each checked here first so that its error names the flag typed."""
@@ -99,6 +107,11 @@ def decode_overrides(
         raise UserError(f"--beam {beam}: give a beam of 1 (greedy) to {MAX_BEAM}")
     if length_penalty is not None and not length_penalty >= 0:  # NaN fails too
         raise UserError(f"--length-penalty {length_penalty}: give 0 or more (0.6 is usual)")
+    if coverage_penalty is not None and not 0 <= coverage_penalty <= MAX_LENGTH_PENALTY:
+        raise UserError(
+            f"--coverage-penalty {coverage_penalty}: give 0 to {MAX_LENGTH_PENALTY:g} "
+            "(0.2 is usual)"
+        )
     if min_length is not None and min_length < 0:
         raise UserError(f"--min-length {min_length}: give 0 or more tokens")
     return {
@@ -106,6 +119,7 @@ def decode_overrides(
         "length_normalization": length_normalization.value if length_normalization else None,
         "length_penalty": length_penalty,
         "min_length": min_length,
+        "coverage_penalty": coverage_penalty,
     }
 
 
@@ -117,6 +131,9 @@ def settings_line(settings: DecodeConfig) -> str:
         normalization += f" (length penalty {settings.length_penalty})"
     limit = settings.max_input_length
     cap = "inputs never cut" if limit is None else f"inputs cut at {limit} tokens"
+    beta = getattr(settings, "coverage_penalty", 0)  # an exported model's settings have none
+    if beta > 0:
+        normalization += f", coverage penalty {beta}"
     return f"beam {settings.beam_size}, {normalization}, min length {settings.min_length}, {cap}"
 
 

@@ -14,6 +14,7 @@ import typer
 from nmt.cli.errors import user_errors
 from nmt.cli.options import (
     Beam,
+    CoveragePenalty,
     Device,
     DeviceOption,
     Greedy,
@@ -37,10 +38,13 @@ from nmt.cli.options import (
 )
 from nmt.cli.progress import Renderer
 from nmt.cli.reading import count_lines, input_chunks, is_interactive
+from nmt.data.corpus import read_lines
+from nmt.decode.alignment import pharaoh
+from nmt.decode.ensemble import attends
 from nmt.decode.figure import pyplot
 from nmt.decode.translate import Translation, Translator, attention_record, nbest_lines
 from nmt.errors import UserError
-from nmt.export.loaded import load_translator
+from nmt.export.loaded import ExportedTranslator, load_translator
 from nmt.progress import Tracker
 from nmt.recipe.schema import DecodeConfig
 from nmt.report.plot import plot_attention
@@ -78,6 +82,67 @@ def _check_outputs(
     check_plot_dir(plot)
 
 
+def check_alignments(translator: Translator | ExportedTranslator) -> None:
+    """--alignments needs nmt's own Translator and a model with attention."""
+    if not isinstance(translator, Translator):
+        raise UserError(
+            "--alignments: an exported model gives no alignments; translate with the model "
+            "directory"
+        )
+    if not attends(translator.model):
+        raise UserError(
+            "--alignments come from the attention, and this model has none "
+            "(model.attention none); train with attention to get them"
+        )
+
+
+def read_constraints(
+    path: Path, translator: Translator | ExportedTranslator, source: str
+) -> list[list[str]]:
+    """--constraints FILE: line i holds source line i's phrases, tab-separated (none: an
+    empty line); checked whole before anything is translated, a file input's line count
+    too (stdin's is checked as it is read, `_with_constraints`)."""
+    if not isinstance(translator, Translator):
+        raise UserError(
+            f"--constraints {path}: an exported model has no constrained search; translate "
+            "with the model directory"
+        )
+    lines = [line.split("\t") for line in read_lines(path, "--constraints")]
+    try:
+        translator.constraint_ids(lines)
+    except UserError as error:
+        raise UserError(f"--constraints {path}: {error}") from None
+    total = count_lines(source)
+    if total is not None and total != len(lines):
+        _mismatch(path, len(lines), source, total)
+    return lines
+
+
+def _mismatch(path: Path, given: int, source: str, lines: int | str) -> None:
+    name = "standard input" if source == "-" else source
+    raise UserError(
+        f"--constraints {path} has {given} lines and {name} {lines}: give one line of "
+        "constraints per input line (an empty line for none)"
+    )
+
+
+def _with_constraints(
+    chunks: Iterable[list[str]], constraints: list[list[str]] | None, path: Path | None, source: str
+) -> Iterator[tuple[list[str], list[list[str]] | None]]:
+    """Each chunk of input lines with its lines of constraints (None without any)."""
+    start = 0
+    for chunk in chunks:
+        if constraints is None or path is None:
+            yield chunk, None
+            continue
+        if start + len(chunk) > len(constraints):
+            _mismatch(path, len(constraints), source, f"more ({start + len(chunk)} so far)")
+        yield chunk, constraints[start : start + len(chunk)]
+        start += len(chunk)
+    if constraints is not None and path is not None and start != len(constraints):
+        _mismatch(path, len(constraints), source, start)
+
+
 def _write_all(
     results: Iterable[list[Translation]],
     out: TextIO | LabelledWriter,
@@ -85,9 +150,11 @@ def _write_all(
     plot: Path | None,
     plot_count: int,
     nbest: int,
+    alignments: bool = False,
 ) -> int:
     """Write each line's translations (and attention, plots); the index of the last line.
-    A chunk's last line (None in `results`) flushes: someone may be waiting for it."""
+    A chunk's last line (None in `results`) flushes: someone may be waiting for it. With
+    `alignments`, each translation's row ends in a tab and its Pharaoh word alignment."""
     index = -1
     for found in results:
         if found is None:
@@ -95,10 +162,11 @@ def _write_all(
             continue
         index += 1
         best = found[0] if found else None
-        if nbest == 1:
-            out.write((best.text if best else "") + "\n")
-        else:
-            out.write("".join(nbest_lines(index, found)))
+        rows = [(best.text if best else "") + "\n"] if nbest == 1 else nbest_lines(index, found)
+        if alignments:
+            words = [pharaoh(t.alignment or []) for t in found] or [""]
+            rows = [f"{row[:-1]}\t{a}\n" for row, a in zip(rows, words, strict=True)]
+        out.write("".join(rows))
         if attn is not None:
             attn.write(attention_record(index, best))
         if plot is not None and best is not None and index < plot_count:
@@ -109,7 +177,7 @@ def _write_all(
 def _translations(
     translator: Translator,
     source: str,
-    chunks: Iterable[list[str]],
+    chunks: Iterable[tuple[list[str], list[list[str]] | None]],
     nbest: int,
     attention: bool,
     settings: DecodeConfig,
@@ -123,9 +191,12 @@ def _translations(
     total = None if interactive else count_lines(source)
     tracker = Tracker(renderer.render, "translating", total, "lines") if not interactive else None
     try:
-        for chunk in chunks:
+        for chunk, constraints in chunks:
             progress = tracker.advance if tracker is not None else None
-            yield from translator.search(chunk, nbest, attention, progress, settings=settings)
+            given: dict[str, object] = {"settings": settings}
+            if constraints is not None:  # never for an exported model (read_constraints)
+                given["constraints"] = constraints
+            yield from translator.search(chunk, nbest, attention, progress, **given)
             yield None
         if tracker is not None:
             tracker.finish()
@@ -143,6 +214,7 @@ def translate(
     greedy: Greedy = False,
     length_normalization: LengthNormalization = None,
     length_penalty: LengthPenalty = None,
+    coverage_penalty: CoveragePenalty = None,
     min_length: MinLength = None,
     nbest: Annotated[
         int, typer.Option(help="Write the N best per line as INDEX<TAB>SCORE<TAB>TEXT.")
@@ -157,6 +229,21 @@ def translate(
         Path | None, typer.Option(help="Directory for attention heatmaps (PNG) of the first lines.")
     ] = None,
     plot_count: Annotated[int, typer.Option(help="How many lines --plot draws.")] = 10,
+    alignments: Annotated[
+        bool,
+        typer.Option(
+            "--alignments",
+            help="After each translation, a tab and its word alignment from the attention: "
+            "Pharaoh i-j pairs (source word i, target word j, 0-based, whitespace words).",
+        ),
+    ] = False,
+    constraints: Annotated[
+        Path | None,
+        typer.Option(
+            help="Line i: phrases, tab-separated, that the translation of line i must hold "
+            "(terminology; an empty line for none). Needs a beam (--beam 2 or more)."
+        ),
+    ] = None,
     device: DeviceOption = Device.auto,
     threads: Threads = None,
     precision: PrecisionOption = Precision.fp32,
@@ -168,11 +255,18 @@ def translate(
     """
     use_threads(threads)
     chunks = input_chunks(source)  # a missing input is reported here, before any output
-    decode = decode_overrides(beam, greedy, length_normalization, length_penalty, min_length)
+    decode = decode_overrides(
+        beam, greedy, length_normalization, length_penalty, min_length, coverage_penalty
+    )
     _check_outputs(source, output, attention_out, plot)
     # an exported directory (nmt export) translates with nmt_runtime, without PyTorch
     translator = load_translator(model, device.value, precision.value, threads)
-    want_attention = attention_out is not None or plot is not None
+    if alignments:
+        check_alignments(translator)
+    wanted = None if constraints is None else read_constraints(constraints, translator, source)
+    want_attention = attention_out is not None or plot is not None or alignments
+    if any(wanted or []):
+        decode["constrained"] = True
     settings = translator.search_settings(nbest, want_attention, **decode)  # before any file
     if translator.size > 1:
         typer.echo(f"ensemble of {translator.size} models: {', '.join(map(str, model))}", err=True)
@@ -189,8 +283,9 @@ def translate(
         attn = None
         if attention_out is not None:
             attn = files.enter_context(atomic_output(attention_out, "--attention-out"))
-        results = _translations(translator, source, chunks, nbest, want_attention, settings)
-        index = _write_all(results, out, attn, plot, plot_count, nbest)
+        paired = _with_constraints(chunks, wanted, constraints, source)
+        results = _translations(translator, source, paired, nbest, want_attention, settings)
+        index = _write_all(results, out, attn, plot, plot_count, nbest, alignments)
     if index < 0:
         name = source if source != "-" else "standard input"
         typer.secho(f"warning: {name} had no lines to translate", err=True, fg=typer.colors.YELLOW)

@@ -1,10 +1,5 @@
-"""Scores users can trust: sacreBLEU's BLEU, chrF and TER, each with its signature.
-
-Scores are computed on detokenized text against the raw reference, as sacreBLEU intends,
-so they compare across toolkits. `compare` runs sacreBLEU's paired bootstrap resampling
-(Koehn 2004), with ties counted, to say whether one system's lead over another is more
-than luck, and `perplexity` measures how well a model predicts a reference translation.
-"""
+"""The decode settings printed beside a score (`nmt evaluate bleu --model`), so that a
+reader knows how the translations it scores were searched."""
 
 from __future__ import annotations
 
@@ -15,7 +10,8 @@ from nmt.recipe.schema import DecodeConfig
 
 def decode_summary(settings: DecodeConfig) -> dict[str, Any]:
     """The decode settings that change a score, to print beside it: the length penalty
-    only where it is used (length_normalization gnmt)."""
+    only where it is used (length_normalization gnmt), the coverage penalty where > 0.
+    `settings` may be nmt_runtime's (an exported directory), which has no coverage."""
     keys = [
         "beam_size",
         "length_normalization",
@@ -27,4 +23,6 @@ def decode_summary(settings: DecodeConfig) -> dict[str, Any]:
     ]
     if settings.length_normalization != "gnmt":
         keys.remove("length_penalty")
+    if getattr(settings, "coverage_penalty", 0) > 0:  # an exported model's settings: none
+        keys.insert(keys.index("min_length"), "coverage_penalty")
     return {k: getattr(settings, k) for k in keys}

@@ -93,6 +93,26 @@ class ExportedTranslator:
             decode=inner.decode,
         )
 
+    def decode_config(self, settings: Any = None, **overrides: Any) -> Any:
+        """The runtime's decode settings of one call (`_no_coverage` first)."""
+        return _nmt_errors(self.inner.decode_config)(settings, **_no_coverage(overrides))
+
+    def search_settings(self, *args: Any, **overrides: Any) -> Any:
+        """The runtime's check of a search request (`_no_coverage` first)."""
+        return _nmt_errors(self.inner.search_settings)(*args, **_no_coverage(overrides))
+
     def __getattr__(self, name: str) -> Any:
         value = getattr(self.inner, name)  # attributes (truncated, size) read live
         return _nmt_errors(value) if callable(value) else value
+
+
+def _no_coverage(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The overrides without coverage_penalty, which nmt_runtime does not have: None or 0
+    (not asked) is dropped, more is refused in one line rather than ignored."""
+    beta = overrides.pop("coverage_penalty", None)
+    if beta:
+        raise UserError(
+            f"--coverage-penalty {beta:g}: an exported model has no coverage penalty; "
+            "translate with the model directory, or give 0"
+        )
+    return overrides

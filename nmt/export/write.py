@@ -52,6 +52,11 @@ def export_model(
     manifest_module = _runtime_manifest()
     check_request(run_dirs, output_dir, precision, opset, manifest_module)
     translator = Translator.load(list(run_dirs), "cpu", "fp32")
+    if translator.recipe.decode.coverage_penalty:  # nmt_runtime's search has none
+        raise UserError(
+            f"{run_dirs[0]}: its recipe sets decode.coverage_penalty, which nmt_runtime does "
+            "not have; set decode.coverage_penalty: 0 in its recipe.yaml to export it"
+        )
     members = translator.model.members if translator.size > 1 else [translator.model]
     for run_dir, model in zip(run_dirs, members, strict=True):
         _check_size(run_dir, model)
@@ -72,6 +77,7 @@ def export_model(
                     onnx_files.quantize(building / folder / name)
         _write_tokenizers(translator, building)
         decode = dataclasses.asdict(translator.recipe.decode)
+        del decode["coverage_penalty"]  # 0, checked above: nmt_runtime's search has none
         files.write_json(building / manifest_module.DECODE, decode)
         manifest = _manifest(translator, models, building, precision, opset, manifest_module)
         files.write_json(building / manifest_module.MANIFEST, manifest)

@@ -134,6 +134,11 @@ def _model_rules(r: Recipe) -> list[Rule]:
             "use bridge: linear",
         ),
         (
+            m.attention != "none" or r.decode.coverage_penalty == 0,
+            "decode.coverage_penalty sums the attention each source word got, and "
+            "model.attention none gives none: set decode.coverage_penalty: 0",
+        ),
+        (
             m.bridge != "copy"
             or (m.encoder_layers == m.decoder_layers and encoder_out == m.hidden_size),
             "bridge copy hands each encoder layer's final state to the same decoder layer: it "

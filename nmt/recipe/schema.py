@@ -174,6 +174,12 @@ class DecodeConfig:
         0.6, lambda v: 0 <= v <= MAX_LENGTH_PENALTY, f">= 0 and <= {MAX_LENGTH_PENALTY:g}"
     )
     length_normalization: Literal["none", "average", "gnmt"] = "gnmt"
+    # Wu et al. 2016's β: β · Σ_source log min(attention it got, 1) added to a finished
+    # hypothesis's rank score, against outputs that leave source words untranslated. Needs
+    # attention; 0 (the default) is the search without it.
+    coverage_penalty: float = checked(
+        0.0, lambda v: 0 <= v <= MAX_LENGTH_PENALTY, f">= 0 and <= {MAX_LENGTH_PENALTY:g}"
+    )
     max_length_ratio: float = positive(2.0)  # output may be this many times the source...
     max_length_offset: int = non_negative(5)  # ...plus this many tokens
     min_length: int = non_negative(1)  # tokens before </s> may be produced

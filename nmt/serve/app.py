@@ -35,6 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
+from nmt.decode.ensemble import attends
 from nmt.errors import one_line
 from nmt.recipe.schema import MAX_BEAM
 from nmt.serve.batcher import Batcher
@@ -160,9 +161,18 @@ def _add_routes(app: FastAPI, server: Server) -> None:
             beam_size=body.beam_size,
             length_penalty=body.length_penalty,
             length_normalization=body.length_normalization,
+            coverage_penalty=body.coverage_penalty,
         )
-        prepared = server.prepare(served, texts, body.nbest, body.attention, settings)
+        if body.alignment and not attends(served.translator.model):
+            raise ApiError(400, "alignment comes from attention, and this model has none")
+        searched = body.attention or body.alignment
+        constraints = body.constraints
+        if isinstance(body.text, str) and constraints is not None:
+            if all(isinstance(c, str) for c in constraints):  # a single text's list
+                constraints = [constraints]  # type: ignore[list-item]
+        prepared = server.prepare(served, texts, body.nbest, searched, settings, constraints)
         found = await server.search(prepared)
-        return TranslateResponse(model=served.name, translations=[_result(f) for f in found])
+        results = [_result(f, body.attention, body.alignment) for f in found]
+        return TranslateResponse(model=served.name, translations=results)
 
     add_libre_routes(app, server)

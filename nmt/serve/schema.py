@@ -49,10 +49,25 @@ class TranslateRequest(BaseModel):
     beam_size: int | None = Field(None, ge=1, le=MAX_BEAM, description="1: greedy search.")
     nbest: int = Field(1, ge=1, le=MAX_BEAM, description="Translations per text (≤ beam).")
     attention: bool = Field(False, description="Return the attention matrix of the best.")
+    alignment: bool = Field(
+        False, description="Return the best's word alignment (Pharaoh i-j) from its attention."
+    )
     length_penalty: float | None = Field(
         None, ge=0, le=MAX_LENGTH_PENALTY, allow_inf_nan=False, description="GNMT α."
     )
     length_normalization: Literal["none", "average", "gnmt"] | None = None
+    coverage_penalty: float | None = Field(
+        None,
+        ge=0,
+        le=MAX_LENGTH_PENALTY,
+        allow_inf_nan=False,
+        description="Wu et al.'s coverage β (0: none); needs a model with attention.",
+    )
+    constraints: list[list[str]] | list[str] | None = Field(
+        None,
+        description="Phrases each translation must hold (terminology): one list per text "
+        "(a single text: its list alone); needs beam_size 2 or more.",
+    )
 
 
 class Alternative(BaseModel):
@@ -68,6 +83,11 @@ class TranslationResult(BaseModel):
     target_pieces: list[str] = Field(description="The best translation's pieces, no </s>.")
     attention: list[list[float]] | None = Field(
         None, description="(target pieces + </s>) × source pieces, rows sum to 1."
+    )
+    alignment: str | None = Field(
+        None,
+        description="Asked with alignment: 'i-j' pairs, source word i aligned to target word "
+        "j (0-based, whitespace words), one per target word.",
     )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from fastapi import Request
 
+from nmt.decode.alignment import pharaoh
 from nmt.decode.ensemble import attends
 from nmt.decode.translate import Translation, Translator
 from nmt.errors import UserError
@@ -103,19 +104,29 @@ class SearchKey:
     settings: DecodeConfig
     nbest: int
     attention: bool
+    constrained: bool = False  # then each item is (source ids, constraint ids)
 
 
 @dataclass
 class Prepared:
     key: SearchKey
-    ids: list[list[int]]
+    ids: list  # source ids per text; with constraints, (source ids, constraint ids) pairs
     tokens: int
 
 
-def _result(found: list[Translation]) -> TranslationResult:
+def _result(
+    found: list[Translation], attention: bool = True, alignment: bool = False
+) -> TranslationResult:
+    """One text's answer: the best translation, the others as alternatives; its attention
+    if asked (searched for an alignment too, and then left out unless asked)."""
     if not found:  # an empty text
         return TranslationResult(
-            text="", score=None, alternatives=[], source_pieces=[], target_pieces=[]
+            text="",
+            score=None,
+            alternatives=[],
+            source_pieces=[],
+            target_pieces=[],
+            alignment="" if alignment else None,
         )
     best = found[0]
     return TranslationResult(
@@ -124,7 +135,8 @@ def _result(found: list[Translation]) -> TranslationResult:
         alternatives=[Alternative(text=t.text, score=t.score) for t in found[1:]],
         source_pieces=best.source_pieces,
         target_pieces=best.target_pieces,
-        attention=best.attention,
+        attention=best.attention if attention else None,
+        alignment=pharaoh(best.alignment or []) if alignment else None,
     )
 
 
@@ -191,22 +203,33 @@ class Server:
         nbest: int,
         attention: bool,
         settings: DecodeConfig,
+        constraints: list[list[str]] | list[str] | None = None,
     ) -> Prepared:
         """A request checked against the limits and the model, as source ids, to be searched
-        with `settings` (`Served.decode_config`); ApiError if not."""
+        with `settings` (`Served.decode_config`) and `constraints` (one list of phrases per
+        text); ApiError if not."""
         self.limits.check_texts(texts)
         translator = served.translator
         if nbest > settings.beam_size:
             raise ApiError(400, f"nbest {nbest} needs beam_size {nbest} or more")
         try:
-            settings = translator.search_settings(nbest, attention, settings=settings)
+            wanted = None
+            if constraints is not None:
+                lists = [c for c in constraints if not isinstance(c, str)]
+                if len(lists) < len(constraints):
+                    raise UserError("constraints: a list of texts takes one list of phrases each")
+                wanted = translator.constraint_ids(lists, len(texts))
+            settings = translator.search_settings(
+                nbest, attention, constrained=any(wanted or []), settings=settings
+            )
         except UserError as error:  # e.g. attention asked of a model without any
             raise ApiError(400, str(error)) from None
         ids = translator.encode(texts)
         self.limits.check_tokens(ids)
         self.limits.check_model_tokens(ids, settings.max_input_length, served.name)
-        key = SearchKey(served.name, settings, nbest, attention)
-        return Prepared(key, ids, sum(map(len, ids)))
+        key = SearchKey(served.name, settings, nbest, attention, any(wanted or []))
+        items = ids if not key.constrained else list(zip(ids, wanted or [], strict=True))
+        return Prepared(key, items, sum(map(len, ids)))
 
     async def search(self, prepared: Prepared) -> list[list[Translation]]:
         """The request's translations from the batcher; 503 at once if its worker is gone."""
@@ -219,4 +242,8 @@ class Server:
     def run(self, key: SearchKey, ids: list[list[int]]) -> list[list[Translation]]:
         """The batcher's work: one search over the joined requests (worker thread)."""
         translator = self.models[key.model].translator
+        if key.constrained:  # items are (source ids, constraint ids) pairs
+            sources, constraints = [i for i, _ in ids], [c for _, c in ids]
+            args = key.settings, key.nbest, key.attention, None, constraints
+            return translator.search_ids(sources, *args)
         return translator.search_ids(ids, key.settings, key.nbest, key.attention)

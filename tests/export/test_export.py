@@ -5,9 +5,11 @@ line and leaves nothing behind."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 
 import pytest
+import yaml
 
 pytestmark = pytest.mark.slow  # exports models: seconds each
 
@@ -108,6 +110,13 @@ def _refusal(tmp_path, monkeypatch, case):
     if case == "too big":
         monkeypatch.setattr(write, "MAX_GRAPH_BYTES", 1000)
         return [run], target, {}, r"GB of weights, and an ONNX file holds at most 2 GB"
+    if case == "a coverage penalty":
+        covered = tmp_path / "covered"
+        shutil.copytree(run, covered)
+        recipe = yaml.safe_load((covered / "recipe.yaml").read_text(encoding="utf-8"))
+        recipe.setdefault("decode", {})["coverage_penalty"] = 0.2
+        (covered / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+        return [covered], target, {}, r"covered: its recipe sets decode.coverage_penalty"
     assert case == "onnx missing"
     monkeypatch.setitem(sys.modules, "onnx", None)
     return [run], target, {}, r"needs the package onnx, which is not installed: pip install"
@@ -124,6 +133,7 @@ def _refusal(tmp_path, monkeypatch, case):
         "not a model directory",
         "too big",
         "onnx missing",
+        "a coverage penalty",
     ],
 )
 def test_what_cannot_be_exported_says_why_in_one_line(tmp_path, monkeypatch, case):

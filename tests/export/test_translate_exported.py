@@ -83,3 +83,36 @@ def test_runtime_mistakes_become_nmt_user_errors():
     assert translator.recipe.data.target_lang == "de" and translator.size == 1
     with pytest.raises(UserError, match=r"--nbest 4 needs a beam at least that wide"):
         translator.search(["one"], nbest=4, beam_size=2)
+
+
+def test_a_coverage_penalty_is_refused_for_an_exported_directory(tmp_path):
+    _, out = exported("gru_bahdanau")
+    (tmp_path / "in.txt").write_text("\n".join(sources(2)) + "\n", encoding="utf-8")
+    args = ["translate", str(tmp_path / "in.txt"), "--model", str(out), "--coverage-penalty"]
+    done = CliRunner().invoke(app, [*args, "0.2"])
+    assert done.exit_code != 0
+    assert "error: --coverage-penalty 0.2: an exported model has no coverage penalty" in (
+        done.stderr
+    )
+    assert CliRunner().invoke(app, [*args, "0"]).exit_code == 0  # none asked: translates
+
+
+def test_alignments_are_refused_for_an_exported_directory(tmp_path):
+    _, out = exported("gru_bahdanau")
+    (tmp_path / "in.txt").write_text("\n".join(sources(2)) + "\n", encoding="utf-8")
+    done = CliRunner().invoke(
+        app, ["translate", str(tmp_path / "in.txt"), "--model", str(out), "--alignments"]
+    )
+    assert done.exit_code != 0
+    assert "error: --alignments: an exported model gives no alignments" in done.stderr
+
+
+def test_constraints_are_refused_for_an_exported_directory(tmp_path):
+    _, out = exported("gru_bahdanau")
+    (tmp_path / "in.txt").write_text("\n".join(sources(2)) + "\n", encoding="utf-8")
+    (tmp_path / "terms.tsv").write_text("eine\n\n", encoding="utf-8")
+    args = ["translate", str(tmp_path / "in.txt"), "--model", str(out), "--beam", "3"]
+    done = CliRunner().invoke(app, [*args, "--constraints", str(tmp_path / "terms.tsv")])
+    assert done.exit_code != 0
+    assert "error: --constraints " in done.stderr
+    assert "an exported model has no constrained search" in done.stderr
