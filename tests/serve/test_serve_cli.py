@@ -143,12 +143,12 @@ def test_serve_names_what_is_wrong_with_its_flags(runner, tmp_path, model_dir):
 
 # The batcher's worker dies as it would on a bug outside `run`'s `except Exception`.
 KILL_THE_BATCHER = """
-import nmt.serve.app
+import nmt_runtime.serve.server
 class Halt(BaseException):
     pass
 def halt(self, key, ids):
     raise Halt("the worker is gone")
-nmt.serve.app.Server.run = halt
+nmt_runtime.serve.server.Server.run = halt
 """
 
 
