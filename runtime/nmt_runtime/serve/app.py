@@ -39,6 +39,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
+from nmt_runtime.errors import one_line
 from nmt_runtime.serve.batcher import Batcher
 from nmt_runtime.serve.engine import Engine
 from nmt_runtime.serve.key import KeyGate
@@ -61,11 +62,6 @@ from nmt_runtime.serve.schema import (
     body_doc,
 )
 from nmt_runtime.serve.server import Server
-
-
-def one_line(text: object, limit: int = 10_000) -> str:
-    """`text` as one line, whitespace runs (newlines too) made one space (as nmt.errors')."""
-    return " ".join(str(text)[:limit].split())
 
 
 def _error(status: int, message: str) -> JSONResponse:
