@@ -95,20 +95,24 @@ def test_nmt_runtime_serve_translates_without_torch(tmp_path):
     run, out = exported("lstm_luong_general")
     lines = [line for line in sources() if line]
     torch_side = Translator.load(run, "cpu")
-    process, address = start(serve_command(out))
+    process, address = start([*serve_command(out), "--api-key", "s3cret"])
+    key = {"X-API-Key": "s3cret"}
     try:
         health = request(address, "GET", "/health")
         data = torch_side.recipe.data
         pair = {"source": data.source_lang, "target": data.target_lang}
-        api = post(address, "/api/translate", {"text": lines, "beam_size": 3})
-        libre = post(address, "/translate", {"q": lines, **pair})
-        refused = post(address, "/api/translate", {"text": "a", "coverage_penalty": 0.2})
-        too_many = post(address, "/api/translate", {"text": ["a"] * 129})
+        api = post(address, "/api/translate", {"text": lines, "beam_size": 3}, headers=key)
+        libre = post(address, "/translate", {"q": lines, **pair, "api_key": "s3cret"})
+        keyless = post(address, "/api/translate", {"text": lines})
+        body = {"text": "a", "coverage_penalty": 0.2}
+        refused = post(address, "/api/translate", body, headers=key)
+        too_many = post(address, "/api/translate", {"text": ["a"] * 129}, headers=key)
     finally:
         code, err = stop(process)
-    assert health == (200, {"status": "ok", "models": [out.name], "api_key_required": False})
+    assert health == (200, {"status": "ok", "models": [out.name], "api_key_required": True})
     assert [t["text"] for t in api[1]["translations"]] == torch_side.translate(lines, beam_size=3)
     assert libre == (200, {"translatedText": torch_side.translate(lines)})
+    assert keyless[0] == 403
     assert refused[0] == 400 and "coverage_penalty 0.2: the exported model" in refused[1]["error"]
     assert too_many[0] == 413 and "(nmt-runtime serve --max-texts)" in too_many[1]["error"]
     assert code == 0, err  # SIGTERM; and nothing of torch or nmt was imported (RUN_CLI)
