@@ -78,7 +78,7 @@ def serve(
     """Serve translation over HTTP: a web page at /, nmt's JSON API, LibreTranslate's API.
 
     Bound to 127.0.0.1 unless --host says otherwise; give --api-key when it is not.
-    Every number has a range (nmt.serve.limits.BOUNDS); a flag outside it is refused.
+    Every number has a range (nmt_runtime.serve.limits.BOUNDS); a flag outside it is refused.
     """
     try:
         import uvicorn  # noqa: F401  (the extra's presence, before any model loads)
