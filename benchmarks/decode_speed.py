@@ -14,12 +14,24 @@ nmt_runtime's Translator the same way. --latency-lines N also times the first N 
 one at a time (the serving case): the median and 90th percentile milliseconds per line.
 Keys: PRECISION_beamB_batchN for PyTorch, runtime_PRECISION_beamB_batchN for the
 runtime, each with _threadsT when --threads is given.
+
+--constraints N (repeatable, e.g. 0, 1, 3) with --constraint-source REFERENCE_FILE times
+terminology constraints: each line gets N phrases, single words drawn (seeded, --seed)
+from its reference line (fewer if it has fewer words the model can write), and the key
+ends in _constraintsN. Constraints need a beam of 2 or more and nmt's own Translator:
+beam 1 and the runtime are timed with N = 0 only.
+
+    python benchmarks/decode_speed.py --model runs/multi30k_de_en \\
+        --source ../shared/data/multi30k/test_2016_flickr.de.gz --beam 5 \\
+        --constraints 0 --constraints 1 --constraints 3 \\
+        --constraint-source ../shared/data/multi30k/test_2016_flickr.en.gz
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +41,7 @@ import torch
 
 from nmt.data.corpus import read_lines
 from nmt.decode.translate import Translator
+from nmt.vocab import UNK
 
 
 def main() -> None:
@@ -47,9 +60,19 @@ def main() -> None:
     parser.add_argument("--latency-lines", type=int, default=0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--constraints", type=int, action="append", help="phrases per line (repeatable)"
+    )
+    parser.add_argument("--constraint-source", help="the references the phrases come from")
+    parser.add_argument("--seed", type=int, default=0, help="for drawing the phrases")
     args = parser.parse_args()
+    if args.constraints and not args.constraint_source:
+        parser.error("--constraints needs --constraint-source REFERENCE_FILE")
 
     lines = read_lines(Path(args.source))
+    references = read_lines(Path(args.constraint_source)) if args.constraint_source else []
+    if references and len(references) != len(lines):
+        parser.error(f"--constraint-source has {len(references)} lines, --source {len(lines)}")
     results: dict[str, Any] = {}
     device = "cpu"
     for threads in args.threads or [None]:
@@ -60,10 +83,11 @@ def main() -> None:
             translator = Translator.load(args.model, args.device, precision)
             if translator.device.type == "cuda":
                 device = torch.cuda.get_device_name()
-            results.update(measure(translator, lines, args, precision, suffix))
+            results.update(measure(translator, lines, args, precision, suffix, references))
         for precision in args.runtime or []:
             runtime = runtime_translator(args.model, precision, threads)
-            results.update(measure(runtime, lines, args, f"runtime_{precision}", suffix))
+            name = f"runtime_{precision}"
+            results.update(measure(runtime, lines, args, name, suffix, references))
     print(
         json.dumps(
             {
@@ -108,38 +132,90 @@ def _timed(translator: Any, lines: list[str], options: dict[str, int]) -> tuple[
     return time.perf_counter() - start, found
 
 
-def measure(translator: Any, lines: list[str], args, name: str, suffix: str = "") -> dict:
-    """{"NAME_beamB_batchN(_threadsT)": timings} for each beam and batch size asked for."""
+def draw_constraints(
+    translator: Translator, references: list[str], count: int, seed: int
+) -> list[list[str]]:
+    """`count` words of each reference line, drawn at random (seeded), that the model can
+    write (no <unk> piece), as one-word phrases."""
+    rng = random.Random(seed)
+    out = []
+    for reference in references:
+        words = reference.split()
+        ids = translator.tgt_tokenizer.encode(words) if words else []
+        known = [w for w, x in zip(words, ids, strict=True) if x and UNK not in x]
+        out.append(rng.sample(known, min(count, len(known))))
+    return out
+
+
+def measure(
+    translator: Any,
+    lines: list[str],
+    args,
+    name: str,
+    suffix: str = "",
+    references: list[str] | None = None,
+) -> dict:
+    """{"NAME_beamB_batchN(_threadsT)(_constraintsC)": timings} for each beam, batch size
+    and number of constraints per line asked for."""
     decode = translator.recipe.decode if hasattr(translator, "recipe") else translator.decode
     results = {}
+    counts = args.constraints if references else None
     for beam in args.beam or [decode.beam_size]:
         for batch_tokens in args.batch_tokens or [decode.batch_tokens]:
-            options = {"beam_size": beam, "batch_tokens": batch_tokens}
-            translator.search(lines[:200], **options)  # warm-up
-            times = []
-            for _ in range(args.repeat):
-                seconds, found = _timed(translator, lines, options)
-                times.append(seconds)
-            median = sorted(times)[len(times) // 2]
-            tokens = sum(len(f[0].target_pieces) + 1 for f in found if f)  # </s> counted
-            words = sum(len(f[0].text.split()) for f in found if f)
-            report = {
-                "seconds_median": round(median, 3),
-                "sentences_per_second": round(len(lines) / median, 1),
-                "output_tokens_per_second": round(tokens / median),
-                "mean_output_tokens": round(tokens / len(lines), 2),
-                "mean_output_words": round(words / len(lines), 2),
-                "runs": [round(t, 3) for t in times],
-            }
-            if args.latency_lines:
-                one = sorted(
-                    _timed(translator, [line], options)[0] * 1000
-                    for line in lines[: args.latency_lines]
-                )
-                report["latency_ms_p50"] = round(one[len(one) // 2], 2)
-                report["latency_ms_p90"] = round(one[int(len(one) * 0.9)], 2)
-            results[f"{name}_beam{beam}_batch{batch_tokens}{suffix}"] = report
+            for count in counts or [None]:
+                if count and (beam == 1 or not isinstance(translator, Translator)):
+                    continue  # constraints need a beam and nmt's own Translator
+                options: dict[str, Any] = {"beam_size": beam, "batch_tokens": batch_tokens}
+                key = f"{name}_beam{beam}_batch{batch_tokens}{suffix}"
+                if count is not None:
+                    key += f"_constraints{count}"
+                if count:  # 0: the search without constraints, exactly
+                    assert references is not None
+                    constraints = draw_constraints(translator, references, count, args.seed)
+                    options["constraints"] = constraints
+                results[key] = _report(translator, lines, args, options)
     return results
+
+
+def _report(translator: Any, lines: list[str], args, options: dict[str, Any]) -> dict:
+    """The timings of `search` over `lines` with `options` (the median of --repeat runs)."""
+    warm = {**options}
+    if "constraints" in warm:
+        warm["constraints"] = warm["constraints"][:200]
+    translator.search(lines[:200], **warm)  # warm-up (the first lines, their constraints)
+    times = []
+    for _ in range(args.repeat):
+        seconds, found = _timed(translator, lines, options)
+        times.append(seconds)
+    median = sorted(times)[len(times) // 2]
+    tokens = sum(len(f[0].target_pieces) + 1 for f in found if f)  # </s> counted
+    words = sum(len(f[0].text.split()) for f in found if f)
+    report = {
+        "seconds_median": round(median, 3),
+        "sentences_per_second": round(len(lines) / median, 1),
+        "output_tokens_per_second": round(tokens / median),
+        "mean_output_tokens": round(tokens / len(lines), 2),
+        "mean_output_words": round(words / len(lines), 2),
+        "runs": [round(t, 3) for t in times],
+    }
+    if "constraints" in options:
+        given = sum(map(len, options["constraints"]))  # lines with few words get fewer
+        report["mean_constraints_per_line"] = round(given / len(lines), 2)
+    if args.latency_lines:
+        one = sorted(
+            _timed(translator, [line], _line(options, i))[0] * 1000
+            for i, line in enumerate(lines[: args.latency_lines])
+        )
+        report["latency_ms_p50"] = round(one[len(one) // 2], 2)
+        report["latency_ms_p90"] = round(one[int(len(one) * 0.9)], 2)
+    return report
+
+
+def _line(options: dict[str, Any], i: int) -> dict[str, Any]:
+    """`options` for line i alone (its own constraints)."""
+    if "constraints" not in options:
+        return options
+    return {**options, "constraints": options["constraints"][i : i + 1]}
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from nmt.cli.options import (
 )
 from nmt.cli.progress import Renderer
 from nmt.cli.reading import count_lines, input_chunks, is_interactive
+from nmt.data.corpus import read_lines
 from nmt.decode.alignment import pharaoh
 from nmt.decode.ensemble import attends
 from nmt.decode.figure import pyplot
@@ -95,6 +96,53 @@ def check_alignments(translator: Translator | ExportedTranslator) -> None:
         )
 
 
+def read_constraints(
+    path: Path, translator: Translator | ExportedTranslator, source: str
+) -> list[list[str]]:
+    """--constraints FILE: line i holds source line i's phrases, tab-separated (none: an
+    empty line); checked whole before anything is translated, a file input's line count
+    too (stdin's is checked as it is read, `_with_constraints`)."""
+    if not isinstance(translator, Translator):
+        raise UserError(
+            f"--constraints {path}: an exported model has no constrained search; translate "
+            "with the model directory"
+        )
+    lines = [line.split("\t") for line in read_lines(path, "--constraints")]
+    try:
+        translator.constraint_ids(lines)
+    except UserError as error:
+        raise UserError(f"--constraints {path}: {error}") from None
+    total = count_lines(source)
+    if total is not None and total != len(lines):
+        _mismatch(path, len(lines), source, total)
+    return lines
+
+
+def _mismatch(path: Path, given: int, source: str, lines: int | str) -> None:
+    name = "standard input" if source == "-" else source
+    raise UserError(
+        f"--constraints {path} has {given} lines and {name} {lines}: give one line of "
+        "constraints per input line (an empty line for none)"
+    )
+
+
+def _with_constraints(
+    chunks: Iterable[list[str]], constraints: list[list[str]] | None, path: Path | None, source: str
+) -> Iterator[tuple[list[str], list[list[str]] | None]]:
+    """Each chunk of input lines with its lines of constraints (None without any)."""
+    start = 0
+    for chunk in chunks:
+        if constraints is None or path is None:
+            yield chunk, None
+            continue
+        if start + len(chunk) > len(constraints):
+            _mismatch(path, len(constraints), source, f"more ({start + len(chunk)} so far)")
+        yield chunk, constraints[start : start + len(chunk)]
+        start += len(chunk)
+    if constraints is not None and path is not None and start != len(constraints):
+        _mismatch(path, len(constraints), source, start)
+
+
 def _write_all(
     results: Iterable[list[Translation]],
     out: TextIO | LabelledWriter,
@@ -129,7 +177,7 @@ def _write_all(
 def _translations(
     translator: Translator,
     source: str,
-    chunks: Iterable[list[str]],
+    chunks: Iterable[tuple[list[str], list[list[str]] | None]],
     nbest: int,
     attention: bool,
     settings: DecodeConfig,
@@ -143,9 +191,12 @@ def _translations(
     total = None if interactive else count_lines(source)
     tracker = Tracker(renderer.render, "translating", total, "lines") if not interactive else None
     try:
-        for chunk in chunks:
+        for chunk, constraints in chunks:
             progress = tracker.advance if tracker is not None else None
-            yield from translator.search(chunk, nbest, attention, progress, settings=settings)
+            given: dict[str, object] = {"settings": settings}
+            if constraints is not None:  # never for an exported model (read_constraints)
+                given["constraints"] = constraints
+            yield from translator.search(chunk, nbest, attention, progress, **given)
             yield None
         if tracker is not None:
             tracker.finish()
@@ -186,6 +237,13 @@ def translate(
             "Pharaoh i-j pairs (source word i, target word j, 0-based, whitespace words).",
         ),
     ] = False,
+    constraints: Annotated[
+        Path | None,
+        typer.Option(
+            help="Line i: phrases, tab-separated, that the translation of line i must hold "
+            "(terminology; an empty line for none). Needs a beam (--beam 2 or more)."
+        ),
+    ] = None,
     device: DeviceOption = Device.auto,
     threads: Threads = None,
     precision: PrecisionOption = Precision.fp32,
@@ -205,7 +263,10 @@ def translate(
     translator = load_translator(model, device.value, precision.value, threads)
     if alignments:
         check_alignments(translator)
+    wanted = None if constraints is None else read_constraints(constraints, translator, source)
     want_attention = attention_out is not None or plot is not None or alignments
+    if any(wanted or []):
+        decode["constrained"] = True
     settings = translator.search_settings(nbest, want_attention, **decode)  # before any file
     if translator.size > 1:
         typer.echo(f"ensemble of {translator.size} models: {', '.join(map(str, model))}", err=True)
@@ -222,7 +283,8 @@ def translate(
         attn = None
         if attention_out is not None:
             attn = files.enter_context(atomic_output(attention_out, "--attention-out"))
-        results = _translations(translator, source, chunks, nbest, want_attention, settings)
+        paired = _with_constraints(chunks, wanted, constraints, source)
+        results = _translations(translator, source, paired, nbest, want_attention, settings)
         index = _write_all(results, out, attn, plot, plot_count, nbest, alignments)
     if index < 0:
         name = source if source != "-" else "standard input"

@@ -96,7 +96,7 @@ def coverage_penalty(
     return beta * torch.where(real, logs, 0.0).sum(dim=1)
 
 
-def _no_attention() -> ValueError:
+def no_attention() -> ValueError:
     return ValueError("a coverage penalty needs attention, and this model's step returns none")
 
 
@@ -105,7 +105,7 @@ def max_output_lengths(src_lengths: torch.Tensor, ratio: float, offset: int) -> 
     return (src_lengths.double() * ratio).ceil().long() + offset
 
 
-def _mask_step(
+def mask_step(
     log_probs: torch.Tensor, t: int, min_length: int, at_max: torch.Tensor
 ) -> torch.Tensor:
     """Forbid </s> before `min_length` tokens; force it on rows at their maximum length."""
@@ -146,13 +146,13 @@ def greedy_search(
     coverage: torch.Tensor | float = 0.0  # (B, S) once summed: attention of the live rows
     for t in range(int(max_lengths.max()) + 1):
         log_probs, state, attention = step(prev, state)
-        log_probs = _mask_step(log_probs, t, min_length, t >= max_lengths)
+        log_probs = mask_step(log_probs, t, min_length, t >= max_lengths)
         best, prev = log_probs.max(dim=-1)
         scores += torch.where(alive, best, 0.0)
         tokens.append(torch.where(alive, prev, EOS))
         if coverage_beta > 0:
             if attention is None:
-                raise _no_attention()
+                raise no_attention()
             coverage = coverage + attention.float() * alive.unsqueeze(1)
         if return_attention and attention is not None:
             attentions.append(attention.float())
@@ -181,7 +181,7 @@ def greedy_search(
 
 
 @dataclass
-class _Beams(Generic[StateT]):
+class Beams(Generic[StateT]):
     """The sentences a beam search still works on, k rows each, row i·k + j being
     sentence i's beam j: what one step hands the next."""
 
@@ -199,6 +199,16 @@ class _Beams(Generic[StateT]):
         """Add this step's attention (n·k, S) to the rows' history."""
         step = attention.float().unsqueeze(1)
         self.attention = step if self.attention is None else torch.cat([self.attention, step], 1)
+
+    def observe(self, attention: torch.Tensor | None, keep: bool, cover: bool) -> None:
+        """This step's attention (n·k, S): kept in the history if `keep`, added to the
+        coverage if `cover` (a coverage penalty, which needs attention)."""
+        if keep and attention is not None:
+            self.keep_attention(attention)
+        if cover:
+            if attention is None:
+                raise no_attention()
+            self.coverage = attention.float() + (0.0 if self.coverage is None else self.coverage)
 
     def narrow(
         self, live: torch.Tensor, scores: torch.Tensor, rows: torch.Tensor, tokens: torch.Tensor
@@ -237,8 +247,8 @@ def top_extensions(
     return top_scores, rows, top_index % vocab
 
 
-def _finish(
-    beams: _Beams,
+def finish(
+    beams: Beams,
     finished: list[list[Hypothesis]],
     top: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     length: float,
@@ -289,12 +299,12 @@ def beam_search(
     `state` holds B rows; each is repeated `beam_size` times. At each step the best
     2·beam_size extensions of a sentence's beam are ranked (`top_extensions`; at most
     beam_size of them can end in </s>, so beam_size always continue); those ending in </s>
-    among the top beam_size are finished (`_finish`), the best beam_size others carry on.
+    among the top beam_size are finished (`finish`), the best beam_size others carry on.
     """
     if not 1 <= nbest <= beam_size:
         raise ValueError(f"nbest ({nbest}) must be between 1 and beam_size ({beam_size})")
     k, batch = beam_size, max_lengths.size(0)
-    beams = _start(state, max_lengths, k, nbest)
+    beams = start_beams(state, max_lengths, k, nbest)
     if coverage_beta > 0:
         if src_lengths is None:
             raise ValueError("a coverage penalty needs the source lengths (src_lengths)")
@@ -307,16 +317,11 @@ def beam_search(
     for t in range(int(max_lengths.max()) + 1):
         log_probs, beams.state, attention = step(beams.history[:, -1], beams.state)  # (n·k, V)
         at_max = (t >= beams.max_len).repeat_interleave(k)
-        log_probs = _mask_step(log_probs, t, min_length, at_max)
-        if return_attention and attention is not None:
-            beams.keep_attention(attention)
-        if coverage_beta > 0:
-            if attention is None:
-                raise _no_attention()
-            beams.coverage = attention.float() + (0.0 if beams.coverage is None else beams.coverage)
+        log_probs = mask_step(log_probs, t, min_length, at_max)
+        beams.observe(attention, return_attention, coverage_beta > 0)
         top_scores, rows, tokens = top_extensions(beams.scores, log_probs, k)
         top = top_scores[:, :k], rows[:, :k], tokens[:, :k]
-        _finish(beams, finished, top, t + 1.0, rank, coverage_beta)
+        finish(beams, finished, top, t + 1.0, rank, coverage_beta)
 
         # The best k extensions that do not end carry on (a stable sort keeps their order).
         keep = torch.argsort((tokens == EOS).int(), dim=1, stable=True)[:, :k]
@@ -335,13 +340,13 @@ def beam_search(
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
 
 
-def _start(state: StateT, max_lengths: torch.Tensor, k: int, nbest: int) -> _Beams[StateT]:
+def start_beams(state: StateT, max_lengths: torch.Tensor, k: int, nbest: int) -> Beams[StateT]:
     """Every sentence's k beams before the first step: all hold the empty prefix, and only
     the first counts (the others score -inf), so the first step extends it alone."""
     batch, device = max_lengths.size(0), max_lengths.device
     scores = torch.zeros(batch, k, device=device)
     scores[:, 1:] = float("-inf")
-    return _Beams(
+    return Beams(
         state=state.reorder(torch.arange(batch, device=device).repeat_interleave(k)),
         scores=scores,
         history=torch.full((batch * k, 1), BOS, dtype=torch.long, device=device),

@@ -35,23 +35,19 @@ from pathlib import Path
 
 import torch
 
-from nmt.data.batching import batch_indices, collate
 from nmt.data.tokenizer import Tokenizer, load_tokenizers
 from nmt.decode.alignment import align_pieces
+from nmt.decode.batched import decode_ids
 from nmt.decode.ensemble import Ensemble, attends, check_same_vocabulary
 from nmt.decode.scoring import check_pairs, sentence_log_probs
-from nmt.decode.search import (
-    Hypothesis,
-    beam_search,
-    greedy_search,
-    max_output_lengths,
-)
+from nmt.decode.search import Hypothesis
 from nmt.device import Precision, make_autocast, pick_device
 from nmt.errors import UserError
 from nmt.model.seq2seq import Seq2Seq, build_model, quantize_int8
 from nmt.recipe.load import load_recipe, override_decode
 from nmt.recipe.schema import DecodeConfig, Recipe
 from nmt.store import checkpoint, layout
+from nmt.vocab import UNK
 
 CUT_LINES_KEPT = 100  # line numbers of cut sources a Translator remembers (it counts all)
 
@@ -79,68 +75,6 @@ class _Member:
         model = build_model(*sizes)
         checkpoint.load_weights(weights, model, target)
         return quantize_int8(model) if precision == "int8" else model
-
-
-@torch.no_grad()
-def decode_ids(
-    model: Seq2Seq | Ensemble,
-    src_ids: Sequence[Sequence[int]],
-    decode: DecodeConfig,
-    device: torch.device,
-    nbest: int = 1,
-    return_attention: bool = False,
-    progress: Callable[[int], None] | None = None,
-) -> list[list[Hypothesis]]:
-    """Search every source (a list of ids); an empty source gets no hypotheses. `model`:
-    one model or an ensemble (anything with `encode` and `step`). `progress(n)` hears of
-    each batch's n sentences when they are done (and of the empty ones first)."""
-    model.eval()
-    results: list[list[Hypothesis]] = [[] for _ in src_ids]
-    todo = [i for i, ids in enumerate(src_ids) if len(ids) > 0]
-    if progress is not None and len(todo) < len(src_ids):
-        progress(len(src_ids) - len(todo))  # the empty ones are done: they get nothing
-    lengths = [len(src_ids[i]) for i in todo]
-    for chunk in batch_indices(lengths, None, decode.batch_tokens):
-        rows = [todo[j] for j in chunk]
-        batch = collate(src_ids, None, rows).to(device)
-        state = model.encode(batch.src, batch.src_lengths)
-        max_lengths = max_output_lengths(
-            batch.src_lengths.to(device), decode.max_length_ratio, decode.max_length_offset
-        )
-        if decode.beam_size == 1:
-            hyps = greedy_search(
-                model.step,
-                state,
-                max_lengths,
-                min_length=decode.min_length,
-                normalization=decode.length_normalization,
-                length_penalty=decode.length_penalty,
-                return_attention=return_attention,
-                coverage_beta=decode.coverage_penalty,
-                src_lengths=batch.src_lengths,
-            )
-        else:
-            hyps = beam_search(
-                model.step,
-                state,
-                max_lengths,
-                decode.beam_size,
-                nbest=nbest,
-                min_length=decode.min_length,
-                normalization=decode.length_normalization,
-                length_penalty=decode.length_penalty,
-                return_attention=return_attention,
-                coverage_beta=decode.coverage_penalty,
-                src_lengths=batch.src_lengths,
-            )
-        for row, found in zip(rows, hyps, strict=True):
-            for h in found:  # the batch pads sources: keep this sentence's own columns
-                if h.attention is not None:
-                    h.attention = h.attention[:, : len(src_ids[row])]
-            results[row] = found
-        if progress is not None:
-            progress(len(rows))
-    return results
 
 
 @dataclass
@@ -270,12 +204,15 @@ class Translator:
         lines: Sequence[str],
         progress: Callable[[int], None] | None = None,
         *,
+        constraints: Sequence[Sequence[str]] | None = None,
         settings: DecodeConfig | None = None,
         **overrides: object,
     ) -> list[str]:
         """One translation per line, with `decode_config(settings, **overrides)`;
-        `progress(n)` hears of every n lines done."""
-        found = self.search(lines, progress=progress, settings=settings, **overrides)
+        `progress(n)` hears of every n lines done; `constraints` as `search` takes them."""
+        found = self.search(
+            lines, progress=progress, constraints=constraints, settings=settings, **overrides
+        )
         return [best[0].text if best else "" for best in found]
 
     def search_settings(
@@ -283,12 +220,18 @@ class Translator:
         nbest: int = 1,
         attention: bool = False,
         *,
+        constrained: bool = False,
         settings: DecodeConfig | None = None,
         **overrides: object,
     ) -> DecodeConfig:
-        """Check a search request without running it; return its decode settings
-        (`decode_config(settings, **overrides)`)."""
+        """Check a search request without running it (`constrained`: with constraints);
+        return its decode settings (`decode_config(settings, **overrides)`)."""
         chosen = self.decode_config(settings, **overrides)
+        if constrained and chosen.beam_size == 1:
+            raise UserError(
+                "--constraints need a beam search, and greedy search (beam size 1) would write "
+                "every constraint first: give --beam 2 or more"
+            )
         if attention and not attends(self.model):
             raise UserError(
                 "this model has no attention to show (its model.attention is none)"
@@ -330,14 +273,43 @@ class Translator:
         attention: bool = False,
         progress: Callable[[int], None] | None = None,
         *,
+        constraints: Sequence[Sequence[str]] | None = None,
         settings: DecodeConfig | None = None,
         **overrides: object,
     ) -> list[list[Translation]]:
         """The `nbest` best translations of each line, with scores and, if asked, attention,
-        searched with `decode_config(settings, **overrides)`."""
-        chosen = self.search_settings(nbest, attention, settings=settings, **overrides)
+        searched with `decode_config(settings, **overrides)`. `constraints`: one list of
+        phrases per line, each of which its translations hold (`constraint_ids`)."""
+        wanted = None if constraints is None else self.constraint_ids(constraints, len(lines))
+        chosen = self.search_settings(
+            nbest, attention, constrained=any(wanted or []), settings=settings, **overrides
+        )
         src_ids = self.encode(lines, chosen.max_input_length)
-        return self.search_ids(src_ids, chosen, nbest, attention, progress)
+        return self.search_ids(src_ids, chosen, nbest, attention, progress, wanted)
+
+    def constraint_ids(
+        self, constraints: Sequence[Sequence[str]], lines: int | None = None
+    ) -> list[list[list[int]]]:
+        """Each line's phrases as target ids (blank phrases left out), for `search_ids`.
+        A phrase with a piece the model cannot write (<unk>), or a count of lines other
+        than `lines`, is a UserError naming it."""
+        if lines is not None and len(constraints) != lines:
+            raise UserError(
+                f"{len(constraints)} lines of constraints for {lines} lines to translate: "
+                "give one (possibly empty) list of phrases per line"
+            )
+        out = []
+        for n, phrases in enumerate(constraints, start=1):
+            texts = [p.strip() for p in phrases if p.strip()]
+            ids = self.tgt_tokenizer.encode(texts)
+            for text, x in zip(texts, ids, strict=True):
+                if UNK in x:
+                    raise UserError(
+                        f"constraint {text!r} (line {n}) has a piece this model never writes "
+                        "(<unk> in its target vocabulary): give a phrase of known words"
+                    )
+            out.append([x for x in ids if x])
+        return out
 
     def search_ids(
         self,
@@ -346,11 +318,13 @@ class Translator:
         nbest: int = 1,
         attention: bool = False,
         progress: Callable[[int], None] | None = None,
+        constraints: Sequence[Sequence[Sequence[int]]] | None = None,
     ) -> list[list[Translation]]:
-        """`search` of sources already encoded, with settings from `search_settings`."""
+        """`search` of sources already encoded, with settings from `search_settings` and
+        constraints from `constraint_ids`."""
         with self.autocast:
             found = decode_ids(
-                self.model, src_ids, settings, self.device, nbest, attention, progress
+                self.model, src_ids, settings, self.device, nbest, attention, progress, constraints
             )
         out = []
         for ids, hyps in zip(src_ids, found, strict=True):

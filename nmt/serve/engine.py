@@ -6,9 +6,12 @@ the choice between it and an exported directory's engine.
     app = nmt_runtime.serve.app.create_app([engine], Limits())
 
 `TorchEngine` serves nmt.decode's Translator (a model directory, or several as an
-ensemble), with what only it has: the coverage penalty and word alignments from the
-attention. An exported directory is served by nmt_runtime's engine, which refuses those
-by name. The server raises nmt_runtime's UserError; `runtime_errors` turns it into nmt's.
+ensemble), with what only it has: the coverage penalty, word alignments from the
+attention and terminology constraints (a request's `constraints`, one list of phrases per
+text: its plan is `constrained` when any text has a phrase, so such requests batch apart,
+their items (source ids, constraint ids)). An exported directory is served by
+nmt_runtime's engine, which refuses those by name. The server raises nmt_runtime's
+UserError; `runtime_errors` turns it into nmt's.
 """
 
 from __future__ import annotations
@@ -114,22 +117,52 @@ class TorchEngine:
 
     def plan(self, nbest: int, attention: bool, options: Mapping[str, Any]) -> Plan:
         """The request's decode settings (`Translator.decode_config`: None keeps the
-        recipe's), checked; `alignment` searches with attention, which it comes from."""
+        recipe's), checked; `alignment` searches with attention, which it comes from;
+        `constraints` (their phrases checked here, their count in `items`) need a beam."""
         overrides = dict(options)
         alignment = bool(overrides.pop("alignment", False))
+        phrases = overrides.pop("constraints", None)
         with _refused():
+            constrained = phrases is not None and any(self._constraint_ids(phrases))
             settings = self.translator.decode_config(**overrides)
             if alignment and not attends(self.translator.model):
                 raise UserError("alignment comes from attention, and this model has none")
             searched = attention or alignment
-            settings = self.translator.search_settings(nbest, searched, settings=settings)
-        return Plan(settings, nbest, searched, settings.max_input_length)
+            settings = self.translator.search_settings(
+                nbest, searched, constrained=constrained, settings=settings
+            )
+        return Plan(settings, nbest, searched, settings.max_input_length, constrained)
+
+    def _constraint_ids(
+        self, phrases: Sequence[Any], texts: int | None = None
+    ) -> list[list[list[int]]]:
+        """A request's constraints (one list of phrases per text, as `options()` gives
+        them) as target ids (`Translator.constraint_ids`, which checks the count)."""
+        lists = [c for c in phrases if not isinstance(c, str)]
+        if len(lists) < len(phrases):
+            raise UserError("constraints: a list of texts takes one list of phrases each")
+        return self.translator.constraint_ids(lists, texts)
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         return self.translator.encode(texts)
 
-    def search(self, ids: list[list[int]], plan: Plan) -> list[list[Any]]:
-        return self.translator.search_ids(ids, plan.settings, plan.nbest, plan.attention)
+    def items(self, ids: list[list[int]], plan: Plan, options: Mapping[str, Any]) -> list[Any]:
+        """The source ids, or with a constrained plan (source ids, constraint ids) pairs; a
+        request's constraints must be one list per text even when none holds a phrase."""
+        phrases = options.get("constraints")
+        if phrases is None:
+            return ids
+        with _refused():
+            wanted = self._constraint_ids(phrases, len(ids))
+        return list(zip(ids, wanted, strict=True)) if plan.constrained else ids
+
+    def search(self, items: list[Any], plan: Plan) -> list[list[Any]]:
+        """One search over the joined requests' items (`items`)."""
+        settings, nbest, attention = plan.settings, plan.nbest, plan.attention
+        if not plan.constrained:
+            return self.translator.search_ids(items, settings, nbest, attention)
+        sources, constraints = [i for i, _ in items], [c for _, c in items]
+        return self.translator.search_ids(sources, settings, nbest, attention, None, constraints)
 
     def result(
         self, found: list[Any], attention: bool, options: Mapping[str, Any]

@@ -53,6 +53,27 @@ def test_decode_speed_reports_sentences_per_second(model_dir, tmp_path, run):
 
 
 @pytest.mark.slow
+def test_decode_speed_reports_each_number_of_constraints(model_dir, tmp_path, run):
+    source = tmp_path / "src.txt"
+    source.write_text("i see one woman\nthey want one old man\n", encoding="utf-8")
+    references = tmp_path / "ref.txt"
+    references.write_text("ich sehe eine Frau\nsie wollen einen alten Mann\n", encoding="utf-8")
+    out = run(
+        "decode_speed.py", "--model", str(model_dir), "--source", str(source), "--beam", "1",
+        "--beam", "3", "--repeat", "1", "--device", "cpu", "--constraints", "0",
+        "--constraints", "2", "--constraint-source", str(references),
+    )  # fmt: skip
+    results = json.loads(out)["results"]
+    assert set(results) == {
+        "fp32_beam1_batch8000_constraints0",  # greedy: without constraints only
+        "fp32_beam3_batch8000_constraints0",
+        "fp32_beam3_batch8000_constraints2",
+    }
+    assert results["fp32_beam3_batch8000_constraints2"]["mean_constraints_per_line"] == 2
+    assert results["fp32_beam3_batch8000_constraints2"]["sentences_per_second"] > 0
+
+
+@pytest.mark.slow
 def test_serve_speed_reports_requests_per_second(model_dir, tmp_path, run):
     source = tmp_path / "src.txt"
     source.write_text("1 2 3\n4 5\n6 7 8 9\n", encoding="utf-8")

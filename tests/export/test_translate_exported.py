@@ -105,3 +105,14 @@ def test_alignments_are_refused_for_an_exported_directory(tmp_path):
     )
     assert done.exit_code != 0
     assert "error: --alignments: an exported model gives no alignments" in done.stderr
+
+
+def test_constraints_are_refused_for_an_exported_directory(tmp_path):
+    _, out = exported("gru_bahdanau")
+    (tmp_path / "in.txt").write_text("\n".join(sources(2)) + "\n", encoding="utf-8")
+    (tmp_path / "terms.tsv").write_text("eine\n\n", encoding="utf-8")
+    args = ["translate", str(tmp_path / "in.txt"), "--model", str(out), "--beam", "3"]
+    done = CliRunner().invoke(app, [*args, "--constraints", str(tmp_path / "terms.tsv")])
+    assert done.exit_code != 0
+    assert "error: --constraints " in done.stderr
+    assert "an exported model has no constrained search" in done.stderr

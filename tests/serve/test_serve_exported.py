@@ -1,6 +1,6 @@
 """`nmt serve --model EXPORTED_DIR`: an exported directory behind the same server, through
 nmt_runtime, answering what `nmt translate --model EXPORTED_DIR` writes; what the runtime
-lacks (coverage penalty, alignments) is refused by name."""
+lacks (coverage penalty, alignments, constraints) is refused by name."""
 
 from __future__ import annotations
 
@@ -71,23 +71,25 @@ def test_nmt_serve_of_an_exported_directory_answers_as_nmt_translate(runner, tmp
 REFUSED = [  # (request, the field its one-line error names)
     ({"coverage_penalty": 0.2}, "coverage_penalty 0.2: the exported model"),
     ({"alignment": True}, "alignment true: the exported model"),
+    ({"constraints": ["one"]}, 'constraints [["one"]]: the exported model'),
 ]
+NOT_ASKED = {"coverage_penalty": 0, "alignment": False, "constraints": []}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("asked", "says"), REFUSED, ids=["coverage", "alignment"])
+@pytest.mark.parametrize(("asked", "says"), REFUSED, ids=["coverage", "alignment", "constraints"])
 def test_what_the_runtime_lacks_is_refused_in_one_line(asked, says):
     _, out = exported(ARCHITECTURE)
     engine = load_engine([out], threads=1)
     with running(create_app([engine])) as address:
         status, data = post(address, "/api/translate", {"text": "one two", **asked})
-        off = {k: 0 if k == "coverage_penalty" else False for k in asked}
+        off = {k: NOT_ASKED[k] for k in asked}
         fine = post(address, "/api/translate", {"text": "one two", **off})
     assert status == 400 and set(data) == {"error"}
     assert data["error"].startswith(says) and "\n" not in data["error"]
     field = next(iter(asked))
     assert f"leave {field} out" in data["error"]
-    assert fine[0] == 200  # not asked (0, false): served as usual
+    assert fine[0] == 200  # not asked (0, false, []): served as usual
 
 
 @pytest.mark.slow
@@ -100,6 +102,7 @@ def test_a_decode_field_the_runtime_lacks_is_refused_by_its_name():
         engine.plan(1, False, {"replace_unk": True, "beam_size": None})
     plan = engine.plan(2, True, {"replace_unk": False, "constraints": None, "beam_size": 3})
     assert (plan.settings.beam_size, plan.nbest, plan.attention) == (3, 2, True)
+    assert engine.plan(1, False, {"constraints": [[], []]}) == engine.plan(1, False, {})  # none
 
 
 @pytest.mark.slow

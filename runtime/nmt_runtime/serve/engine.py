@@ -13,9 +13,13 @@ only through this interface, so one server runs an exported directory without Py
                               False is "not asked"); raises UserError (nmt_runtime.errors)
                               for what it refuses, which the server answers as a 400
     encode(texts)             source ids, whole (the server refuses what is too long)
-    search(ids, plan)         the batcher's work, on its thread: per source, the found
-                              translations (text, score, source_pieces, target_pieces,
-                              attention), best first; none for an empty source
+    items(ids, plan, options) one request's items for the batcher: its source ids, or with
+                              per-text data (TorchEngine's constraints, `Plan.constrained`)
+                              each with its own; raises UserError as `plan` does
+    search(items, plan)       the batcher's work, on its thread, over the items of the
+                              requests it joined: per source, the found translations
+                              (text, score, source_pieces, target_pieces, attention), best
+                              first; none for an empty source
     result(found, attention, options)
                               one text's answer (schema.TranslationResult)
 
@@ -25,6 +29,7 @@ A `Plan` is hashable: requests to one model with equal plans share a search batc
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +49,7 @@ class Plan:
     nbest: int
     attention: bool  # searched with attention: asked, or needed for what the answer holds
     max_input_length: int | None  # the most source tokens the model reads (None: any)
+    constrained: bool = False  # items are (source ids, constraint ids): batched apart
 
 
 class Engine(Protocol):
@@ -59,7 +65,9 @@ class Engine(Protocol):
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]: ...
 
-    def search(self, ids: list[list[int]], plan: Plan) -> list[list[Any]]: ...
+    def items(self, ids: list[list[int]], plan: Plan, options: Mapping[str, Any]) -> list[Any]: ...
+
+    def search(self, items: list[Any], plan: Plan) -> list[list[Any]]: ...
 
     def result(
         self, found: list[Any], attention: bool, options: Mapping[str, Any]
@@ -93,18 +101,30 @@ def translation_result(
 
 
 def shown(value: Any) -> str:
-    """A request's value as a message quotes it: 0.2, true, [...]."""
+    """A request's value as a message quotes it: 0.2, true, ["a", "b"] (a list as JSON, cut
+    after 60 characters)."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list):
+        text = json.dumps(value, ensure_ascii=False)
+        return text if len(text) <= 60 else text[:57] + "..."
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def asked(value: Any) -> bool:
+    """Whether a request asks for a decode field: not None, false or 0, nor a list with
+    nothing asked in it (constraints [] or [[], []]: none)."""
+    if isinstance(value, list):
+        return any(asked(v) for v in value)
+    return bool(value)
 
 
 class RuntimeEngine:
     """An exported directory (nmt export), served by nmt_runtime's Translator: no PyTorch.
 
     A decode field the runtime lacks (coverage_penalty, alignment, any later one that is
-    no field of nmt_runtime.settings.DecodeSettings) is refused by name when asked, never
-    ignored."""
+    no field of nmt_runtime.settings.DecodeSettings; constraints, unless they hold no phrase)
+    is refused by name when asked, never ignored."""
 
     max_beam = MAX_BEAM
 
@@ -143,7 +163,7 @@ class RuntimeEngine:
     def plan(self, nbest: int, attention: bool, options: Mapping[str, Any]) -> Plan:
         known = {f.name for f in dataclasses.fields(self.translator.decode)}
         for field, value in options.items():
-            if field not in known and value:  # None, False, 0: not asked
+            if field not in known and asked(value):
                 raise UserError(
                     f"{field} {shown(value)}: the exported model {self.name!r} (nmt_runtime) "
                     f"has no {field}; serve its model directory with nmt serve, or leave "
@@ -156,8 +176,11 @@ class RuntimeEngine:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         return self.translator.encode(texts)
 
-    def search(self, ids: list[list[int]], plan: Plan) -> list[list[Any]]:
-        return self.translator.search_ids(ids, plan.settings, plan.nbest, plan.attention)
+    def items(self, ids: list[list[int]], plan: Plan, options: Mapping[str, Any]) -> list[Any]:
+        return ids
+
+    def search(self, items: list[Any], plan: Plan) -> list[list[Any]]:
+        return self.translator.search_ids(items, plan.settings, plan.nbest, plan.attention)
 
     def result(
         self, found: list[Any], attention: bool, options: Mapping[str, Any]

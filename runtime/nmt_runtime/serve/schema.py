@@ -39,8 +39,9 @@ def body_doc(model: type[BaseModel], form: bool = False) -> dict[str, Any]:
 
 
 # TranslateRequest's fields that say what to translate; every other field is a decode
-# option, handed to the model's engine as is (`options()`), so that a new decode field is
-# one line here: an engine refuses by name one it does not have (nmt_runtime.serve.engine).
+# option (constraints: per text), handed to the model's engine as is (`options()`), so that
+# a new decode field is one line here: an engine refuses by name one it does not have
+# (nmt_runtime.serve.engine).
 REQUEST_FIELDS = frozenset({"text", "model", "nbest", "attention"})
 
 
@@ -69,10 +70,22 @@ class TranslateRequest(BaseModel):
         allow_inf_nan=False,
         description="Wu et al.'s coverage β (0: none); needs a model with attention.",
     )
+    constraints: list[list[str]] | list[str] | None = Field(
+        None,
+        description="Phrases each translation must hold (terminology): one list per text "
+        "(a single text: its list alone); needs beam_size 2 or more.",
+    )
 
     def options(self) -> dict[str, Any]:
-        """The decode fields (all but `REQUEST_FIELDS`), for the engine's `plan`."""
-        return {k: v for k, v in self if k not in REQUEST_FIELDS}
+        """The decode fields (all but `REQUEST_FIELDS`), for the engine's `plan`; a single
+        text's constraints sent as its flat list of phrases become a list of that one list
+        (so `[]` is one text without constraints)."""
+        chosen = {k: v for k, v in self if k not in REQUEST_FIELDS}
+        phrases = self.constraints
+        if isinstance(self.text, str) and phrases is not None:
+            if all(isinstance(p, str) for p in phrases):
+                chosen["constraints"] = [phrases]
+        return chosen
 
 
 class Alternative(BaseModel):

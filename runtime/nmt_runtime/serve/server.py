@@ -6,8 +6,8 @@ the API key and the `Batcher`: `authorize` checks the key, `named` / `for_pair` 
 (the first one serving a language pair unless a request names one), `prepare` checks a
 request (sizes, language pair, the engine's `plan` of its search: a 4xx `ApiError` on
 failure) into a `Prepared` search keyed by `SearchKey` (model and plan, so that the batcher
-joins requests that share them), and `run` searches a batch of source ids with the
-engine's `search`.
+joins requests that share them) over the engine's `items` (source ids, with constraints
+their constraint ids too), and `run` searches a batch of them with the engine's `search`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class SearchKey:
 @dataclass
 class Prepared:
     key: SearchKey
-    ids: list[list[int]]
+    items: list[Any]  # the engine's: source ids, or (source ids, constraint ids) pairs
     tokens: int
 
 
@@ -105,7 +105,8 @@ class Server:
         options: Mapping[str, Any],
     ) -> Prepared:
         """A request checked against the limits and the model, as source ids, to be searched
-        as the engine plans it with the request's decode `options`; ApiError if not."""
+        as the engine plans it with the request's decode `options` (constraints: one list of
+        phrases per text); ApiError if not."""
         self.limits.check_texts(texts)
         beam = options.get("beam_size") or engine.beam_size
         if nbest > beam:
@@ -117,16 +118,20 @@ class Server:
         ids = engine.encode(texts)
         self.limits.check_tokens(ids)
         self.limits.check_model_tokens(ids, plan.max_input_length, engine.name)
-        return Prepared(SearchKey(engine.name, plan), ids, sum(map(len, ids)))
+        try:
+            items = engine.items(ids, plan, options)
+        except UserError as error:  # e.g. a list of constraints per text, but not as many
+            raise ApiError(400, str(error)) from None
+        return Prepared(SearchKey(engine.name, plan), items, sum(map(len, ids)))
 
     async def search(self, prepared: Prepared) -> list[list[Any]]:
         """The request's translations from the batcher; 503 at once if its worker is gone."""
         assert self.batcher is not None, "the server has not started"
         try:
-            return await self.batcher.submit(prepared.key, prepared.ids, prepared.tokens)
+            return await self.batcher.submit(prepared.key, prepared.items, prepared.tokens)
         except BatcherStopped as error:
             raise ApiError(503, f"{error}; restart {self.limits.command}") from None
 
-    def run(self, key: SearchKey, ids: list[list[int]]) -> list[list[Any]]:
-        """The batcher's work: one search over the joined requests (worker thread)."""
-        return self.models[key.model].search(ids, key.plan)
+    def run(self, key: SearchKey, items: list[Any]) -> list[list[Any]]:
+        """The batcher's work: one search over the joined requests' items (worker thread)."""
+        return self.models[key.model].search(items, key.plan)
