@@ -1,10 +1,10 @@
-"""`nmt serve --model DIR [--model DIR2 ...]`: the models behind HTTP (nmt.serve.app)."""
+"""`nmt serve --model DIR [--model DIR2 ...]`: the models behind HTTP (the server of
+nmt_runtime.serve.app; a model directory through PyTorch, an exported one through
+nmt_runtime: nmt.serve.engine.load_engine)."""
 
 from __future__ import annotations
 
 import os
-import signal
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -20,28 +20,12 @@ MISSING = (
 )
 
 
-# Seconds SIGTERM waits for the requests in flight before it cancels them: a client that
-# never reads its answer must not keep the server up.
-GRACE = 60
-
-
-def _exit_cleanly_on_sigterm() -> None:
-    """SIGTERM ends the server with status 0. uvicorn drains in-flight requests first,
-    then raises the signal again with the handler it found: this one."""
-
-    def leave(signum, frame):
-        sys.exit(0)
-
-    signal.signal(signal.SIGTERM, leave)
-
-
 def _announce(host: str, port: int, names: list[str], keyed: bool) -> None:
-    if host not in ("127.0.0.1", "localhost", "::1") and not keyed:
-        typer.secho(
-            f"warning: serving on {host} without --api-key: anyone who can reach it may use it",
-            err=True,
-            fg=typer.colors.YELLOW,
-        )
+    from nmt_runtime.serve.run import open_warning
+
+    warning = open_warning(host, keyed)
+    if warning:
+        typer.secho(warning, err=True, fg=typer.colors.YELLOW)
     served = ", ".join(names)
     typer.echo(f"serving {served} on http://{host}:{port}/ (pid {os.getpid()})", err=True)
 
@@ -54,8 +38,9 @@ def serve(
             "--model",
             "-m",
             metavar="<dir>",
-            help="Model directory from nmt train; give it more than once to serve several "
-            "side by side, named by their directory names.",
+            help="Model directory from nmt train, or an exported one from nmt export (served "
+            "with nmt_runtime); give it more than once to serve several side by side, named "
+            "by their directory names.",
         ),
     ],
     ensemble: Annotated[
@@ -93,42 +78,35 @@ def serve(
     """Serve translation over HTTP: a web page at /, nmt's JSON API, LibreTranslate's API.
 
     Bound to 127.0.0.1 unless --host says otherwise; give --api-key when it is not.
-    Every number has a range (nmt.serve.limits.BOUNDS); a flag outside it is refused.
+    Every number has a range (nmt_runtime.serve.limits.BOUNDS); a flag outside it is refused.
     """
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401  (the extra's presence, before any model loads)
 
-        from nmt.serve.app import create_app
-        from nmt.serve.limits import Limits
-        from nmt.serve.server import Served
+        from nmt.serve.engine import load_engine, runtime_errors
+        from nmt_runtime.serve.app import create_app
+        from nmt_runtime.serve.limits import Limits
+        from nmt_runtime.serve.run import serve_forever
     except ImportError:
         raise UserError(MISSING) from None
     use_threads(threads)
     if not 0 < port < 65536:
         raise UserError(f"--port {port}: give a port in 1..65535")
-    limits = Limits(  # checks each against its range before any model loads
-        max_chars=max_chars,
-        max_tokens=max_tokens,
-        max_texts=max_texts,
-        max_body_bytes=max_body_bytes,
-        batch_tokens=batch_tokens,
-        max_wait=max_wait_ms / 1000,
-        request_timeout=request_timeout,
-    )
-    groups = [model] if ensemble else [[m] for m in model]
-    served = [
-        Served.load(dirs, "ensemble" if ensemble else None, device.value, precision.value)
-        for dirs in groups
-    ]
-    app = create_app(served, limits, api_key)
-    _announce(host, port, [s.name for s in served], api_key is not None)
-    _exit_cleanly_on_sigterm()
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=GRACE,
-    )
-    uvicorn.Server(config).run()
+    with runtime_errors():  # the server's UserError, as nmt's
+        limits = Limits(  # checks each against its range before any model loads
+            max_chars=max_chars,
+            max_tokens=max_tokens,
+            max_texts=max_texts,
+            max_body_bytes=max_body_bytes,
+            batch_tokens=batch_tokens,
+            max_wait=max_wait_ms / 1000,
+            request_timeout=request_timeout,
+        )
+        groups = [model] if ensemble else [[m] for m in model]
+        name = "ensemble" if ensemble else None
+        engines = [
+            load_engine(dirs, name, device.value, precision.value, threads) for dirs in groups
+        ]
+        app = create_app(engines, limits, api_key)
+    _announce(host, port, [e.name for e in engines], api_key is not None)
+    serve_forever(app, host, port)

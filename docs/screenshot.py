@@ -13,14 +13,15 @@ import shutil
 import socket
 import threading
 import time
+from pathlib import Path
 
 import uvicorn
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from nmt.serve.app import create_app
-from nmt.serve.server import Served
+from nmt.serve.engine import load_engine
+from nmt_runtime.serve.app import create_app
 
 
 def main() -> None:
@@ -34,7 +35,7 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app([Served.load(args.model, device=args.device)])
+    app = create_app([load_engine([Path(args.model)], device=args.device)])
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:

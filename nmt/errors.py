@@ -3,15 +3,15 @@
 Library code raises `UserError` with a message that names the file (or key) at fault and
 says how to fix it; the CLI prints that single line and exits non-zero instead of showing
 a traceback. Anything else that escapes is a bug in nmt and keeps its traceback.
+
+`one_line` is nmt_runtime's (the torch-free runtime, shipped with nmt), whose server puts
+its JSON errors on one line with it too: one way for both.
 """
+
+from nmt_runtime.errors import one_line
+
+__all__ = ["UserError", "one_line"]
 
 
 class UserError(Exception):
     """A mistake in the user's input: a recipe, a corpus, a model directory, a flag."""
-
-
-def one_line(text: object, limit: int = 10_000) -> str:
-    """`text` (a message, or an exception from a library) as one line, whitespace runs
-    (newlines too) made one space: what a UserError, a log line or a JSON error body quotes.
-    Only the first `limit` characters are read, as a parser's error can quote a whole file."""
-    return " ".join(str(text)[:limit].split())

@@ -1,6 +1,7 @@
-"""`nmt-runtime translate -m DIR [--greedy | --beam N] [--threads N] < in > out`.
+"""`nmt-runtime translate -m DIR [--greedy | --beam N] [--threads N] < in > out`, and
+`nmt-runtime serve -m DIR [--port N] ...` (nmt_runtime.serve.command: the serve extra).
 
-Reads lines from standard input (or FILE), writes one translation per line, in order;
+`translate` reads lines from standard input (or FILE), writes one translation per line, in order;
 an empty line gives an empty line. A mistake (a directory that is not an export, a bad
 flag value) prints one line, `error: ...`, and exits with status 1.
 """
@@ -16,6 +17,7 @@ from typing import Any, BinaryIO, TextIO
 
 from nmt_runtime import __version__
 from nmt_runtime.errors import UserError
+from nmt_runtime.serve import command as serve_command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--min-length", type=int, help="Tokens before </s> may end a translation.")
     t.add_argument("--batch-tokens", type=int, help="Source tokens per search batch.")
     t.add_argument("--threads", type=int, help="CPU threads per operator (default: the cores).")
+    serve_command.add_parser(verbs)
     return parser
 
 
@@ -110,7 +113,10 @@ def _open(path: str) -> BinaryIO:
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
-        translate(args)
+        if args.verb == "serve":
+            serve_command.serve(args)
+        else:
+            translate(args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -8,3 +8,11 @@ the `nmt-runtime` command prints it and exits with status 1 instead of a traceba
 
 class UserError(Exception):
     """A mistake in the user's input: an exported directory, a flag, a setting."""
+
+
+def one_line(text: object, limit: int = 10_000) -> str:
+    """`text` (a message, or an exception from a library) as one line, whitespace runs
+    (newlines too) made one space: what a UserError, a log line or a JSON error body quotes.
+    Only the first `limit` characters are read, as a parser's error can quote a whole file.
+    nmt.errors re-exports it: one way for the toolkit and the runtime alike."""
+    return " ".join(str(text)[:limit].split())

@@ -100,10 +100,11 @@ def test_train_suggests_a_bundled_name_for_a_typo_and_spots_a_model_dir(runner, 
 
 
 def test_one_line_is_the_one_way_a_message_is_put_on_one_line():
-    # nmt.errors.one_line serves the recipe reader's YAML errors and the server's JSON errors
+    # nmt.errors.one_line (nmt_runtime.errors's, which the torch-free server uses too)
+    # serves the recipe reader's YAML errors and the server's JSON errors
     from nmt.errors import one_line
     from nmt.recipe import reading
-    from nmt.serve import app as serve_app
+    from nmt_runtime.serve import app as serve_app
 
     assert one_line("while parsing\n  in 'x.yaml', line 2\n\tcolumn 3") == (
         "while parsing in 'x.yaml', line 2 column 3"

@@ -158,12 +158,12 @@ def test_the_json_api_returns_it_on_request(model_dir, translator):
     pytest.importorskip("fastapi")
     from helpers.serving import post, running
 
-    from nmt.serve.app import create_app
-    from nmt.serve.limits import Limits
-    from nmt.serve.server import Served
+    from nmt.serve.engine import TorchEngine
+    from nmt_runtime.serve.app import create_app
+    from nmt_runtime.serve.limits import Limits
 
     limits = Limits(max_chars=200, max_tokens=30, max_texts=8, max_body_bytes=5000)
-    with running(create_app([Served.load(model_dir, device="cpu")], limits)) as address:
+    with running(create_app([TorchEngine.load(model_dir, device="cpu")], limits)) as address:
         status, data = post(address, "/api/translate", {"text": LINES[:2], "alignment": True})
         assert status == 200
         expected = translator.search(LINES[:2], attention=True)

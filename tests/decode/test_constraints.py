@@ -276,15 +276,15 @@ def test_the_json_api_takes_constraints(model_dir, translator):
     pytest.importorskip("fastapi")
     from helpers.serving import post, running
 
-    from nmt.serve.app import create_app
-    from nmt.serve.limits import Limits
-    from nmt.serve.server import Served
+    from nmt.serve.engine import TorchEngine
+    from nmt_runtime.serve.app import create_app
+    from nmt_runtime.serve.limits import Limits
 
     words = target_words(translator)
     wanted = [[words[0], words[1]], []]
     plain = translator.translate(LINES[:1], beam_size=3)[0]
     limits = Limits(max_chars=200, max_tokens=30, max_texts=8, max_body_bytes=5000)
-    with running(create_app([Served.load(model_dir, device="cpu")], limits)) as address:
+    with running(create_app([TorchEngine.load(model_dir, device="cpu")], limits)) as address:
         body = {"text": LINES[:2], "beam_size": 3, "constraints": wanted}
         status, data = post(address, "/api/translate", body)
         assert status == 200, data
@@ -300,3 +300,40 @@ def test_the_json_api_takes_constraints(model_dir, translator):
         assert status == 400 and data["error"].startswith("--constraints need a beam search")
         status, data = post(address, "/api/translate", {**body, "constraints": [words[:1]]})
         assert status == 400 and "1 lines of constraints for 2 lines" in data["error"]
+
+
+def test_the_server_batches_constrained_requests_apart(model_dir, translator):
+    """With a phrase for some text, a request gets its own batch key (`Plan.constrained`)
+    and its items carry their constraint ids; constraints without a phrase are none (the
+    plain key and items), but a list of texts still takes one list each. A single text's
+    flat list is its one list (`TranslateRequest.options`)."""
+    pytest.importorskip("fastapi")
+    from nmt.serve.engine import TorchEngine
+    from nmt_runtime.serve.limits import ApiError, Limits
+    from nmt_runtime.serve.schema import TranslateRequest
+    from nmt_runtime.serve.server import Server
+
+    engine = TorchEngine.load(model_dir, device="cpu")
+    server = Server([engine], Limits(), None)
+    words, texts = target_words(translator), LINES[:2]
+    wanted = [[words[0]], []]
+
+    def prepare(**options):
+        return server.prepare(engine, texts, 1, False, {"beam_size": 3, **options})
+
+    plain, empty, held = prepare(), prepare(constraints=[[], [" "]]), prepare(constraints=wanted)
+    assert empty.key == plain.key and empty.items == plain.items
+    assert held.key != plain.key and held.key.plan.constrained
+    pairs = zip(translator.encode(texts), translator.constraint_ids(wanted), strict=True)
+    assert held.items == list(pairs)
+    found = [t[0].text for t in server.run(held.key, held.items)]
+    assert found == translator.translate(texts, beam_size=3, constraints=wanted)
+    flat = "^constraints: a list of texts takes one list of phrases each$"
+    with pytest.raises(ApiError, match=flat):
+        prepare(constraints=[words[0]])
+    with pytest.raises(ApiError, match="^0 lines of constraints for 2 lines to translate"):
+        prepare(constraints=[])
+    one = TranslateRequest(text=texts[0], constraints=[words[0]]).options()["constraints"]
+    assert one == [[words[0]]]
+    assert TranslateRequest(text=texts[0], constraints=[]).options()["constraints"] == [[]]
+    assert TranslateRequest(text=texts, constraints=wanted).options()["constraints"] == wanted

@@ -151,12 +151,12 @@ def test_the_json_api_takes_it(model_dir, translator):
     pytest.importorskip("fastapi")
     from helpers.serving import post, running
 
-    from nmt.serve.app import create_app
-    from nmt.serve.limits import Limits
-    from nmt.serve.server import Served
+    from nmt.serve.engine import TorchEngine
+    from nmt_runtime.serve.app import create_app
+    from nmt_runtime.serve.limits import Limits
 
     limits = Limits(max_chars=200, max_tokens=30, max_texts=8, max_body_bytes=5000)
-    with running(create_app([Served.load(model_dir, device="cpu")], limits)) as address:
+    with running(create_app([TorchEngine.load(model_dir, device="cpu")], limits)) as address:
         body = {"text": LINES, "beam_size": 3, "coverage_penalty": 1.0}
         status, data = post(address, "/api/translate", body)
         assert status == 200

@@ -15,10 +15,10 @@ What the runner changes, so that the whole README runs in a minute or two:
   recipe on the toy corpus (TOY_RECIPES) also gets smaller splits (TOY_SIZES). The models
   learn nothing; the commands after them (translate, evaluate, serve, plot, ensembles)
   run all the same.
-- `nmt serve` starts in the background on a free port (`--port P` added, and
-  `localhost:8000` in the curl commands becomes `localhost:P`), is waited for on /health
-  for at most SERVER_WAIT seconds, and is stopped (SIGTERM) before the next `nmt serve`
-  and at the end. curl gets --fail-with-body, so an HTTP error fails the command.
+- `nmt serve` (or `nmt-runtime serve`) starts in the background on a free port (`--port
+  P` added, and `localhost:8000` in the curl commands becomes `localhost:P`), is waited
+  for on /health for at most SERVER_WAIT seconds, and is stopped (SIGTERM) before the
+  next server starts and at the end. curl gets --fail-with-body, so an HTTP error fails the command.
 - the commands, or steps of an `&&` chain, that SKIPPED matches are not run, each for the
   reason given there. A rule that matches nothing fails the test, so the list stays true.
 - HF_HUB_OFFLINE and HF_DATASETS_OFFLINE are set: no command may reach the network.
@@ -77,6 +77,7 @@ SKIPPED = [
     (r"torchrun ", "4 GPUs, or two machines (test_distributed.py runs torchrun on CPUs)"),
 ]
 NEEDS_SHARED = re.compile(r"\.\./shared/|data\.use=local")
+SERVE = re.compile(r"(nmt|nmt-runtime) serve\b")  # a server: started in the background
 
 
 @dataclass
@@ -148,7 +149,7 @@ def limit_training(text: str) -> str:
 
 
 class Runner:
-    """Runs the commands in one checkout; keeps at most one `nmt serve` running."""
+    """Runs the commands in one checkout; keeps at most one server running."""
 
     def __init__(self, checkout: Path):
         self.checkout = checkout
@@ -160,8 +161,8 @@ class Runner:
         self.log = checkout.parent / "serve.log"
 
     def run(self, command: Command, text: str) -> None:
-        if re.match(r"nmt serve\b", text):
-            return self.serve(command, text)
+        if verb := SERVE.match(text):
+            return self.serve(command, text, verb.group(0))
         if re.match(r"curl ", text):
             if self.server is None:
                 pytest.fail(f"README.md line {command.line}: {text!r} needs `nmt serve` first")
@@ -185,10 +186,10 @@ class Runner:
             pytest.fail(f"README.md line {command.line}: {command.text!r} exited "
                         f"{done.returncode} (ran as {text!r}):\n{output}")  # fmt: skip
 
-    def serve(self, command: Command, text: str) -> None:
+    def serve(self, command: Command, text: str, verb: str) -> None:
         self.stop()
         self.port = free_port()
-        text = text.replace("nmt serve", f"exec nmt serve --port {self.port}", 1)
+        text = text.replace(verb, f"exec {verb} --port {self.port}", 1)
         with self.log.open("w") as log:
             self.server = subprocess.Popen(
                 ["bash", "-c", text], cwd=self.checkout, env=self.env, stdout=log, stderr=log

@@ -8,7 +8,9 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -86,3 +88,31 @@ def request(
 
 def post(address: str, path: str, body: Any, **kwargs: Any) -> tuple[int, Any]:
     return request(address, "POST", path, body, **kwargs)
+
+
+def start(command: list[str]) -> tuple[subprocess.Popen, str]:
+    """`command --port PORT` (a server command: nmt serve, nmt-runtime serve) in a process,
+    on a free port, once it answers GET /health; its (process, address)."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*command, "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        wait_until_up(address, process)
+    except RuntimeError:
+        process.kill()
+        raise RuntimeError(f"the server did not start: {process.communicate()[1]}") from None
+    return process, address
+
+
+def stop(process: subprocess.Popen) -> tuple[int, str]:
+    """SIGTERM (if still running), then its exit status and standard error."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        _, err = process.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise
+    return process.returncode, err

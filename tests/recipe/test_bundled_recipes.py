@@ -214,7 +214,8 @@ def test_packaging_wheel_ships_recipes_and_resolves_them_outside_the_checkout(tm
     run([*pip, "wheel", *offline, "--no-build-isolation", "-w", str(tmp_path), str(source)])
     (wheel,) = tmp_path.glob("recurrent_nmt-*.whl")  # PyPI's "nmt" is another project
     names = set(zipfile.ZipFile(wheel).namelist())
-    shipped = {"nmt/recipes/quickstart.yaml", "nmt/serve/web/index.html", "nmt/recipe/bundled.py"}
+    shipped = {"nmt/recipes/quickstart.yaml", "nmt_runtime/serve/web/index.html"}
+    shipped |= {"nmt/recipe/bundled.py", "nmt_runtime/serve/app.py"}
     assert shipped <= names
     assert "nmt/cli/main.py" in names
     tops = {name.split("/")[0] for name in names if not name.startswith("recurrent_nmt-")}

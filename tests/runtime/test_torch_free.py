@@ -1,6 +1,7 @@
 """The runtime translates where PyTorch and nmt cannot be imported: `nmt-runtime
 translate` in a subprocess whose import system refuses torch and nmt writes what
-PyTorch's Translator finds. The slow test installs runtime/ alone into a fresh venv."""
+PyTorch's Translator finds, and `nmt-runtime serve` answers it over HTTP. The slow test
+installs runtime/ alone, with its serve extra, into a fresh venv."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.slow  # exports models: seconds each
 pytest.importorskip("onnxruntime")
 
 from helpers.exporting import ROOT, exported, sources  # noqa: E402
+from helpers.serving import post, request, start, stop  # noqa: E402
 
 from nmt.decode.translate import Translator, nbest_lines  # noqa: E402
 
@@ -83,6 +85,66 @@ def test_nmt_runtime_translates_without_torch_as_pytorch_does():
     assert [(r[0], r[2]) for r in rows] == columns  # the scores: tests/runtime/test_same_output
 
 
+def serve_command(out: Path, python: str = sys.executable, block: bool = True) -> list[str]:
+    """`nmt-runtime serve -m OUT` (torch and nmt blocked, or as the venv's command)."""
+    code = ["-c", RUN_CLI] if block else ["-m", "nmt_runtime.cli"]
+    return [python, *code, "serve", "-m", str(out), "--threads", "1"]
+
+
+def test_nmt_runtime_serve_translates_without_torch(tmp_path):
+    run, out = exported("lstm_luong_general")
+    lines = [line for line in sources() if line]
+    torch_side = Translator.load(run, "cpu")
+    process, address = start([*serve_command(out), "--api-key", "s3cret"])
+    key = {"X-API-Key": "s3cret"}
+    try:
+        health = request(address, "GET", "/health")
+        data = torch_side.recipe.data
+        pair = {"source": data.source_lang, "target": data.target_lang}
+        api = post(address, "/api/translate", {"text": lines, "beam_size": 3}, headers=key)
+        libre = post(address, "/translate", {"q": lines, **pair, "api_key": "s3cret"})
+        keyless = post(address, "/api/translate", {"text": lines})
+        body = {"text": "a", "coverage_penalty": 0.2}
+        refused = post(address, "/api/translate", body, headers=key)
+        too_many = post(address, "/api/translate", {"text": ["a"] * 129}, headers=key)
+    finally:
+        code, err = stop(process)
+    assert health == (200, {"status": "ok", "models": [out.name], "api_key_required": True})
+    assert [t["text"] for t in api[1]["translations"]] == torch_side.translate(lines, beam_size=3)
+    assert libre == (200, {"translatedText": torch_side.translate(lines)})
+    assert keyless[0] == 403
+    assert refused[0] == 400 and "coverage_penalty 0.2: the exported model" in refused[1]["error"]
+    assert too_many[0] == 413 and "(nmt-runtime serve --max-texts)" in too_many[1]["error"]
+    assert code == 0, err  # SIGTERM; and nothing of torch or nmt was imported (RUN_CLI)
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--max-texts", "0"], "error: --max-texts 0: give a number in 1..100000"),
+        (["--max-wait-ms", "nan"], "error: --max-wait-ms nan: give a number in 0..10000"),
+        (["--port", "70000"], "error: --port 70000: give a port in 1..65535"),
+        (["--threads", "0"], "error: --threads 0: give 1 to 1024 threads"),
+    ],
+)
+def test_nmt_runtime_serve_refuses_flags_out_of_range(flags, says):
+    _, out = exported("gru_bahdanau")
+    done = subprocess.run(
+        [*serve_command(out), *flags], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 1 and done.stderr == says + "\n", done.stderr
+
+
+def test_nmt_runtime_serve_without_its_extra_says_how_to_install_it():
+    _, out = exported("gru_bahdanau")
+    no_fastapi = RUN_CLI.replace('("torch", "nmt")', '("torch", "nmt", "uvicorn")')
+    command = [sys.executable, "-c", no_fastapi, "serve", "-m", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "nmt-runtime serve needs FastAPI and uvicorn" in done.stderr
+    assert "pip install './runtime[serve]'" in done.stderr
+
+
 def test_nmt_runtime_mistakes_are_one_line(tmp_path):
     (tmp_path / "plain").mkdir()
     done = run_cli(["translate", "-m", str(tmp_path / "plain")], "a\n")
@@ -113,14 +175,15 @@ def test_a_damaged_export_is_refused_by_name(tmp_path):
 
 
 @pytest.mark.slow
-def test_pip_install_runtime_into_a_fresh_venv_translates(tmp_path):
-    """`pip install ./runtime` in a venv without torch (needs the package index)."""
+def test_pip_install_runtime_into_a_fresh_venv_translates_and_serves(tmp_path):
+    """`pip install './runtime[serve]'` in a venv without torch (needs the package index):
+    `nmt-runtime translate`, and `nmt-runtime serve` with its page (package data)."""
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     python = str(env_dir / "bin" / "python")
     source = shutil.copytree(ROOT / "runtime", tmp_path / "runtime")  # pip builds in it
     install = subprocess.run(
-        [python, "-m", "pip", "install", "-q", str(source)],
+        [python, "-m", "pip", "install", "-q", f"{source}[serve]"],
         capture_output=True,
         timeout=900,
     )
@@ -131,10 +194,18 @@ def test_pip_install_runtime_into_a_fresh_venv_translates(tmp_path):
     lines = sources()
     done = run_cli(["translate", "-m", str(out), "--beam", "5"], "\n".join(lines), python, False)
     assert done.returncode == 0, done.stderr.decode()
-    assert done.stdout.decode().splitlines() == Translator.load(run, "cpu").translate(
-        lines, beam_size=5
-    )
-    assert Path(env_dir / "bin" / "nmt-runtime").exists()
+    expected = Translator.load(run, "cpu").translate(lines, beam_size=5)
+    assert done.stdout.decode().splitlines() == expected
+    command = str(env_dir / "bin" / "nmt-runtime")
+    process, address = start([command, "serve", "-m", str(out), "--threads", "1"])
+    try:
+        page = request(address, "GET", "/")
+        served = post(address, "/api/translate", {"text": lines, "beam_size": 5})
+    finally:
+        code, err = stop(process)
+    assert page[0] == 200 and 'id="heatmap"' in page[1]
+    assert [t["text"] for t in served[1]["translations"]] == expected
+    assert code == 0, err
 
 
 def test_nmt_runtime_reads_a_file_argument(tmp_path, capsysbinary):

@@ -16,16 +16,16 @@ from helpers.serving import post, request, running  # noqa: E402
 
 from nmt.decode.translate import Translator  # noqa: E402
 from nmt.recipe.schema import MAX_BEAM  # noqa: E402
-from nmt.serve.app import create_app  # noqa: E402
-from nmt.serve.limits import Limits  # noqa: E402
-from nmt.serve.server import Served
+from nmt.serve.engine import TorchEngine  # noqa: E402
+from nmt_runtime.serve.app import create_app  # noqa: E402
+from nmt_runtime.serve.limits import Limits  # noqa: E402
 
 LINES = ["1 2 3", "4 5", "7 8 9 0 1", "2"]
 
 
 @pytest.fixture(scope="module")
-def served(model_dir: Path) -> Served:
-    return Served.load(model_dir, device="cpu")
+def served(model_dir: Path) -> TorchEngine:
+    return TorchEngine.load(model_dir, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def translator(model_dir: Path) -> Translator:
 
 
 @pytest.fixture(scope="module")
-def server(served: Served):
+def server(served: TorchEngine):
     limits = Limits(max_chars=200, max_tokens=30, max_texts=8, max_body_bytes=5000)
     with running(create_app([served], limits)) as address:
         yield address
@@ -201,7 +201,7 @@ def test_an_api_key_is_required_when_set(served):
 
 
 def test_two_models_side_by_side_and_an_ambiguous_pair(model_dir, served):
-    other = Served.load(model_dir, name="twin", device="cpu")
+    other = TorchEngine.load(model_dir, name="twin", device="cpu")
     with running(create_app([served, other])) as address:
         status, data = post(address, "/api/translate", {"text": "1 2", "model": "twin"})
         assert status == 200 and data["model"] == "twin"
@@ -210,7 +210,7 @@ def test_two_models_side_by_side_and_an_ambiguous_pair(model_dir, served):
 
 
 def test_libretranslate_takes_the_first_model_for_a_pair_or_the_one_named(model_dir, served):
-    twin = Served.load(model_dir, name="twin", device="cpu")
+    twin = TorchEngine.load(model_dir, name="twin", device="cpu")
     pair = {"q": "1 2", "source": served.source, "target": served.target}
     app = create_app([served, twin])
     server, used = app.state.server, []
@@ -247,14 +247,14 @@ def test_the_page_beam_box_allows_what_the_api_allows(server):
 
 
 def test_two_models_with_one_name_are_refused(served):
-    from nmt.errors import UserError
+    from nmt_runtime.errors import UserError
 
     with pytest.raises(UserError, match="two models are named"):
         create_app([served, served])
 
 
 def test_an_ensemble_is_served_under_one_name(model_dir, translator):
-    ensemble = Served.load([model_dir, model_dir], name="ensemble", device="cpu")
+    ensemble = TorchEngine.load([model_dir, model_dir], name="ensemble", device="cpu")
     with running(create_app([ensemble])) as address:
         status, models = request(address, "GET", "/models")
         status, data = post(address, "/api/translate", {"text": LINES})
@@ -267,7 +267,7 @@ def test_an_ensemble_is_served_under_one_name(model_dir, translator):
 def test_a_text_longer_than_the_model_reads_is_refused_not_cut(model_dir, translator):
     """decode.max_input_length cuts a file's long lines (and says so); a server must not
     answer for a text it did not read whole, so the text is refused with a 413."""
-    served = Served.load(model_dir, device="cpu")
+    served = TorchEngine.load(model_dir, device="cpu")
     cap = len(translator.encode(LINES[1:2])[0])
     assert len(translator.encode(LINES[2:3])[0]) > cap
     decode = dataclasses.replace(served.translator.recipe.decode, max_input_length=cap)

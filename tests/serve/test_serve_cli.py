@@ -14,7 +14,8 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
-from helpers.serving import TIMEOUT, free_port, post, request, wait_until_up  # noqa: E402
+from helpers.serving import TIMEOUT, post, request, stop  # noqa: E402
+from helpers.serving import start as start_server  # noqa: E402
 
 from nmt.cli.main import app  # noqa: E402
 from nmt.decode.translate import Translator  # noqa: E402
@@ -22,29 +23,9 @@ from nmt.decode.translate import Translator  # noqa: E402
 
 def start(model_dir: Path, *flags: str, prelude: str = "") -> tuple[subprocess.Popen, str]:
     """`nmt serve` in a process (after the Python statements `prelude`), once it answers."""
-    port = free_port()
     code = f"{prelude}\nfrom nmt.cli.main import main; main()"
     command = [sys.executable, "-c", code, "serve"]
-    command += ["--model", str(model_dir), "--device", "cpu", "--port", str(port), *flags]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    address = f"127.0.0.1:{port}"
-    try:
-        wait_until_up(address, process)
-    except RuntimeError:
-        process.kill()
-        raise RuntimeError(f"nmt serve did not start: {process.communicate()[1]}") from None
-    return process, address
-
-
-def stop(process: subprocess.Popen) -> tuple[int, str]:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        _, err = process.communicate(timeout=TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
-    return process.returncode, err
+    return start_server([*command, "--model", str(model_dir), "--device", "cpu", *flags])
 
 
 def rss_kib(pid: int) -> int:
@@ -143,12 +124,12 @@ def test_serve_names_what_is_wrong_with_its_flags(runner, tmp_path, model_dir):
 
 # The batcher's worker dies as it would on a bug outside `run`'s `except Exception`.
 KILL_THE_BATCHER = """
-import nmt.serve.app
+import nmt_runtime.serve.server
 class Halt(BaseException):
     pass
 def halt(self, key, ids):
     raise Halt("the worker is gone")
-nmt.serve.app.Server.run = halt
+nmt_runtime.serve.server.Server.run = halt
 """
 
 

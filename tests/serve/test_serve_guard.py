@@ -13,28 +13,29 @@ pytest.importorskip("uvicorn")
 
 from helpers.serving import post, request, running  # noqa: E402
 
-from nmt.serve.app import create_app  # noqa: E402
-from nmt.serve.key import key_matches  # noqa: E402
-from nmt.serve.limits import Limits  # noqa: E402
-from nmt.serve.server import Served, Server
+from nmt.serve.engine import TorchEngine  # noqa: E402
+from nmt_runtime.serve.app import create_app  # noqa: E402
+from nmt_runtime.serve.key import key_matches  # noqa: E402
+from nmt_runtime.serve.limits import Limits  # noqa: E402
+from nmt_runtime.serve.server import Server  # noqa: E402
 
 KEY = "s3cret"
 NESTED = b"[" * 100_000 + b"]" * 100_000  # 200 kB, under the default --max-body-bytes
 
 
 @pytest.fixture(scope="module")
-def served(model_dir: Path) -> Served:
-    return Served.load(model_dir, device="cpu")
+def served(model_dir: Path) -> TorchEngine:
+    return TorchEngine.load(model_dir, device="cpu")
 
 
 @pytest.fixture(scope="module")
-def server(served: Served):
+def server(served: TorchEngine):
     with running(create_app([served])) as address:
         yield address
 
 
 @pytest.fixture(scope="module")
-def keyed(served: Served):
+def keyed(served: TorchEngine):
     with running(create_app([served], api_key=KEY)) as address:
         yield address
 

@@ -21,8 +21,8 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from nmt.recipe.schema import MAX_BEAM  # noqa: E402
-from nmt.serve.app import create_app  # noqa: E402
-from nmt.serve.server import Served  # noqa: E402
+from nmt.serve.engine import TorchEngine  # noqa: E402
+from nmt_runtime.serve.app import create_app  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
@@ -44,7 +44,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def page_server(model_dir: Path):
-    with running(create_app([Served.load(model_dir, device="cpu")])) as address:
+    with running(create_app([TorchEngine.load(model_dir, device="cpu")])) as address:
         yield address
 
 

@@ -1,4 +1,4 @@
-"""`nmt serve --api-key`: every route but the open ones wants the key, before anything else.
+"""The server's --api-key: every route but the open ones wants the key, before anything else.
 
     OPEN         /, /health, /languages: the page, a load balancer's probe, and the list
                  LibreTranslate's clients fetch before they know of any key
@@ -17,7 +17,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable
 
-from nmt.serve.limits import refuse
+from nmt_runtime.serve.limits import refuse
 
 OPEN = frozenset({"/", "/health", "/languages"})
 BODY_KEYED = frozenset({"/translate"})

@@ -1,23 +1,27 @@
-"""`nmt serve`: trained models behind HTTP, on FastAPI; concurrent requests share searches.
+"""The server of `nmt serve` and `nmt-runtime serve`: models behind HTTP, on FastAPI;
+concurrent requests share searches.
 
-    app = create_app([Served.load("runs/quickstart")], Limits())
+    app = create_app([RuntimeEngine.load("exported/quickstart")], Limits())
     uvicorn.run(app, host="127.0.0.1", port=8000)
 
-Request → checks (`Server.prepare`: sizes, language pair, search settings; a 4xx on failure)
-→ source ids → `Batcher` (nmt.serve.batcher: one worker thread joins requests with the same
-model and settings into one search batch) → `Translator.search_ids` → answer. Routes:
+A model is an `Engine` (nmt_runtime.serve.engine): an exported directory's `RuntimeEngine`
+here, without PyTorch, or a trained model's `TorchEngine` (nmt.serve.engine).
+Request → checks (`Server.prepare`: sizes, language pair, the engine's plan of the search;
+a 4xx on failure) → source ids → `Batcher` (nmt_runtime.serve.batcher: one worker thread
+joins requests with the same model and plan into one search batch) → the engine's `search`
+→ answer. Routes:
 
     GET  /                 the page: type a sentence, see its translation and attention
     GET  /health           {"status": "ok", ...}; 503 once the batcher's worker is gone
     GET  /models           the served models, their languages, decode defaults, scores
-    POST /api/translate    nmt's JSON API (nmt.serve.schema.TranslateRequest)
+    POST /api/translate    nmt's JSON API (nmt_runtime.serve.schema.TranslateRequest)
     POST /translate        LibreTranslate's API (q, source, target, format, alternatives)
     GET  /languages        LibreTranslate's language list
     GET  /docs             the OpenAPI page (/redoc, /openapi.json)
 
 Every error is a 4xx (or 500 for a bug, 503 when the batcher's worker has died) with one
-line of JSON, `{"error": "..."}`. Before any route: `KeyGate` (nmt.serve.key: the API key,
-before the body is read), then `BodyLimit` (nmt.serve.limits: the body's size and time).
+line of JSON, `{"error": "..."}`. Before any route: `KeyGate` (nmt_runtime.serve.key: the API key,
+before the body is read), then `BodyLimit` (nmt_runtime.serve.limits: the body's size and time).
 Bodies are parsed by `parse_json`, not FastAPI, so that the key comes before validation
 and JSON that Python's parser lets through or chokes on is a 400; their schemas are added
 to /openapi.json by `_document_bodies`.
@@ -35,13 +39,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
-from nmt.decode.ensemble import attends
-from nmt.errors import one_line
-from nmt.recipe.schema import MAX_BEAM
-from nmt.serve.batcher import Batcher
-from nmt.serve.key import KeyGate
-from nmt.serve.libre import add_libre_routes
-from nmt.serve.limits import (
+from nmt_runtime.errors import one_line
+from nmt_runtime.serve.batcher import Batcher
+from nmt_runtime.serve.engine import Engine
+from nmt_runtime.serve.key import KeyGate
+from nmt_runtime.serve.libre import add_libre_routes
+from nmt_runtime.serve.limits import (
     ApiError,
     BodyLimit,
     Limits,
@@ -49,7 +52,7 @@ from nmt.serve.limits import (
     validated,
     validation_message,
 )
-from nmt.serve.schema import (
+from nmt_runtime.serve.schema import (
     ErrorBody,
     Health,
     LibreRequest,
@@ -58,21 +61,21 @@ from nmt.serve.schema import (
     TranslateResponse,
     body_doc,
 )
-from nmt.serve.server import Served, Server, _result
+from nmt_runtime.serve.server import Server
 
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": one_line(message)}, status_code=status)
 
 
-def _page() -> str:
+def _page(max_beam: int) -> str:
     """The page, with the API's limits filled in (`{{MAX_BEAM}}`: one maximum for both)."""
-    page = (resources.files("nmt.serve") / "web" / "index.html").read_text(encoding="utf-8")
-    return page.replace("{{MAX_BEAM}}", str(MAX_BEAM))
+    page = resources.files("nmt_runtime.serve") / "web" / "index.html"
+    return page.read_text(encoding="utf-8").replace("{{MAX_BEAM}}", str(max_beam))
 
 
 def create_app(
-    models: Sequence[Served], limits: Limits | None = None, api_key: str | None = None
+    models: Sequence[Engine], limits: Limits | None = None, api_key: str | None = None
 ) -> FastAPI:
     """The FastAPI application serving `models` (by name) within `limits`."""
     server = Server(models, limits or Limits(), api_key)
@@ -93,9 +96,14 @@ def create_app(
     )
     app.state.server = server
     limits = server.limits
-    app.add_middleware(BodyLimit, limit=limits.max_body_bytes, timeout=limits.request_timeout)
+    app.add_middleware(
+        BodyLimit,
+        limit=limits.max_body_bytes,
+        timeout=limits.request_timeout,
+        command=limits.command,
+    )
     app.add_middleware(KeyGate, key=api_key)  # added last: runs first, before any body
-    _add_error_handlers(app)
+    _add_error_handlers(app, limits.command)
     _add_routes(app, server)
     _document_bodies(app)
     return app
@@ -116,7 +124,7 @@ def _document_bodies(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _add_error_handlers(app: FastAPI) -> None:
+def _add_error_handlers(app: FastAPI, command: str) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError):
         return _error(error.status, error.message)
@@ -127,7 +135,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def bug(request: Request, error: Exception):  # logged with its traceback
-        return _error(500, f"internal error in nmt serve: {type(error).__name__}: {error}")
+        return _error(500, f"internal error in {command}: {type(error).__name__}: {error}")
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException):
@@ -135,15 +143,17 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _add_routes(app: FastAPI, server: Server) -> None:
+    max_beam = min(m.max_beam for m in server.models.values())
+
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> str:
-        return _page()
+        return _page(max_beam)
 
     @app.get("/health", responses={503: {"model": ErrorBody}})
     async def health() -> Health:
         """Status ok while the server can translate; 503 once the batcher's worker has died."""
         if server.batcher is not None and not server.batcher.alive:
-            return _error(503, f"{server.batcher.stop_error()}; restart nmt serve")
+            return _error(503, f"{server.batcher.stop_error()}; restart {server.limits.command}")
         names = list(server.models)
         return Health(status="ok", models=names, api_key_required=server.api_key is not None)
 
@@ -155,24 +165,12 @@ def _add_routes(app: FastAPI, server: Server) -> None:
     async def translate(request: Request) -> TranslateResponse:
         """Translate a text or a list; n-best, scores and attention on request."""
         body = validated(TranslateRequest, parse_json(await request.body()))
-        served = server.named(body.model)
+        engine = server.named(body.model)
         texts = [body.text] if isinstance(body.text, str) else body.text
-        settings = served.decode_config(
-            beam_size=body.beam_size,
-            length_penalty=body.length_penalty,
-            length_normalization=body.length_normalization,
-            coverage_penalty=body.coverage_penalty,
-        )
-        if body.alignment and not attends(served.translator.model):
-            raise ApiError(400, "alignment comes from attention, and this model has none")
-        searched = body.attention or body.alignment
-        constraints = body.constraints
-        if isinstance(body.text, str) and constraints is not None:
-            if all(isinstance(c, str) for c in constraints):  # a single text's list
-                constraints = [constraints]  # type: ignore[list-item]
-        prepared = server.prepare(served, texts, body.nbest, searched, settings, constraints)
+        options = body.options()
+        prepared = server.prepare(engine, texts, body.nbest, body.attention, options)
         found = await server.search(prepared)
-        results = [_result(f, body.attention, body.alignment) for f in found]
-        return TranslateResponse(model=served.name, translations=results)
+        results = [engine.result(f, body.attention, options) for f in found]
+        return TranslateResponse(model=engine.name, translations=results)
 
     add_libre_routes(app, server)

@@ -1,4 +1,4 @@
-"""LibreTranslate's public API on `nmt serve`, so its clients work with nmt models unchanged.
+"""LibreTranslate's public API on the server, so its clients work with nmt models unchanged.
 
     POST /translate   q (a text or a list), source (a code or "auto"), target, format
                       ("text"; "html" is refused), alternatives (n-best), api_key, and
@@ -20,11 +20,17 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException
 
-from nmt.serve.limits import ApiError, parse_json, validated
-from nmt.serve.schema import LANGUAGE_NAMES, Language, LibreRequest, LibreResponse, body_doc
+from nmt_runtime.serve.limits import ApiError, parse_json, validated
+from nmt_runtime.serve.schema import (
+    LANGUAGE_NAMES,
+    Language,
+    LibreRequest,
+    LibreResponse,
+    body_doc,
+)
 
 if TYPE_CHECKING:
-    from nmt.serve.server import Server
+    from nmt_runtime.serve.server import Server
 
 
 async def _fields(request: Request) -> Any:
@@ -60,12 +66,12 @@ def add_libre_routes(app: FastAPI, server: Server) -> None:
         body = await read_request(request, server)
         if body.format == "html":
             raise ApiError(400, "format: html is not supported; send plain text (format text)")
-        served = server.for_pair(body.model, body.source, body.target)
+        engine = server.for_pair(body.model, body.source, body.target)
         texts = [body.q] if isinstance(body.q, str) else body.q
         nbest = body.alternatives + 1
-        wider = nbest > served.translator.recipe.decode.beam_size  # alternatives need a beam
-        settings = served.decode_config(beam_size=nbest if wider else None)
-        prepared = server.prepare(served, texts, nbest, False, settings)
+        wider = nbest > engine.beam_size  # alternatives need a beam at least that wide
+        options = {"beam_size": nbest if wider else None}
+        prepared = server.prepare(engine, texts, nbest, False, options)
         found = await server.search(prepared)
         best = [f[0].text if f else "" for f in found]
         others = [[t.text for t in f[1:]] for f in found]

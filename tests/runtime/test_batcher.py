@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from nmt.serve.batcher import Batcher, BatcherStopped
+from nmt_runtime.serve.batcher import Batcher, BatcherStopped
 
 
 class Recorder:

@@ -1,9 +1,10 @@
-"""What one request may ask of `nmt serve`, and the one-line errors when it asks too much.
+"""What one request may ask of the server, and the one-line errors when it asks too much.
 
 A server must survive its clients: a body of a gigabyte, ten thousand texts, a text of a
 million characters or tokens, a body that never finishes arriving, JSON nested a hundred
 thousand deep or holding lone surrogates. Each limit is checked before any search, and
-breaking one is a 4xx naming the limit and the server flag that raises it. The limits
+breaking one is a 4xx naming the limit and the server flag that raises it (`nmt serve` and
+`nmt-runtime serve` share the flags; `Limits.command` names the one running). The limits
 themselves are bounded too: a flag out of its range is a `UserError` naming it.
 """
 
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
 
-from nmt.errors import UserError
+from nmt_runtime.errors import UserError
 
 
 def validation_message(errors: Sequence[Any]) -> str:
@@ -69,7 +70,7 @@ def validated(model: type[Body], data: Any) -> Body:
         raise ApiError(400, validation_message(error.errors())) from None
 
 
-# field: (its `nmt serve` flag, lowest, highest in the flag's unit, flag units per field unit)
+# field: (its server flag, lowest, highest in the flag's unit, flag units per field unit)
 BOUNDS: dict[str, tuple[str, float, float, int]] = {
     "max_chars": ("--max-chars", 1, 1_000_000, 1),
     "max_tokens": ("--max-tokens", 1, 100_000, 1),
@@ -92,6 +93,7 @@ class Limits:
     batch_tokens: int = 4000  # source tokens per search batch across requests
     max_wait: float = 0.005  # seconds the batcher waits for company
     request_timeout: float = 30.0  # seconds for a request's whole body to arrive
+    command: str = "nmt serve"  # what the messages call the server: nmt-runtime serve too
 
     def __post_init__(self) -> None:
         for name, (flag, low, high, scale) in BOUNDS.items():
@@ -102,13 +104,18 @@ class Limits:
     def check_texts(self, texts: Sequence[str]) -> None:
         if not texts:
             raise ApiError(400, "no text to translate: give one text or a non-empty list")
-        _at_most(len(texts), self.max_texts, "texts in one request", "--max-texts")
+        self._at_most(len(texts), self.max_texts, "texts in one request", "--max-texts")
         for i, text in enumerate(texts):
-            _at_most(len(text), self.max_chars, f"characters in text {i}", "--max-chars")
+            self._at_most(len(text), self.max_chars, f"characters in text {i}", "--max-chars")
 
     def check_tokens(self, ids: Sequence[Sequence[int]]) -> None:
         for i, x in enumerate(ids):
-            _at_most(len(x), self.max_tokens, f"tokens in text {i}", "--max-tokens")
+            self._at_most(len(x), self.max_tokens, f"tokens in text {i}", "--max-tokens")
+
+    def _at_most(self, count: int, limit: int, what: str, flag: str) -> None:
+        """413 when `count` of `what` is over the `limit` that the server's FLAG sets."""
+        if count > limit:
+            raise ApiError(413, f"{count} {what}; at most {limit} ({self.command} {flag})")
 
     @staticmethod
     def check_model_tokens(ids: Sequence[Sequence[int]], cap: int | None, model: str) -> None:
@@ -126,12 +133,6 @@ def _shown(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _at_most(count: int, limit: int, what: str, flag: str) -> None:
-    """413 when `count` of `what` is over the `limit` that `nmt serve FLAG` sets."""
-    if count > limit:
-        raise ApiError(413, f"{count} {what}; at most {limit} (nmt serve {flag})")
-
-
 class BodyLimit:
     """ASGI middleware: a body over `limit` bytes is refused with 413, whether its
     Content-Length says so up front or its chunks add up to it; a body not all there
@@ -140,10 +141,11 @@ class BodyLimit:
     never times out a body). Both close the connection. The body is read here (at most
     `limit` bytes are kept) and handed on whole."""
 
-    def __init__(self, app, limit: int, timeout: float):
+    def __init__(self, app, limit: int, timeout: float, command: str = "nmt serve"):
         self.app = app
         self.limit = limit
         self.timeout = timeout
+        self.command = command
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -180,12 +182,12 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
     def _too_big(self) -> str:
-        return f"the request body is over {self.limit} bytes (nmt serve --max-body-bytes)"
+        return f"the request body is over {self.limit} bytes ({self.command} --max-body-bytes)"
 
     def _too_slow(self) -> str:
         return (
             f"the request body did not arrive within {_shown(self.timeout)} s "
-            "(nmt serve --request-timeout)"
+            f"({self.command} --request-timeout)"
         )
 
 

@@ -1,4 +1,4 @@
-"""The shapes of `nmt serve`'s requests and answers (pydantic models, so /docs shows them).
+"""The shapes of the server's requests and answers (pydantic models, so /docs shows them).
 
 Two APIs share one server: nmt's own JSON API (`POST /api/translate`: n-best lists,
 scores, subword pieces and attention) and LibreTranslate's public API (`POST
@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nmt.recipe.schema import MAX_BEAM, MAX_LENGTH_PENALTY
+from nmt_runtime.settings import MAX_BEAM, MAX_LENGTH_PENALTY
 
 # ISO 639-1 names for GET /languages; a code not listed here is its own name.
 LANGUAGE_NAMES = {
@@ -31,11 +31,18 @@ class ErrorBody(BaseModel):
 
 def body_doc(model: type[BaseModel], form: bool = False) -> dict[str, Any]:
     """The OpenAPI `requestBody` of a route that parses its body itself: `model`, sent as
-    JSON (or as form fields), whose schema `nmt.serve.app` adds to the components."""
+    JSON (or as form fields), whose schema `nmt_runtime.serve.app` adds to the components."""
     kinds = ["application/json"] + (["application/x-www-form-urlencoded"] if form else [])
     schema = {"$ref": f"#/components/schemas/{model.__name__}"}
     content = {kind: {"schema": schema} for kind in kinds}
     return {"requestBody": {"required": True, "content": content}}
+
+
+# TranslateRequest's fields that say what to translate; every other field is a decode
+# option (constraints: per text), handed to the model's engine as is (`options()`), so that
+# a new decode field is one line here: an engine refuses by name one it does not have
+# (nmt_runtime.serve.engine).
+REQUEST_FIELDS = frozenset({"text", "model", "nbest", "attention"})
 
 
 class TranslateRequest(BaseModel):
@@ -68,6 +75,17 @@ class TranslateRequest(BaseModel):
         description="Phrases each translation must hold (terminology): one list per text "
         "(a single text: its list alone); needs beam_size 2 or more.",
     )
+
+    def options(self) -> dict[str, Any]:
+        """The decode fields (all but `REQUEST_FIELDS`), for the engine's `plan`; a single
+        text's constraints sent as its flat list of phrases become a list of that one list
+        (so `[]` is one text without constraints)."""
+        chosen = {k: v for k, v in self if k not in REQUEST_FIELDS}
+        phrases = self.constraints
+        if isinstance(self.text, str) and phrases is not None:
+            if all(isinstance(p, str) for p in phrases):
+                chosen["constraints"] = [phrases]
+        return chosen
 
 
 class Alternative(BaseModel):

@@ -1,0 +1,216 @@
+"""A trained model behind the server's `Engine` interface (nmt_runtime.serve.engine), and
+the choice between it and an exported directory's engine.
+
+    engine = load_engine([Path("runs/quickstart")], device="cpu")       # TorchEngine
+    engine = load_engine([Path("exported/quickstart")], threads=2)       # RuntimeEngine
+    app = nmt_runtime.serve.app.create_app([engine], Limits())
+
+`TorchEngine` serves nmt.decode's Translator (a model directory, or several as an
+ensemble), with what only it has: the coverage penalty, word alignments from the
+attention and terminology constraints (a request's `constraints`, one list of phrases per
+text: its plan is `constrained` when any text has a phrase, so such requests batch apart,
+their items (source ids, constraint ids)). An exported directory is served by
+nmt_runtime's engine, which refuses those by name. The server raises nmt_runtime's
+UserError; `runtime_errors` turns it into nmt's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from nmt.decode.alignment import pharaoh
+from nmt.decode.ensemble import attends
+from nmt.decode.translate import Translator
+from nmt.device import Precision
+from nmt.errors import UserError
+from nmt.recipe.schema import MAX_BEAM
+from nmt.store.layout import RESULTS
+from nmt_runtime.errors import UserError as RuntimeUserError
+from nmt_runtime.manifest import is_exported
+from nmt_runtime.serve.engine import Engine, Plan, translation_result
+from nmt_runtime.serve.schema import ModelInfo, TranslationResult
+
+INSTALL = "pip install 'recurrent-nmt[export]'"
+
+
+@contextlib.contextmanager
+def runtime_errors() -> Iterator[None]:
+    """nmt_runtime's UserError (the server's, the runtime's) raised as nmt's, which the CLI
+    reports in one line."""
+    try:
+        yield
+    except RuntimeUserError as error:
+        raise UserError(str(error)) from None
+
+
+@contextlib.contextmanager
+def _refused() -> Iterator[None]:
+    """nmt's UserError raised as nmt_runtime's: what the server answers with a 400."""
+    try:
+        yield
+    except UserError as error:
+        raise RuntimeUserError(str(error)) from None
+
+
+class TorchEngine:
+    """A model (or an ensemble) under a name, served through PyTorch."""
+
+    max_beam = MAX_BEAM
+
+    def __init__(
+        self,
+        name: str,
+        translator: Translator,
+        directories: list[Path],
+        results: dict[str, Any] | None = None,
+    ):
+        self.name = name
+        self.translator = translator
+        self.directories = directories
+        self.results = results
+
+    @classmethod
+    def load(
+        cls,
+        dirs: str | Path | Sequence[str | Path],
+        name: str | None = None,
+        device: str = "auto",
+        precision: Precision = "fp32",
+    ) -> TorchEngine:
+        paths = [Path(dirs)] if isinstance(dirs, (str, Path)) else [Path(d) for d in dirs]
+        translator = Translator.load(paths, device, precision)
+        results_file = paths[0] / RESULTS
+        results = json.loads(results_file.read_text()) if results_file.is_file() else None
+        return cls(name or paths[0].name, translator, paths, results)
+
+    @property
+    def source(self) -> str:
+        return self.translator.recipe.data.source_lang
+
+    @property
+    def target(self) -> str:
+        return self.translator.recipe.data.target_lang
+
+    @property
+    def beam_size(self) -> int:
+        return self.translator.recipe.decode.beam_size
+
+    def info(self) -> ModelInfo:
+        scores = None
+        if self.results is not None:
+            keep = ("bleu", "chrf", "signature", "valid_bleu", "beam_size", "decode")
+            scores = {k: v for k, v in self.results.items() if k in keep}
+        return ModelInfo(
+            name=self.name,
+            source=self.source,
+            target=self.target,
+            directories=[str(d) for d in self.directories],
+            attention=attends(self.translator.model),
+            decode=dataclasses.asdict(self.translator.recipe.decode),
+            results=scores,
+        )
+
+    def plan(self, nbest: int, attention: bool, options: Mapping[str, Any]) -> Plan:
+        """The request's decode settings (`Translator.decode_config`: None keeps the
+        recipe's), checked; `alignment` searches with attention, which it comes from;
+        `constraints` (their phrases checked here, their count in `items`) need a beam."""
+        overrides = dict(options)
+        alignment = bool(overrides.pop("alignment", False))
+        phrases = overrides.pop("constraints", None)
+        with _refused():
+            constrained = phrases is not None and any(self._constraint_ids(phrases))
+            settings = self.translator.decode_config(**overrides)
+            if alignment and not attends(self.translator.model):
+                raise UserError("alignment comes from attention, and this model has none")
+            searched = attention or alignment
+            settings = self.translator.search_settings(
+                nbest, searched, constrained=constrained, settings=settings
+            )
+        return Plan(settings, nbest, searched, settings.max_input_length, constrained)
+
+    def _constraint_ids(
+        self, phrases: Sequence[Any], texts: int | None = None
+    ) -> list[list[list[int]]]:
+        """A request's constraints (one list of phrases per text, as `options()` gives
+        them) as target ids (`Translator.constraint_ids`, which checks the count)."""
+        lists = [c for c in phrases if not isinstance(c, str)]
+        if len(lists) < len(phrases):
+            raise UserError("constraints: a list of texts takes one list of phrases each")
+        return self.translator.constraint_ids(lists, texts)
+
+    def encode(self, texts: Sequence[str]) -> list[list[int]]:
+        return self.translator.encode(texts)
+
+    def items(self, ids: list[list[int]], plan: Plan, options: Mapping[str, Any]) -> list[Any]:
+        """The source ids, or with a constrained plan (source ids, constraint ids) pairs; a
+        request's constraints must be one list per text even when none holds a phrase."""
+        phrases = options.get("constraints")
+        if phrases is None:
+            return ids
+        with _refused():
+            wanted = self._constraint_ids(phrases, len(ids))
+        return list(zip(ids, wanted, strict=True)) if plan.constrained else ids
+
+    def search(self, items: list[Any], plan: Plan) -> list[list[Any]]:
+        """One search over the joined requests' items (`items`)."""
+        settings, nbest, attention = plan.settings, plan.nbest, plan.attention
+        if not plan.constrained:
+            return self.translator.search_ids(items, settings, nbest, attention)
+        sources, constraints = [i for i, _ in items], [c for _, c in items]
+        return self.translator.search_ids(sources, settings, nbest, attention, None, constraints)
+
+    def result(
+        self, found: list[Any], attention: bool, options: Mapping[str, Any]
+    ) -> TranslationResult:
+        """The server's answer, with the best translation's Pharaoh alignment if asked."""
+        words = None
+        if options.get("alignment"):
+            words = pharaoh(found[0].alignment or []) if found else ""
+        return translation_result(found, attention, words)
+
+
+def load_engine(
+    dirs: Sequence[Path],
+    name: str | None = None,
+    device: str = "auto",
+    precision: Precision = "fp32",
+    threads: int | None = None,
+) -> Engine:
+    """The engine serving `dirs` under `name`: nmt_runtime's for an exported directory (on
+    the CPU, at the precision it was exported with, `threads` per operator), a TorchEngine
+    for model directories (several: an ensemble)."""
+    exported = [Path(d) for d in dirs if is_exported(Path(d))]
+    if not exported:
+        return TorchEngine.load(dirs, name, device, precision)
+    first = exported[0]
+    if len(dirs) > 1:
+        raise UserError(
+            f"--ensemble: --model {first} is an exported directory, which is served alone; "
+            "export the ensemble as one: nmt export RUN_A RUN_B --output-dir DIR"
+        )
+    if device not in ("auto", "cpu"):
+        raise UserError(
+            f"--device {device}: an exported directory ({first}) runs on the CPU with "
+            "onnxruntime; leave --device out"
+        )
+    if precision != "fp32":
+        raise UserError(
+            f"--precision {precision}: an exported directory ({first}) keeps the precision "
+            "it was exported with (nmt export --precision); leave --precision out"
+        )
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as e:
+        raise UserError(
+            f"--model {first}: serving an exported directory needs {e.name}, which is not "
+            f"installed: {INSTALL}"
+        ) from None
+    from nmt_runtime.serve.engine import RuntimeEngine
+
+    with runtime_errors():
+        return RuntimeEngine.load(first, name, threads)
