@@ -21,6 +21,11 @@ from its reference line (fewer if it has fewer words the model can write), and t
 ends in _constraintsN. Constraints need a beam of 2 or more and nmt's own Translator:
 beam 1 and the runtime are timed with N = 0 only.
 
+--option KEY=VALUE (repeatable) also times nmt's search with that option, each alone
+(`attention=true`: the attention and word alignments of every output; `coverage_penalty=0.2`;
+`replace_unk=true`), keyed ..._KEY-VALUE. --score-reference REFERENCE_FILE also times
+Translator.score (teacher-forced scores of the given translations): pairs/s, key NAME_score.
+
     python benchmarks/decode_speed.py --model runs/multi30k_de_en \\
         --source ../shared/data/multi30k/test_2016_flickr.de.gz --beam 5 \\
         --constraints 0 --constraints 1 --constraints 3 \\
@@ -65,7 +70,16 @@ def main() -> None:
     )
     parser.add_argument("--constraint-source", help="the references the phrases come from")
     parser.add_argument("--seed", type=int, default=0, help="for drawing the phrases")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="also time nmt's search with this option (JSON value), e.g. attention=true",
+    )
+    parser.add_argument("--score-reference", help="also time Translator.score against this")
     args = parser.parse_args()
+    args.variants = [parse_option(parser, option) for option in args.option]
     if args.constraints and not args.constraint_source:
         parser.error("--constraints needs --constraint-source REFERENCE_FILE")
 
@@ -84,6 +98,11 @@ def main() -> None:
             if translator.device.type == "cuda":
                 device = torch.cuda.get_device_name()
             results.update(measure(translator, lines, args, precision, suffix, references))
+            if args.score_reference:
+                targets = read_lines(Path(args.score_reference))
+                results[f"{precision}_score{suffix}"] = time_scoring(
+                    translator, lines, targets, args
+                )
         for precision in args.runtime or []:
             runtime = runtime_translator(args.model, precision, threads)
             name = f"runtime_{precision}"
@@ -132,6 +151,33 @@ def _timed(translator: Any, lines: list[str], options: dict[str, int]) -> tuple[
     return time.perf_counter() - start, found
 
 
+def parse_option(parser: argparse.ArgumentParser, option: str) -> tuple[str, Any]:
+    """--option KEY=VALUE as (KEY, VALUE), VALUE read as JSON (true, 0.2, "text")."""
+    key, sep, value = option.partition("=")
+    if not sep:
+        parser.error(f"--option {option}: give KEY=VALUE, e.g. attention=true")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def time_scoring(translator: Translator, lines: list[str], targets: list[str], args) -> dict:
+    """Translator.score over every (line, target) pair: the median of --repeat runs."""
+    translator.score(lines[:200], targets[:200])  # warm-up
+    times = []
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        translator.score(lines, targets)
+        times.append(time.perf_counter() - start)
+    median = sorted(times)[len(times) // 2]
+    return {
+        "seconds_median": round(median, 3),
+        "pairs_per_second": round(len(lines) / median, 1),
+        "runs": [round(t, 3) for t in times],
+    }
+
+
 def draw_constraints(
     translator: Translator, references: list[str], count: int, seed: int
 ) -> list[list[str]]:
@@ -174,6 +220,11 @@ def measure(
                     constraints = draw_constraints(translator, references, count, args.seed)
                     options["constraints"] = constraints
                 results[key] = _report(translator, lines, args, options)
+                if count or not isinstance(translator, Translator):
+                    continue  # the --option variants: nmt's search, without constraints
+                for option, value in args.variants:
+                    variant = f"{key}_{option}-{value}".replace(" ", "")
+                    results[variant] = _report(translator, lines, args, {**options, option: value})
     return results
 
 

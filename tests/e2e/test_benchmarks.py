@@ -74,6 +74,27 @@ def test_decode_speed_reports_each_number_of_constraints(model_dir, tmp_path, ru
 
 
 @pytest.mark.slow
+def test_decode_speed_times_each_option_alone_and_scoring(model_dir, tmp_path, run):
+    source = tmp_path / "src.txt"
+    source.write_text("i see one woman\nthey want one old man\n", encoding="utf-8")
+    references = tmp_path / "ref.txt"
+    references.write_text("ich sehe eine Frau\nsie wollen einen alten Mann\n", encoding="utf-8")
+    out = run(
+        "decode_speed.py", "--model", str(model_dir), "--source", str(source), "--beam", "2",
+        "--repeat", "1", "--device", "cpu", "--option", "attention=true",
+        "--option", "coverage_penalty=0.2", "--score-reference", str(references),
+    )  # fmt: skip
+    results = json.loads(out)["results"]
+    assert set(results) == {
+        "fp32_beam2_batch8000",
+        "fp32_beam2_batch8000_attention-True",
+        "fp32_beam2_batch8000_coverage_penalty-0.2",
+        "fp32_score",
+    }
+    assert results["fp32_score"]["pairs_per_second"] > 0
+
+
+@pytest.mark.slow
 def test_serve_speed_reports_requests_per_second(model_dir, tmp_path, run):
     source = tmp_path / "src.txt"
     source.write_text("1 2 3\n4 5\n6 7 8 9\n", encoding="utf-8")
