@@ -46,6 +46,7 @@ from nmt.decode.search import (
     greedy_search,
     max_output_lengths,
 )
+from nmt.decode.unk import check_settings, replace_unks
 from nmt.device import Precision, make_autocast, pick_device
 from nmt.errors import UserError
 from nmt.model.seq2seq import Seq2Seq, build_model, quantize_int8
@@ -152,6 +153,7 @@ class Translation:
     attention: list[list[float]] | None = None  # (target pieces + </s>) × source pieces
     # (source word, target word) per target word, from the attention (nmt.decode.alignment)
     alignment: list[tuple[int, int]] | None = None
+    target_ids: list[int] | None = None  # the ids of target_pieces (for decode.replace_unk)
 
 
 class Translator:
@@ -263,7 +265,8 @@ class Translator:
         lines = iter(lines)  # checked before any line is read
         while batch := list(itertools.islice(lines, chunk)):
             src_ids = self.encode(batch, chosen.max_input_length)
-            yield from self.search_ids(src_ids, chosen, nbest, attention)
+            found = self.search_ids(src_ids, chosen, nbest, attention or chosen.replace_unk)
+            yield from replace_unks(found, batch, chosen, self)
 
     def translate(
         self,
@@ -300,6 +303,7 @@ class Translator:
                 f"--coverage-penalty {chosen.coverage_penalty:g} sums the attention each source "
                 "word got, and this model has none (model.attention none): give 0"
             )
+        check_settings(chosen, attends(self.model))  # decode.replace_unk, its dictionary
         if nbest < 1:
             raise UserError(f"--nbest {nbest}: give 1 or more translations per line")
         if nbest > chosen.beam_size:
@@ -337,7 +341,8 @@ class Translator:
         searched with `decode_config(settings, **overrides)`."""
         chosen = self.search_settings(nbest, attention, settings=settings, **overrides)
         src_ids = self.encode(lines, chosen.max_input_length)
-        return self.search_ids(src_ids, chosen, nbest, attention, progress)
+        found = self.search_ids(src_ids, chosen, nbest, attention or chosen.replace_unk, progress)
+        return replace_unks(found, lines, chosen, self)  # decode.replace_unk, if set
 
     def search_ids(
         self,
@@ -363,12 +368,12 @@ class Translator:
         """A hypothesis as a Translation; with attention, its word alignment too."""
         pieces = self.tgt_tokenizer.pieces(h.tokens)
         if h.attention is None:
-            return Translation(text, h.score, src_pieces, pieces)
+            return Translation(text, h.score, src_pieces, pieces, target_ids=h.tokens)
         attention = h.attention.tolist()
         words = align_pieces(
             attention, (src_pieces, self.src_tokenizer), (pieces, self.tgt_tokenizer)
         )
-        return Translation(text, h.score, src_pieces, pieces, attention, words)
+        return Translation(text, h.score, src_pieces, pieces, attention, words, h.tokens)
 
 
 def nbest_lines(index: int, found: list[Translation]) -> list[str]:

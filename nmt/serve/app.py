@@ -162,6 +162,7 @@ def _add_routes(app: FastAPI, server: Server) -> None:
             length_penalty=body.length_penalty,
             length_normalization=body.length_normalization,
             coverage_penalty=body.coverage_penalty,
+            replace_unk=body.replace_unk,
         )
         if body.alignment and not attends(served.translator.model):
             raise ApiError(400, "alignment comes from attention, and this model has none")

@@ -63,6 +63,11 @@ class TranslateRequest(BaseModel):
         allow_inf_nan=False,
         description="Wu et al.'s coverage β (0: none); needs a model with attention.",
     )
+    replace_unk: bool | None = Field(
+        None,
+        description="Replace each <unk> by the source word of most attention (or its entry "
+        "in the model's decode.unk_dictionary); null: the model's decode.replace_unk.",
+    )
 
 
 class Alternative(BaseModel):

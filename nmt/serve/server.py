@@ -25,6 +25,7 @@ from fastapi import Request
 from nmt.decode.alignment import pharaoh
 from nmt.decode.ensemble import attends
 from nmt.decode.translate import Translation, Translator
+from nmt.decode.unk import replace_unks
 from nmt.errors import UserError
 from nmt.recipe.schema import DecodeConfig
 from nmt.serve.batcher import Batcher, BatcherStopped
@@ -111,6 +112,7 @@ class Prepared:
     key: SearchKey
     ids: list[list[int]]
     tokens: int
+    texts: list[str]  # the sources, for decode.replace_unk (search_ids has only their ids)
 
 
 def _result(
@@ -216,16 +218,18 @@ class Server:
         ids = translator.encode(texts)
         self.limits.check_tokens(ids)
         self.limits.check_model_tokens(ids, settings.max_input_length, served.name)
-        key = SearchKey(served.name, settings, nbest, attention)
-        return Prepared(key, ids, sum(map(len, ids)))
+        key = SearchKey(served.name, settings, nbest, attention or settings.replace_unk)
+        return Prepared(key, ids, sum(map(len, ids)), texts)
 
     async def search(self, prepared: Prepared) -> list[list[Translation]]:
         """The request's translations from the batcher; 503 at once if its worker is gone."""
         assert self.batcher is not None, "the server has not started"
         try:
-            return await self.batcher.submit(prepared.key, prepared.ids, prepared.tokens)
+            found = await self.batcher.submit(prepared.key, prepared.ids, prepared.tokens)
         except BatcherStopped as error:
             raise ApiError(503, f"{error}; restart nmt serve") from None
+        key = prepared.key  # with decode.replace_unk, the <unk>s replaced (nmt.decode.unk)
+        return replace_unks(found, prepared.texts, key.settings, self.models[key.model].translator)
 
     def run(self, key: SearchKey, ids: list[list[int]]) -> list[list[Translation]]:
         """The batcher's work: one search over the joined requests (worker thread)."""
