@@ -59,14 +59,13 @@ def main() -> None:
     seconds = time.perf_counter() - start
     plain = [f[0].text if f else "" for f in found]
     systems = {"plain": plain}
-    for name, dictionary in [
-        ("replace_unk", None),
-        ("replace_unk_dictionary", args.unk_dictionary),
-    ]:
-        if name == "replace_unk" or dictionary is not None:
-            on = dataclasses.replace(settings, replace_unk=True, unk_dictionary=dictionary)
-            replaced = replace_unks(found, sources, on, translator)
-            systems[name] = [f[0].text if f else "" for f in replaced]
+    runs = {"replace_unk": None}  # name: dictionary
+    if args.unk_dictionary is not None:
+        runs["replace_unk_dictionary"] = args.unk_dictionary
+    for name, dictionary in runs.items():
+        on = dataclasses.replace(settings, replace_unk=True, unk_dictionary=dictionary)
+        replaced = replace_unks(found, sources, on, translator)
+        systems[name] = [f[0].text if f else "" for f in replaced]
     report: dict[str, Any] = {
         "model": args.model,
         "source": str(source),

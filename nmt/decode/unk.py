@@ -39,7 +39,7 @@ from nmt.errors import UserError
 from nmt.recipe.schema import DecodeConfig
 from nmt.vocab import UNK
 
-FORMAT = "one source word, a tab and its translation a line"
+FORMAT = "one source word, a tab and one target word a line"
 
 
 class Searched(Protocol):
@@ -152,9 +152,10 @@ def replace_unks(
 
 
 def read_dictionary(path: str) -> Mapping[str, str]:
-    """The entries of an UNK dictionary file: source word → its translation (a word or a
-    phrase). Blank lines are skipped; a source word's first entry counts (a lexical table
-    sorted by probability gives its best first). Read again only when the file changes."""
+    """The entries of an UNK dictionary file: source word → target word, one word each
+    (so an output keeps its word count, and --alignments its meaning). Blank lines are
+    skipped; a source word's first entry counts (a lexical table sorted by probability
+    gives its best first). Read again only when the file changes."""
     try:
         status = os.stat(path)
     except FileNotFoundError:
@@ -181,8 +182,8 @@ def _read(path: str, mtime_ns: int, size: int) -> Mapping[str, str]:
         if not line.strip():
             continue
         fields = line.split("\t")
-        source, target = fields[0].strip(), " ".join(fields[-1].split())
-        if len(fields) != 2 or not source or len(source.split()) != 1 or not target:
+        source, target = fields[0].strip(), fields[-1].strip()
+        if len(fields) != 2 or len(source.split()) != 1 or len(target.split()) != 1:
             raise UserError(
                 f"unk dictionary {path} line {number}: {line[:60]!r} is not "
                 f"source_word<TAB>target_word; give {FORMAT}"

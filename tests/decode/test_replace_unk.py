@@ -99,10 +99,10 @@ def test_sentencepiece_replaces_the_whole_word_holding_the_unk(translator):
 
 def test_the_dictionary_file_format(tmp_path):
     path = tmp_path / "dict.tsv"
-    path.write_text("Hund\thound\n\nHund\tdog\r\nKatze\t  big  cat \n", encoding="utf-8")
-    assert dict(read_dictionary(str(path))) == {"Hund": "hound", "Katze": "big cat"}
+    path.write_text("Hund\thound\n\nHund\tdog\r\nKatze\t  cat \n", encoding="utf-8")
+    assert dict(read_dictionary(str(path))) == {"Hund": "hound", "Katze": "cat"}
     for bad, number in [("Hund hound\n", 1), ("a\tb\nx\ty\tz\n", 2), ("a b\tc\n", 1),
-                        ("\tc\n", 1), ("Hund\t \n", 1)]:  # fmt: skip
+                        ("\tc\n", 1), ("Hund\t \n", 1), ("Katze\tbig cat\n", 1)]:  # fmt: skip
         path.write_text(bad, encoding="utf-8")  # a new size or time: read again
         with pytest.raises(UserError, match=rf"dict.tsv line {number}: .* is not source_word"):
             read_dictionary(str(path))
@@ -164,6 +164,11 @@ def test_the_cli_replaces_each_unk_by_its_aligned_source_word(runner, word_model
         unks += text.split().count("<unk>")
     assert unks >= 5  # the capped vocabulary made the test mean something
     assert "<unk>" not in replaced.stdout
+    both = translate(runner, word_model, str(src), "--replace-unk", "--alignments")
+    assert [row.split("\t") for row in both.stdout.splitlines()] == [  # word for word
+        [out, row.split("\t")[1]]
+        for out, row in zip(replaced.stdout.splitlines(), plain.stdout.splitlines(), strict=True)
+    ]
 
 
 def test_a_dictionary_entry_replaces_instead(runner, word_model, tmp_path):
