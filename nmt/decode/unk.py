@@ -12,7 +12,9 @@ the id as the text "<unk>", and SentencePiece as " ⁇ ", neither of which can b
 text. The source word is the one of most attention mass, pooled into whitespace words as
 `alignment.word_alignment` pools it (an ensemble's attention is its members' mean), and
 copied as the source line has it (a source word outside the vocabulary is `<unk>` to the
-model, but its text is in the line).
+model, but its text is in the line): word i of the pieces is word i of the line's split(),
+exactly for a word tokenizer, and for SentencePiece wherever its normalization keeps the
+line's whitespace words (it does for ordinary text).
 
 Word tokenizer: a piece is a word, so each `<unk>` is replaced by the source word its
 attention row peaks on. SentencePiece (whose `<unk>` is rare: a character its training
