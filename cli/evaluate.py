@@ -24,12 +24,15 @@ from nmt.cli.options import (
     Models,
     Precision,
     PrecisionOption,
+    ReplaceUnk,
     Threads,
+    UnkDictionary,
     check_not_an_input,
     check_output,
     cut_warning,
     decode_overrides,
     file_status,
+    unk_overrides,
     use_threads,
 )
 from nmt.cli.progress import Renderer
@@ -137,6 +140,8 @@ def bleu(
     length_penalty: LengthPenalty = None,
     coverage_penalty: CoveragePenalty = None,
     min_length: MinLength = None,
+    replace_unk: ReplaceUnk = False,
+    unk_dictionary: UnkDictionary = None,
     output: Annotated[
         Path | None, typer.Option(help="With --model: save the translations.")
     ] = None,
@@ -161,6 +166,7 @@ def bleu(
     decode = decode_overrides(
         beam, greedy, length_normalization, length_penalty, min_length, coverage_penalty
     )
+    decode |= unk_overrides(replace_unk, unk_dictionary)
     if model is None and (output is not None or greedy or any(decode.values())):
         raise UserError("--output and the decode options apply only with --model")
     _check_files(hypothesis, reference, source, compare, output)

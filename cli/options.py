@@ -62,6 +62,22 @@ CoveragePenalty = Annotated[
         "(decode.coverage_penalty; 0: none). Needs attention."
     ),
 ]
+ReplaceUnk = Annotated[
+    bool,
+    typer.Option(
+        "--replace-unk",
+        help="Replace each <unk> in the output by the source word it attended to most, or by "
+        "that word's entry in --unk-dictionary (decode.replace_unk). Needs attention.",
+    ),
+]
+UnkDictionary = Annotated[
+    Path | None,
+    typer.Option(
+        metavar="FILE",
+        help="With --replace-unk: source_word<TAB>target_word lines, looked up before a "
+        "source word is copied (decode.unk_dictionary).",
+    ),
+]
 MinLength = Annotated[int | None, typer.Option(help="Tokens before </s> may end a translation.")]
 PrecisionOption = Annotated[
     Precision,
@@ -123,6 +139,22 @@ def decode_overrides(
     }
 
 
+def unk_overrides(replace_unk: bool, unk_dictionary: Path | None) -> dict[str, object]:
+    """--replace-unk and --unk-dictionary as `decode_overrides` gives decode flags (None
+    keeps the recipe's value: --replace-unk left out is not false); a dictionary that is no
+    file is refused here, naming the flag."""
+    if unk_dictionary is not None and not unk_dictionary.is_file():
+        what = "a directory" if unk_dictionary.is_dir() else "no such file"
+        raise UserError(
+            f"--unk-dictionary {unk_dictionary}: {what}; give a file of "
+            "source_word<TAB>target_word lines"
+        )
+    return {
+        "replace_unk": True if replace_unk else None,
+        "unk_dictionary": None if unk_dictionary is None else str(unk_dictionary),
+    }
+
+
 def settings_line(settings: DecodeConfig) -> str:
     """The decode settings in words, as the summary line before translating shows them:
     the length penalty only where it applies (gnmt), and the input cap."""
@@ -134,6 +166,10 @@ def settings_line(settings: DecodeConfig) -> str:
     beta = getattr(settings, "coverage_penalty", 0)  # an exported model's settings have none
     if beta > 0:
         normalization += f", coverage penalty {beta}"
+    if getattr(settings, "replace_unk", False):
+        normalization += ", <unk> replaced"
+        if settings.unk_dictionary is not None:
+            normalization += f" (dictionary {settings.unk_dictionary})"
     return f"beam {settings.beam_size}, {normalization}, min length {settings.min_length}, {cap}"
 
 

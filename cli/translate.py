@@ -24,7 +24,9 @@ from nmt.cli.options import (
     Models,
     Precision,
     PrecisionOption,
+    ReplaceUnk,
     Threads,
+    UnkDictionary,
     check_not_an_input,
     check_output,
     check_plot_dir,
@@ -34,6 +36,7 @@ from nmt.cli.options import (
     make_plot_dir,
     same_path,
     settings_line,
+    unk_overrides,
     use_threads,
 )
 from nmt.cli.progress import Renderer
@@ -216,6 +219,8 @@ def translate(
     length_penalty: LengthPenalty = None,
     coverage_penalty: CoveragePenalty = None,
     min_length: MinLength = None,
+    replace_unk: ReplaceUnk = False,
+    unk_dictionary: UnkDictionary = None,
     nbest: Annotated[
         int, typer.Option(help="Write the N best per line as INDEX<TAB>SCORE<TAB>TEXT.")
     ] = 1,
@@ -258,6 +263,7 @@ def translate(
     decode = decode_overrides(
         beam, greedy, length_normalization, length_penalty, min_length, coverage_penalty
     )
+    decode |= unk_overrides(replace_unk, unk_dictionary)
     _check_outputs(source, output, attention_out, plot)
     # an exported directory (nmt export) translates with nmt_runtime, without PyTorch
     translator = load_translator(model, device.value, precision.value, threads)

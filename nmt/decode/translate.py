@@ -27,6 +27,7 @@ probabilities at every step, with the first model's recipe for the decode settin
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -41,6 +42,7 @@ from nmt.decode.batched import decode_ids
 from nmt.decode.ensemble import Ensemble, attends, check_same_vocabulary
 from nmt.decode.scoring import check_pairs, sentence_log_probs
 from nmt.decode.search import Hypothesis
+from nmt.decode.unk import check_settings, replace_unks
 from nmt.device import Precision, make_autocast, pick_device
 from nmt.errors import UserError
 from nmt.model.seq2seq import Seq2Seq, build_model, quantize_int8
@@ -86,6 +88,7 @@ class Translation:
     attention: list[list[float]] | None = None  # (target pieces + </s>) × source pieces
     # (source word, target word) per target word, from the attention (nmt.decode.alignment)
     alignment: list[tuple[int, int]] | None = None
+    target_ids: list[int] | None = None  # the ids of target_pieces (for decode.replace_unk)
 
 
 class Translator:
@@ -164,9 +167,12 @@ class Translator:
         The keywords are `DecodeConfig`'s fields (beam_size=5, length_penalty=1.0, ...),
         checked when called rather than typed: a keyword list typed for static checkers
         would repeat DecodeConfig's fields. A statically typed caller passes `settings`,
-        e.g. `dataclasses.replace(translator.recipe.decode, beam_size=5)`.
+        e.g. `dataclasses.replace(translator.recipe.decode, beam_size=5)`. replace_unk=False
+        turns the recipe's UNK replacement off with its dictionary (the JSON API's false).
         """
         base = self.recipe.decode if settings is None else settings
+        if overrides.get("replace_unk") is False and overrides.get("unk_dictionary") is None:
+            base = dataclasses.replace(base, unk_dictionary=None)  # off: no dictionary to read
         return override_decode(base, overrides, "decode options")
 
     def encode(self, lines: Sequence[str], limit: int | None = None) -> list[list[int]]:
@@ -197,7 +203,8 @@ class Translator:
         lines = iter(lines)  # checked before any line is read
         while batch := list(itertools.islice(lines, chunk)):
             src_ids = self.encode(batch, chosen.max_input_length)
-            yield from self.search_ids(src_ids, chosen, nbest, attention)
+            found = self.search_ids(src_ids, chosen, nbest, attention or chosen.replace_unk)
+            yield from replace_unks(found, batch, chosen, self)
 
     def translate(
         self,
@@ -243,6 +250,7 @@ class Translator:
                 f"--coverage-penalty {chosen.coverage_penalty:g} sums the attention each source "
                 "word got, and this model has none (model.attention none): give 0"
             )
+        check_settings(chosen, attends(self.model))  # decode.replace_unk, its dictionary
         if nbest < 1:
             raise UserError(f"--nbest {nbest}: give 1 or more translations per line")
         if nbest > chosen.beam_size:
@@ -285,7 +293,9 @@ class Translator:
             nbest, attention, constrained=any(wanted or []), settings=settings, **overrides
         )
         src_ids = self.encode(lines, chosen.max_input_length)
-        return self.search_ids(src_ids, chosen, nbest, attention, progress, wanted)
+        searched = attention or chosen.replace_unk
+        found = self.search_ids(src_ids, chosen, nbest, searched, progress, wanted)
+        return replace_unks(found, lines, chosen, self)  # decode.replace_unk, if set
 
     def constraint_ids(
         self, constraints: Sequence[Sequence[str]], lines: int | None = None
@@ -337,12 +347,12 @@ class Translator:
         """A hypothesis as a Translation; with attention, its word alignment too."""
         pieces = self.tgt_tokenizer.pieces(h.tokens)
         if h.attention is None:
-            return Translation(text, h.score, src_pieces, pieces)
+            return Translation(text, h.score, src_pieces, pieces, target_ids=h.tokens)
         attention = h.attention.tolist()
         words = align_pieces(
             attention, (src_pieces, self.src_tokenizer), (pieces, self.tgt_tokenizer)
         )
-        return Translation(text, h.score, src_pieces, pieces, attention, words)
+        return Translation(text, h.score, src_pieces, pieces, attention, words, h.tokens)
 
 
 def nbest_lines(index: int, found: list[Translation]) -> list[str]:

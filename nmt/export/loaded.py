@@ -107,12 +107,20 @@ class ExportedTranslator:
 
 
 def _no_coverage(overrides: dict[str, Any]) -> dict[str, Any]:
-    """The overrides without coverage_penalty, which nmt_runtime does not have: None or 0
-    (not asked) is dropped, more is refused in one line rather than ignored."""
+    """The overrides without coverage_penalty, replace_unk and unk_dictionary, which
+    nmt_runtime does not have: None, 0 or false (not asked) is dropped, more is refused in
+    one line rather than ignored."""
     beta = overrides.pop("coverage_penalty", None)
     if beta:
         raise UserError(
             f"--coverage-penalty {beta:g}: an exported model has no coverage penalty; "
             "translate with the model directory, or give 0"
+        )
+    replace, dictionary = overrides.pop("replace_unk", None), overrides.pop("unk_dictionary", None)
+    if replace or dictionary:
+        flag = "--replace-unk" if replace else f"--unk-dictionary {dictionary}"
+        raise UserError(
+            f"{flag}: an exported model gives no attention to copy source words by; "
+            "translate with the model directory"
         )
     return overrides

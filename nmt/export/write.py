@@ -57,6 +57,11 @@ def export_model(
             f"{run_dirs[0]}: its recipe sets decode.coverage_penalty, which nmt_runtime does "
             "not have; set decode.coverage_penalty: 0 in its recipe.yaml to export it"
         )
+    if translator.recipe.decode.replace_unk:  # nmt_runtime keeps no attention to copy by
+        raise UserError(
+            f"{run_dirs[0]}: its recipe sets decode.replace_unk, which nmt_runtime does not "
+            "have; set decode.replace_unk: false in its recipe.yaml to export it"
+        )
     members = translator.model.members if translator.size > 1 else [translator.model]
     for run_dir, model in zip(run_dirs, members, strict=True):
         _check_size(run_dir, model)
@@ -77,7 +82,8 @@ def export_model(
                     onnx_files.quantize(building / folder / name)
         _write_tokenizers(translator, building)
         decode = dataclasses.asdict(translator.recipe.decode)
-        del decode["coverage_penalty"]  # 0, checked above: nmt_runtime's search has none
+        for name in ("coverage_penalty", "replace_unk", "unk_dictionary"):
+            del decode[name]  # off, checked above (and by the recipe rules): nmt's own
         files.write_json(building / manifest_module.DECODE, decode)
         manifest = _manifest(translator, models, building, precision, opset, manifest_module)
         files.write_json(building / manifest_module.MANIFEST, manifest)

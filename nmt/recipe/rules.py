@@ -139,6 +139,16 @@ def _model_rules(r: Recipe) -> list[Rule]:
             "model.attention none gives none: set decode.coverage_penalty: 0",
         ),
         (
+            m.attention != "none" or not r.decode.replace_unk,
+            "decode.replace_unk copies the source word of most attention, and model.attention "
+            "none gives none: set decode.replace_unk: false",
+        ),
+        (
+            r.decode.unk_dictionary is None or r.decode.replace_unk,
+            "decode.unk_dictionary is read only when <unk>s are replaced: set "
+            "decode.replace_unk: true, or remove decode.unk_dictionary",
+        ),
+        (
             m.bridge != "copy"
             or (m.encoder_layers == m.decoder_layers and encoder_out == m.hidden_size),
             "bridge copy hands each encoder layer's final state to the same decoder layer: it "

@@ -188,6 +188,11 @@ class DecodeConfig:
     # search's time and memory grow with the source, and 300 is 3 × data.max_length's
     # default: longer than any pair such a model trained on, so a cut loses little quality.
     max_input_length: int | None = positive(300)
+    # Each <unk> output becomes the source word of most attention (Luong et al. 2015b), or
+    # its entry in unk_dictionary (lines source_word<TAB>target_word); nmt.decode.unk.
+    # Needs attention; false (the default) leaves outputs as the model wrote them.
+    replace_unk: bool = False
+    unk_dictionary: str | None = None
 
 
 @dataclass(frozen=True)

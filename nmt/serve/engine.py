@@ -7,11 +7,14 @@ the choice between it and an exported directory's engine.
 
 `TorchEngine` serves nmt.decode's Translator (a model directory, or several as an
 ensemble), with what only it has: the coverage penalty, word alignments from the
-attention and terminology constraints (a request's `constraints`, one list of phrases per
+attention, terminology constraints (a request's `constraints`, one list of phrases per
 text: its plan is `constrained` when any text has a phrase, so such requests batch apart,
-their items (source ids, constraint ids)). An exported directory is served by
-nmt_runtime's engine, which refuses those by name. The server raises nmt_runtime's
-UserError; `runtime_errors` turns it into nmt's.
+their items (source ids, constraint ids)) and UNK replacement (the request's
+`replace_unk`, else the recipe's decode.replace_unk, so LibreTranslate's route follows the
+recipe: each item then carries its text, `Sourced`, which nmt.decode.unk copies words
+from after the search). An exported directory is served by nmt_runtime's engine, which
+refuses those by name. The server raises nmt_runtime's UserError; `runtime_errors` turns
+it into nmt's.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ import dataclasses
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from nmt.decode.alignment import pharaoh
 from nmt.decode.ensemble import attends
 from nmt.decode.translate import Translator
+from nmt.decode.unk import check_settings, replace_unks
 from nmt.device import Precision
 from nmt.errors import UserError
 from nmt.recipe.schema import MAX_BEAM
@@ -36,6 +40,15 @@ from nmt_runtime.serve.engine import Engine, Plan, translation_result
 from nmt_runtime.serve.schema import ModelInfo, TranslationResult
 
 INSTALL = "pip install 'recurrent-nmt[export]'"
+
+
+class Sourced(NamedTuple):
+    """A batch item of a plan with decode.replace_unk: the item as it would be without
+    (source ids, or (source ids, constraint ids)) and the text it came from, whose words
+    replace the `<unk>`s (search_ids has only ids)."""
+
+    item: Any
+    text: str
 
 
 @contextlib.contextmanager
@@ -84,6 +97,9 @@ class TorchEngine:
     ) -> TorchEngine:
         paths = [Path(dirs)] if isinstance(dirs, (str, Path)) else [Path(d) for d in dirs]
         translator = Translator.load(paths, device, precision)
+        # the recipe's decode.unk_dictionary read now: a missing file fails `nmt serve`, not
+        # every request
+        check_settings(translator.recipe.decode, attends(translator.model))
         results_file = paths[0] / RESULTS
         results = json.loads(results_file.read_text()) if results_file.is_file() else None
         return cls(name or paths[0].name, translator, paths, results)
@@ -118,7 +134,8 @@ class TorchEngine:
     def plan(self, nbest: int, attention: bool, options: Mapping[str, Any]) -> Plan:
         """The request's decode settings (`Translator.decode_config`: None keeps the
         recipe's), checked; `alignment` searches with attention, which it comes from;
-        `constraints` (their phrases checked here, their count in `items`) need a beam."""
+        `constraints` (their phrases checked here, their count in `items`) need a beam;
+        `replace_unk` (None: the recipe's) searches with attention, which it copies by."""
         overrides = dict(options)
         alignment = bool(overrides.pop("alignment", False))
         phrases = overrides.pop("constraints", None)
@@ -127,7 +144,7 @@ class TorchEngine:
             settings = self.translator.decode_config(**overrides)
             if alignment and not attends(self.translator.model):
                 raise UserError("alignment comes from attention, and this model has none")
-            searched = attention or alignment
+            searched = attention or alignment or settings.replace_unk
             settings = self.translator.search_settings(
                 nbest, searched, constrained=constrained, settings=settings
             )
@@ -146,23 +163,39 @@ class TorchEngine:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         return self.translator.encode(texts)
 
-    def items(self, ids: list[list[int]], plan: Plan, options: Mapping[str, Any]) -> list[Any]:
+    def items(
+        self, texts: Sequence[str], ids: list[list[int]], plan: Plan, options: Mapping[str, Any]
+    ) -> list[Any]:
         """The source ids, or with a constrained plan (source ids, constraint ids) pairs; a
-        request's constraints must be one list per text even when none holds a phrase."""
+        request's constraints must be one list per text even when none holds a phrase. With
+        decode.replace_unk each is `Sourced` with its text."""
         phrases = options.get("constraints")
-        if phrases is None:
-            return ids
-        with _refused():
-            wanted = self._constraint_ids(phrases, len(ids))
-        return list(zip(ids, wanted, strict=True)) if plan.constrained else ids
+        found: list[Any] = ids
+        if phrases is not None:
+            with _refused():
+                wanted = self._constraint_ids(phrases, len(ids))
+            found = list(zip(ids, wanted, strict=True)) if plan.constrained else ids
+        if plan.settings.replace_unk:
+            return [Sourced(item, text) for item, text in zip(found, texts, strict=True)]
+        return found
 
     def search(self, items: list[Any], plan: Plan) -> list[list[Any]]:
-        """One search over the joined requests' items (`items`)."""
+        """One search over the joined requests' items (`items`); with decode.replace_unk,
+        each `<unk>` then replaced from its text (nmt.decode.unk, the recipe's dictionary)."""
         settings, nbest, attention = plan.settings, plan.nbest, plan.attention
+        texts = None
+        if settings.replace_unk:
+            texts, items = [i.text for i in items], [i.item for i in items]
         if not plan.constrained:
-            return self.translator.search_ids(items, settings, nbest, attention)
-        sources, constraints = [i for i, _ in items], [c for _, c in items]
-        return self.translator.search_ids(sources, settings, nbest, attention, None, constraints)
+            found = self.translator.search_ids(items, settings, nbest, attention)
+        else:
+            sources, constraints = [i for i, _ in items], [c for _, c in items]
+            found = self.translator.search_ids(
+                sources, settings, nbest, attention, None, constraints
+            )
+        if texts is None:
+            return found
+        return replace_unks(found, texts, settings, self.translator)
 
     def result(
         self, found: list[Any], attention: bool, options: Mapping[str, Any]

@@ -1,5 +1,5 @@
 """nmt.decode.settings: the decode settings printed beside a score name the length
-penalty only where it is used (length_normalization gnmt)."""
+penalty only where it is used (length_normalization gnmt), UNK replacement only where on."""
 
 from __future__ import annotations
 
@@ -15,3 +15,11 @@ def test_the_length_penalty_is_named_only_where_it_is_used():
         assert plain["length_normalization"] == other
         assert set(gnmt) - set(plain) == {"length_penalty"}
     assert "batch_tokens" not in gnmt  # how fast, not what is scored
+
+
+def test_unk_replacement_is_named_only_where_it_is_on():
+    assert "replace_unk" not in decode_summary(DecodeConfig())
+    on = decode_summary(DecodeConfig(replace_unk=True))
+    assert on["replace_unk"] is True and "unk_dictionary" not in on
+    named = decode_summary(DecodeConfig(replace_unk=True, unk_dictionary="d.tsv"))
+    assert named["unk_dictionary"] == "d.tsv"

@@ -176,3 +176,33 @@ def test_data_scale_reports_time_to_first_step_and_memory(tmp_path, run):
     assert train["tokens_per_second"] > 0
     lines = (tmp_path / "work" / "runs-300" / "train.log").read_text(encoding="utf-8")
     assert "step       1  loss" in lines
+
+
+@pytest.mark.slow
+def test_unk_replacement_reports_bleu_with_and_without(tmp_path, quickstart, tiny_overrides, run):
+    from typer.testing import CliRunner
+
+    from nmt.cli.main import app
+    from nmt.data.toy import numbers
+
+    model = tmp_path / "words"  # a word vocabulary of 40: most German number words <unk>
+    overrides = [*tiny_overrides, "tokenizer.type=word", "tokenizer.vocab_size=40"]
+    overrides += ["train.max_steps=120", "train.eval_every=200"]
+    trained = CliRunner().invoke(
+        app, ["train", str(quickstart), *set_args(overrides), "--output-dir", str(model)]
+    )
+    assert trained.exit_code == 0, trained.output
+    pairs = numbers("test", 10)
+    source, reference, dictionary = tmp_path / "src.txt", tmp_path / "ref.txt", tmp_path / "d.tsv"
+    source.write_text("".join(f"{en}\n" for en, _ in pairs), encoding="utf-8")
+    reference.write_text("".join(f"{de}\n" for _, de in pairs), encoding="utf-8")
+    dictionary.write_text("three\tdrei\n", encoding="utf-8")
+    out = run(
+        "unk_replacement.py", "--model", str(model), "--source", str(source), "--reference",
+        str(reference), "--unk-dictionary", str(dictionary), "--device", "cpu",
+    )  # fmt: skip
+    report = json.loads(out)
+    assert report["sentences"] == 10 and report["output_unk_token_share"] > 0
+    for name in ("plain", "replace_unk", "replace_unk_dictionary"):
+        assert report[name]["bleu"]["signature"].startswith("nrefs:1|case:mixed")
+    assert 0 < report["replace_unk"]["against_plain"]["p_value"] <= 1

@@ -117,6 +117,13 @@ def _refusal(tmp_path, monkeypatch, case):
         recipe.setdefault("decode", {})["coverage_penalty"] = 0.2
         (covered / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
         return [covered], target, {}, r"covered: its recipe sets decode.coverage_penalty"
+    if case == "unk replacement":
+        replacing = tmp_path / "replacing"
+        shutil.copytree(run, replacing)
+        recipe = yaml.safe_load((replacing / "recipe.yaml").read_text(encoding="utf-8"))
+        recipe.setdefault("decode", {})["replace_unk"] = True
+        (replacing / "recipe.yaml").write_text(yaml.safe_dump(recipe), encoding="utf-8")
+        return [replacing], target, {}, r"replacing: its recipe sets decode.replace_unk"
     assert case == "onnx missing"
     monkeypatch.setitem(sys.modules, "onnx", None)
     return [run], target, {}, r"needs the package onnx, which is not installed: pip install"
@@ -134,6 +141,7 @@ def _refusal(tmp_path, monkeypatch, case):
         "too big",
         "onnx missing",
         "a coverage penalty",
+        "unk replacement",
     ],
 )
 def test_what_cannot_be_exported_says_why_in_one_line(tmp_path, monkeypatch, case):

@@ -116,3 +116,18 @@ def test_constraints_are_refused_for_an_exported_directory(tmp_path):
     assert done.exit_code != 0
     assert "error: --constraints " in done.stderr
     assert "an exported model has no constrained search" in done.stderr
+
+
+@pytest.mark.parametrize("flag", [["--replace-unk"], ["--unk-dictionary", "DICT"]])
+def test_unk_replacement_is_refused_for_an_exported_directory(tmp_path, flag):
+    _, out = exported("gru_bahdanau")
+    (tmp_path / "in.txt").write_text("\n".join(sources(2)) + "\n", encoding="utf-8")
+    (tmp_path / "dict.tsv").write_text("eins\tone\n", encoding="utf-8")
+    flag = [str(tmp_path / "dict.tsv") if a == "DICT" else a for a in flag]
+    done = CliRunner().invoke(
+        app, ["translate", str(tmp_path / "in.txt"), "--model", str(out), *flag]
+    )
+    assert done.exit_code != 0
+    assert re.search(r"error: --(replace-unk|unk-dictionary \S+): an exported model gives no "
+                     "attention to copy", done.stderr), done.stderr  # fmt: skip
+    assert done.stderr.count("\n") == 1

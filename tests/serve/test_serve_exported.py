@@ -1,6 +1,6 @@
 """`nmt serve --model EXPORTED_DIR`: an exported directory behind the same server, through
 nmt_runtime, answering what `nmt translate --model EXPORTED_DIR` writes; what the runtime
-lacks (coverage penalty, alignments, constraints) is refused by name."""
+lacks (coverage penalty, alignments, constraints, UNK replacement) is refused by name."""
 
 from __future__ import annotations
 
@@ -72,12 +72,15 @@ REFUSED = [  # (request, the field its one-line error names)
     ({"coverage_penalty": 0.2}, "coverage_penalty 0.2: the exported model"),
     ({"alignment": True}, "alignment true: the exported model"),
     ({"constraints": ["one"]}, 'constraints [["one"]]: the exported model'),
+    ({"replace_unk": True}, "replace_unk true: the exported model"),
 ]
-NOT_ASKED = {"coverage_penalty": 0, "alignment": False, "constraints": []}
+NOT_ASKED = {"coverage_penalty": 0, "alignment": False, "constraints": [], "replace_unk": False}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("asked", "says"), REFUSED, ids=["coverage", "alignment", "constraints"])
+@pytest.mark.parametrize(
+    ("asked", "says"), REFUSED, ids=["coverage", "alignment", "constraints", "replace_unk"]
+)
 def test_what_the_runtime_lacks_is_refused_in_one_line(asked, says):
     _, out = exported(ARCHITECTURE)
     engine = load_engine([out], threads=1)

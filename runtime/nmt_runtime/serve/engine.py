@@ -13,9 +13,11 @@ only through this interface, so one server runs an exported directory without Py
                               False is "not asked"); raises UserError (nmt_runtime.errors)
                               for what it refuses, which the server answers as a 400
     encode(texts)             source ids, whole (the server refuses what is too long)
-    items(ids, plan, options) one request's items for the batcher: its source ids, or with
-                              per-text data (TorchEngine's constraints, `Plan.constrained`)
-                              each with its own; raises UserError as `plan` does
+    items(texts, ids, plan, options)
+                              one request's items for the batcher: its source ids, or with
+                              per-text data (TorchEngine's constraints, `Plan.constrained`;
+                              its texts, for replace_unk) each with its own; raises
+                              UserError as `plan` does
     search(items, plan)       the batcher's work, on its thread, over the items of the
                               requests it joined: per source, the found translations
                               (text, score, source_pieces, target_pieces, attention), best
@@ -65,7 +67,9 @@ class Engine(Protocol):
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]: ...
 
-    def items(self, ids: list[list[int]], plan: Plan, options: Mapping[str, Any]) -> list[Any]: ...
+    def items(
+        self, texts: Sequence[str], ids: list[list[int]], plan: Plan, options: Mapping[str, Any]
+    ) -> list[Any]: ...
 
     def search(self, items: list[Any], plan: Plan) -> list[list[Any]]: ...
 
@@ -122,9 +126,9 @@ def asked(value: Any) -> bool:
 class RuntimeEngine:
     """An exported directory (nmt export), served by nmt_runtime's Translator: no PyTorch.
 
-    A decode field the runtime lacks (coverage_penalty, alignment, any later one that is
-    no field of nmt_runtime.settings.DecodeSettings; constraints, unless they hold no phrase)
-    is refused by name when asked, never ignored."""
+    A decode field the runtime lacks (coverage_penalty, alignment, replace_unk, any later
+    one that is no field of nmt_runtime.settings.DecodeSettings; constraints, unless they
+    hold no phrase) is refused by name when asked, never ignored."""
 
     max_beam = MAX_BEAM
 
@@ -176,7 +180,9 @@ class RuntimeEngine:
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         return self.translator.encode(texts)
 
-    def items(self, ids: list[list[int]], plan: Plan, options: Mapping[str, Any]) -> list[Any]:
+    def items(
+        self, texts: Sequence[str], ids: list[list[int]], plan: Plan, options: Mapping[str, Any]
+    ) -> list[Any]:
         return ids
 
     def search(self, items: list[Any], plan: Plan) -> list[list[Any]]:

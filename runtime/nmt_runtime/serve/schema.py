@@ -75,6 +75,11 @@ class TranslateRequest(BaseModel):
         description="Phrases each translation must hold (terminology): one list per text "
         "(a single text: its list alone); needs beam_size 2 or more.",
     )
+    replace_unk: bool | None = Field(
+        None,
+        description="Replace each <unk> by the source word of most attention (or its entry "
+        "in the model's decode.unk_dictionary); null: the model's decode.replace_unk.",
+    )
 
     def options(self) -> dict[str, Any]:
         """The decode fields (all but `REQUEST_FIELDS`), for the engine's `plan`; a single

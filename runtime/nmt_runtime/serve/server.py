@@ -7,7 +7,8 @@ the API key and the `Batcher`: `authorize` checks the key, `named` / `for_pair` 
 request (sizes, language pair, the engine's `plan` of its search: a 4xx `ApiError` on
 failure) into a `Prepared` search keyed by `SearchKey` (model and plan, so that the batcher
 joins requests that share them) over the engine's `items` (source ids, with constraints
-their constraint ids too), and `run` searches a batch of them with the engine's `search`.
+their constraint ids too, with replace_unk their texts), and `run` searches a batch of them
+with the engine's `search`.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class SearchKey:
 @dataclass
 class Prepared:
     key: SearchKey
-    items: list[Any]  # the engine's: source ids, or (source ids, constraint ids) pairs
+    items: list[Any]  # the engine's: source ids, (source ids, constraint ids) pairs, ...
     tokens: int
 
 
@@ -119,7 +120,7 @@ class Server:
         self.limits.check_tokens(ids)
         self.limits.check_model_tokens(ids, plan.max_input_length, engine.name)
         try:
-            items = engine.items(ids, plan, options)
+            items = engine.items(texts, ids, plan, options)
         except UserError as error:  # e.g. a list of constraints per text, but not as many
             raise ApiError(400, str(error)) from None
         return Prepared(SearchKey(engine.name, plan), items, sum(map(len, ids)))
