@@ -6,12 +6,13 @@ read too; TSV; JSONL; a Hugging Face hub dataset; a `datasets` directory; the to
 `read_corpus(source, src_lang, tgt_lang, key)` returns a `Corpus` of stripped, non-empty
 pairs; empty pairs are skipped and counted, or with `keep_empty=True` kept in order (a
 test set is scored on every line); `iter_pairs` gives the same pairs one at a time, empty
-ones included, for a reader that must not hold the corpus (nmt.data.dataset). A file may be a pipe (a FIFO, bash's `<(...)`): it is
-opened once and read once. Every mistake a user can make with a corpus
-(missing file, a directory, misaligned line counts, bytes that are not UTF-8, a TSV line with the
-wrong number of columns, an unreachable hub dataset) raises `UserError` with one line
-naming the file and the fix. Length and ratio filters act on token counts, so they live
-here as a pure function of lengths and run after tokenization (`length_filter`).
+ones included, for a reader that must not hold the corpus (nmt.data.dataset). A file may
+be a pipe (a FIFO, bash's `<(...)`): it is opened once and read once. Every mistake a user
+can make with a corpus (missing file, a directory, misaligned line counts, bytes that are
+not UTF-8, a TSV line with the wrong number of columns, an unreachable hub dataset)
+raises `UserError` with one line naming the file and the fix. Length and ratio filters act
+on token counts, so they live here as a pure function of lengths and run after
+tokenization (`length_filter`).
 """
 
 from __future__ import annotations

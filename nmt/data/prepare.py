@@ -17,7 +17,7 @@ Valid, test, translation and evaluation always use the best segmentation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,12 +33,14 @@ from nmt.recipe.schema import Recipe, TokenizerConfig
 
 @dataclass
 class Split:
-    """One split as text (to translate and score against) and as token ids (for the loss)."""
+    """One split as text (to translate and score against) and as token ids (for the loss).
+    A prepared dataset's training split (nmt.data.prepared) keeps no text, and its ids
+    are memory-mapped rows (nmt.data.ragged.Ragged), not lists."""
 
     sources: list[str]
     references: list[str]
-    src_ids: list[list[int]]
-    tgt_ids: list[list[int]]
+    src_ids: Sequence[Sequence[int]]
+    tgt_ids: Sequence[Sequence[int]]
 
 
 Ids = list[list[int]]
@@ -86,7 +88,7 @@ class Data:
     test: Corpus | None
     sampler: Sampler | None = None
 
-    def train_ids(self, epoch: int) -> tuple[Ids, Ids]:
+    def train_ids(self, epoch: int) -> tuple[Sequence[Sequence[int]], Sequence[Sequence[int]]]:
         """The training split's source and target ids for `epoch`: the best segmentation
         (computed once), or with tokenizer.sampling the epoch's own draw."""
         if self.sampler is None:
