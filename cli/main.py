@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from nmt import __version__
-from nmt.cli import average, evaluate, export, plot, recipes, serve, train, translate
+from nmt.cli import average, evaluate, export, plot, prepare, recipes, serve, train, translate
 from nmt.cli.help import add_command, new_app
 
 app = new_app(
@@ -15,6 +15,7 @@ app = new_app(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
+add_command(app, "prepare", prepare.prepare)
 add_command(app, "train", train.train)
 add_command(app, "translate", translate.translate)
 add_command(app, "average", average.average)

@@ -67,6 +67,9 @@ def prepare_dataset(
     identity = Identity.of(recipe, given)  # before reading: a file changed meanwhile is stale
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # as mkdir would make it, not mkdtemp's 0700
     try:
         manifest = _prepare_into(tmp, recipe, identity, workers, tokenizers, on_event)
         _publish(tmp, out, overwrite)
