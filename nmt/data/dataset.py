@@ -115,8 +115,10 @@ def _prepare_into(
     tokenizers: tuple[Tokenizer, Tokenizer] | None,
     on_event: Callable[[Event], None],
 ) -> dict[str, Any]:
+    d = recipe.data  # every split's files checked before the long pass over data.train
+    stream = iter_pairs(d.train, d.source_lang, d.target_lang, "data.train")
     small = {name: _read_small(recipe, name, on_event) for name in ("valid", "test")}
-    train, sample = _spill_train(recipe, tmp, on_event)
+    train, sample = _spill_train(recipe, stream, tmp, on_event)
     src_tok, tgt_tok = tokenizers or _train_tokenizers(recipe, sample, on_event)
     inner = tgt_tok.inner if isinstance(tgt_tok, TargetSubset) else tgt_tok
     dtype = id_dtype(max(src_tok.vocab_size, inner.vocab_size))
@@ -164,12 +166,15 @@ def _read_small(recipe: Recipe, name: str, on_event: Callable[[Event], None]) ->
 
 
 def _spill_train(
-    recipe: Recipe, tmp: Path, on_event: Callable[[Event], None]
+    recipe: Recipe,
+    stream: tuple[str, Iterator[tuple[str, str]]],
+    tmp: Path,
+    on_event: Callable[[Event], None],
 ) -> tuple[dict[str, Any], Reservoir]:
-    """One pass over data.train: the pairs with text on both sides spilled to tmp, the
-    tokenizer's sample drawn; the split's counts so far."""
-    d, cfg = recipe.data, recipe.tokenizer
-    origin, pairs = iter_pairs(d.train, d.source_lang, d.target_lang, "data.train")
+    """One pass over data.train's (origin, pairs): the pairs with text on both sides
+    spilled to tmp, the tokenizer's sample drawn; the split's counts so far."""
+    cfg = recipe.tokenizer
+    origin, pairs = stream
     capacity = max(1, cfg.sample_sentences // 2) if cfg.joint else cfg.sample_sentences
     sample = Reservoir(capacity, np.random.default_rng([recipe.seed, 0x5A4D]))
     read = kept = 0
