@@ -5,7 +5,9 @@ training split unless a resumed run brings its own (nmt.data.tokenizer), encodes
 and drops what a model cannot use: pairs a side of which tokenizes to nothing, and
 training pairs beyond the length and ratio limits. It reports what it did through one
 callback of events (`Message` lines, and `Phase`s for reading, the tokenizer and
-encoding); nothing is written anywhere.
+encoding); nothing is written anywhere. `nmt train` reads most recipes through a
+prepared dataset instead (nmt.data.prepared), which gives the same `Data`; this path
+stays for subword sampling and for inputs that cannot be identified without reading them.
 
 With `tokenizer.sampling` (subword regularization), `Data.train_ids(epoch)` gives each
 epoch a fresh segmentation of the training pairs. Which pairs train is decided once, on
