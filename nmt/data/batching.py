@@ -190,8 +190,9 @@ class EpochSchedule:
     resumed run stands: nmt.training.state.TrainerState keeps them).
 
     Each epoch's token ids come from `ids_for_epoch(epoch)`: the same lists every epoch,
-    or, with subword sampling, a segmentation drawn for that epoch. Its batches are cut
-    from those ids' lengths with an rng of (seed, epoch); both depend on (seed, epoch)
+    or, with subword sampling, a segmentation drawn for that epoch; lists, or a prepared
+    dataset's memory-mapped `Ragged` rows. Its batches are cut (`plan_batches`) from
+    those ids' lengths with an rng of (seed, epoch); both depend on (seed, epoch)
     only, so a resumed run sees the same batches. Yields (batch, place): the batch
     collated from its own epoch's ids, and the `Place` it leaves the schedule at, which
     the training loop records; the next epoch's ids and batches are made when its first

@@ -26,6 +26,7 @@ into a temporary directory beside `out`, renamed into place at the end.
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
@@ -129,13 +130,15 @@ def _prepare_into(
         tgt_tok = TargetSubset(inner, np.flatnonzero(used).tolist())
         _compact(tmp / array_name("train", "tgt", "ids"), dtype, tgt_tok, inner.vocab_size)
         counts["target"] = counts["target"][tgt_tok.kept]
-    np.savez(tmp / COUNTS, **counts)
+    buffer = io.BytesIO()
+    np.savez(buffer, **counts)
+    _write_synced(tmp / COUNTS, buffer.getvalue())
     splits = {"train": train}
     for name, corpus in small.items():
         if corpus is not None:
             splits[name] = _write_small(tmp, name, corpus, src_tok, tgt_tok, dtype)
     for name, content in tokenizer_files(recipe.tokenizer, src_tok, tgt_tok).items():
-        (tmp / name).write_bytes(content)
+        _write_synced(tmp / name, content)
     manifest = {
         "format": FORMAT,
         "key": identity.key,
@@ -147,8 +150,16 @@ def _prepare_into(
         "vocab": {"source": src_tok.vocab_size, "target": tgt_tok.vocab_size},
         "splits": splits,
     }
-    files.write_json(tmp / MANIFEST, manifest)
+    _write_synced(tmp / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
     return manifest
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    """A new file in the temporary directory, on disk before the directory is renamed."""
+    with path.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def _read_small(recipe: Recipe, name: str, on_event: Callable[[Event], None]) -> Any:
@@ -318,9 +329,11 @@ def _write_small(
         keep[length_filter(src.lengths.tolist(), tgt.lengths.tolist()).keep] = True
     writer = SplitWriter(tmp, name, dtype)
     writer.add(src, tgt, keep)
-    with (tmp / text_name(name)).open("w", encoding="utf-8") as f:
-        for i in np.flatnonzero(keep).tolist():
-            f.write(json.dumps([corpus.source[i], corpus.target[i]], ensure_ascii=False) + "\n")
+    lines = (
+        json.dumps([corpus.source[i], corpus.target[i]], ensure_ascii=False) + "\n"
+        for i in np.flatnonzero(keep).tolist()
+    )
+    _write_synced(tmp / text_name(name), "".join(lines).encode("utf-8"))
     read = len(corpus) + corpus.skipped_empty
     return {
         "origin": corpus.origin,

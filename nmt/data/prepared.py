@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -132,10 +133,12 @@ def _make(
     on_event: Callable[[Event], None],
 ) -> dict[str, Any]:
     """Prepare the dataset at `path`; in the cache, one that another run put there
-    meanwhile is as good (and a broken one is replaced)."""
+    meanwhile is as good, and a broken one (no manifest: removed by hand?) is replaced."""
     cached = recipe.data.prepared is None
+    if cached and path.is_dir() and read_manifest(path) is None:
+        shutil.rmtree(path)
     try:
-        manifest = prepare_dataset(recipe, path, workers, cached, tokenizers, on_event)
+        manifest = prepare_dataset(recipe, path, workers, False, tokenizers, on_event)
     except OSError:
         found = read_manifest(path) if cached else None
         if found is None or _problem(path, found, identities, given) is not None:
