@@ -1,16 +1,17 @@
 """Text to token ids in worker processes, chunk by chunk, in order (`encode_chunks`).
 
 A prepared dataset (nmt.data.dataset) is encoded in chunks of CHUNK pairs. With
-workers > 1 the chunks go to that many processes (spawned: each imports the tokenizers,
-not torch) and come back in the order they went, at most 2 × workers chunks in flight,
-so the arrays written do not depend on the number of workers and memory does not grow
-with the corpus. One worker, or a single chunk, encodes in this process.
+workers > 1 the chunks go to that many processes (START_METHOD; each rebuilds the
+tokenizers from their bytes) and come back in the order they went, at most 2 × workers
+chunks in flight, so the arrays written do not depend on the number of workers and
+memory does not grow with the corpus. One worker, or a single chunk, encodes in this process.
 """
 
 from __future__ import annotations
 
 import itertools
 import multiprocessing
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -21,6 +22,11 @@ from nmt.data.ragged import Ragged
 from nmt.data.tokenizer import SentencePieceTokenizer, TargetSubset, Tokenizer, WordTokenizer
 
 CHUNK = 10_000  # pairs per chunk: a worker's unit of work, and a progress report's
+# Forked on Linux, as PyTorch's DataLoader workers are: a spawned worker imports the
+# caller's main module again, which runs a script without an `if __name__ == "__main__"`
+# guard (nmt.train(...) at its top level) once more. The workers use the tokenizers and
+# numpy only, never torch. Elsewhere fork is unsafe (macOS) or absent: spawn.
+START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
 
 Chunk = tuple[list[str], list[str]]  # source and target lines
 Spec = tuple  # a tokenizer as plain data a worker rebuilds it from (_spec)
@@ -84,7 +90,7 @@ def encode_chunks(
             yield encode_chunk(chunk, src_tok, tgt_tok, dtype)
         return
     specs = (_spec(src_tok), _spec(tgt_tok), dtype.str)
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context(START_METHOD)
     with ProcessPoolExecutor(workers, context, _start_worker, specs) as pool:
         pending: deque[Future] = deque()
         for chunk in itertools.chain([first, second], chunks):  # read as chunks go out

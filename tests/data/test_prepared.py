@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -273,3 +275,23 @@ def test_a_reservoir_keeps_a_short_stream_whole_and_samples_a_long_one():
 def test_the_spill_file_gives_each_text_back(text):
     line = _spilled(text)
     assert line.count(b"\n") == 1 and _unspilled(line) == text
+
+
+@pytest.mark.slow
+def test_workers_start_from_a_script_without_a_main_guard(tmp_path, quickstart, tiny_overrides):
+    """A script that calls nmt at its top level (no `if __name__ == "__main__"`) is not
+    run again by the encoding workers (spawned ones would import it anew)."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "from pathlib import Path\n"
+        "from nmt.data import dataset\n"
+        "from nmt.recipe.load import load_recipe\n"
+        "dataset.CHUNK = 40\n"
+        f"recipe = load_recipe({str(quickstart)!r}, {tiny_overrides!r})\n"
+        f"dataset.prepare_dataset(recipe, Path({str(tmp_path / 'data')!r}), workers=2)\n"
+        "print('prepared')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0 and done.stdout == "prepared\n", done.stderr
