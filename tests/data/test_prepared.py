@@ -295,3 +295,13 @@ def test_workers_start_from_a_script_without_a_main_guard(tmp_path, quickstart, 
         [sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False
     )
     assert done.returncode == 0 and done.stdout == "prepared\n", done.stderr
+
+
+def test_a_pipe_is_read_as_text_unless_data_prepared_names_a_directory(tmp_path, make_recipe):
+    """A FIFO cannot be identified without reading it: nmt train reads it as before (and
+    nothing here opens it, which would block)."""
+    for lang in ("en", "de"):
+        os.mkfifo(tmp_path / f"train.{lang}")
+    pipes = f"data.train={tmp_path}/train.{{lang}}"
+    assert not trains_from_prepared(make_recipe(tmp_path / "m", pipes))
+    assert trains_from_prepared(make_recipe(tmp_path / "m", pipes, f"data.prepared={tmp_path}/d"))
