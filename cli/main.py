@@ -13,6 +13,7 @@ from nmt.cli import (
     export,
     inspect_model,
     plot,
+    prepare,
     recipes,
     serve,
     train,
@@ -26,6 +27,7 @@ app = new_app(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
+add_command(app, "prepare", prepare.prepare)
 add_command(app, "train", train.train)
 add_command(app, "translate", translate.translate)
 add_command(app, "average", average.average)

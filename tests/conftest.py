@@ -46,6 +46,24 @@ MODEL_STEPS = 40  # steps of the shared session model
 MODEL_OVERRIDES = [*TINY, f"train.max_steps={MODEL_STEPS}", "train.eval_every=20"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def session_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Prepared datasets (nmt.data.identity.cache_root) of the session's shared fixtures
+    go to a temporary directory, never to ~/.cache/nmt."""
+    import os
+
+    os.environ["NMT_CACHE_DIR"] = str(tmp_path_factory.mktemp("nmt-cache"))
+
+
+@pytest.fixture(autouse=True)
+def nmt_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's prepared datasets in a temporary directory of its own (NMT_CACHE_DIR,
+    subprocesses too), beside its tmp_path: tests that list tmp_path find only theirs."""
+    cache = tmp_path_factory.mktemp("nmt-cache")
+    monkeypatch.setenv("NMT_CACHE_DIR", str(cache))
+    return cache
+
+
 @pytest.fixture(autouse=True)
 def torch_threads_restored():
     """Every test ends with torch's global thread count as it began. A CLI verb run

@@ -42,35 +42,81 @@ class Batch:
 
 
 def batch_indices(
-    src_lengths: Sequence[int],
-    tgt_lengths: Sequence[int] | None,
+    src_lengths: Sequence[int] | np.ndarray,
+    tgt_lengths: Sequence[int] | np.ndarray | None,
     batch_tokens: int,
     rng: np.random.Generator | None = None,
 ) -> list[list[int]]:
-    """Cut pair indices into length-sorted batches within the budget.
+    """Cut pair indices into length-sorted batches within the budget (`plan_batches`, as
+    lists: for the small sets that evaluation and translation batch)."""
+    plan = plan_batches(src_lengths, tgt_lengths, batch_tokens, rng)
+    return [plan.rows(k).tolist() for k in range(len(plan))]
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """An epoch's batches as three numpy arrays, no Python object per pair: batch b holds
+    the pairs order[bounds[b]:bounds[b + 1]], and batches are taken in `sequence`'s order."""
+
+    order: np.ndarray  # (n,) pair indices, sorted by source then target length
+    bounds: np.ndarray  # (batches + 1,) where each batch starts in `order`
+    sequence: np.ndarray  # (batches,) batch numbers in the order they are taken
+
+    def __len__(self) -> int:
+        return len(self.sequence)
+
+    def rows(self, k: int) -> np.ndarray:
+        """The pair indices of the k-th batch taken."""
+        b = int(self.sequence[k])
+        return self.order[self.bounds[b] : self.bounds[b + 1]]
+
+
+def plan_batches(
+    src_lengths: Sequence[int] | np.ndarray,
+    tgt_lengths: Sequence[int] | np.ndarray | None,
+    batch_tokens: int,
+    rng: np.random.Generator | None = None,
+) -> BatchPlan:
+    """Sort pairs by length and cut the sorted order greedily: a batch takes the next pair
+    unless its padded size, rows × max(longest source, longest target + 1), would pass
+    `batch_tokens` (a first pair is always taken, however long).
 
     With `rng` (training), equal lengths are ordered at random and the batches are
-    shuffled; without it (evaluation, translation), the order is deterministic.
+    shuffled; without it (evaluation, translation), the order is deterministic. The rng
+    draws n uniforms, then one shuffle of the batches: a plan depends on the lengths and
+    the rng's state alone.
     """
     src = np.asarray(src_lengths, dtype=np.int64)
-    tgt = np.zeros_like(src) if tgt_lengths is None else np.asarray(tgt_lengths) + 1
+    tgt = np.zeros_like(src) if tgt_lengths is None else np.asarray(tgt_lengths, np.int64) + 1
     tiebreak = rng.random(len(src)) if rng is not None else np.arange(len(src))
     order = np.lexsort((tiebreak, tgt, src))  # by source length, then target length
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for i in order.tolist():
-        size = max(int(src[i]), int(tgt[i]))
-        if current and max(longest, size) * (len(current) + 1) > batch_tokens:
-            batches.append(current)
-            current, longest = [], 0
-        current.append(i)
-        longest = max(longest, size)
-    if current:
-        batches.append(current)
+    del tiebreak
+    bounds = _cut(np.maximum(src, tgt)[order], batch_tokens)
+    sequence = np.arange(len(bounds) - 1)
     if rng is not None:
-        rng.shuffle(batches)
-    return batches
+        rng.shuffle(sequence)
+    return BatchPlan(order, bounds, sequence)
+
+
+def _cut(sizes: np.ndarray, budget: int) -> np.ndarray:
+    """Batch starts in `sizes` (the sorted pairs' padded widths), and len(sizes) last.
+
+    A batch from s ends before the first j > s with max(sizes[s..j]) × (j - s + 1) >
+    budget; that product never falls as j grows, so the batch is the prefix of a window
+    where it stays within the budget, the window doubled until the cut falls inside it."""
+    n, starts, s, window = len(sizes), [0], 0, 64
+    while s < n:
+        while True:
+            w = min(window, n - s)
+            padded = np.maximum.accumulate(sizes[s : s + w]) * np.arange(1, w + 1)
+            fit = int(np.count_nonzero(padded <= budget))
+            if fit < w or s + w == n:
+                break
+            window *= 2
+        s += max(fit, 1)
+        starts.append(s)
+        window = max(64, 2 * max(fit, 1))
+    return np.asarray(starts if n else [0], dtype=np.int64)
 
 
 def collate(
@@ -78,21 +124,39 @@ def collate(
     tgt_ids: Sequence[Sequence[int]] | None,
     indices: Sequence[int],
 ) -> Batch:
-    """Pad the chosen pairs into tensors (one numpy fill, no per-token Python work)."""
-    src = _pad([src_ids[i] for i in indices])
-    lengths = torch.tensor([len(src_ids[i]) for i in indices], dtype=torch.long)
+    """Pad the chosen pairs into tensors (one numpy fill per row, no per-token Python
+    work); rows may be lists or numpy arrays (a memory-mapped dataset's)."""
+    rows = [int(i) for i in indices]
+    src = _pad([src_ids[i] for i in rows])
+    lengths = torch.tensor([len(src_ids[i]) for i in rows], dtype=torch.long)
     if tgt_ids is None:
-        return Batch(src, lengths, None, None, list(indices))
-    tgt_in = _pad([[BOS, *tgt_ids[i]] for i in indices])
-    tgt_out = _pad([[*tgt_ids[i], EOS] for i in indices])
-    return Batch(src, lengths, tgt_in, tgt_out, list(indices))
+        return Batch(src, lengths, None, None, rows)
+    targets = [tgt_ids[i] for i in rows]
+    return Batch(src, lengths, _pad(targets, before=BOS), _pad(targets, after=EOS), rows)
 
 
-def _pad(rows: Sequence[Sequence[int]]) -> torch.Tensor:
-    out = np.full((len(rows), max(len(r) for r in rows)), PAD, dtype=np.int64)
+def _pad(
+    rows: Sequence[Sequence[int]], before: int | None = None, after: int | None = None
+) -> torch.Tensor:
+    """(len(rows), longest + 1 if `before` or `after` else longest) int64, PAD-filled."""
+    extra = int(before is not None or after is not None)
+    out = np.full((len(rows), max(len(r) for r in rows) + extra), PAD, dtype=np.int64)
+    first = int(before is not None)
     for r, row in enumerate(rows):
-        out[r, : len(row)] = row
+        if before is not None:
+            out[r, 0] = before
+        out[r, first : first + len(row)] = row
+        if after is not None:
+            out[r, len(row)] = after
     return torch.from_numpy(out)
+
+
+def lengths_of(ids: Sequence[Sequence[int]]) -> np.ndarray:
+    """(n,) int64: each row's length, from a Ragged's offsets or by counting lists."""
+    found = getattr(ids, "lengths", None)
+    if found is not None:
+        return found
+    return np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
 
 
 # epoch → that epoch's (source ids, target ids) of the training pairs (Data.train_ids)
@@ -126,8 +190,9 @@ class EpochSchedule:
     resumed run stands: nmt.training.state.TrainerState keeps them).
 
     Each epoch's token ids come from `ids_for_epoch(epoch)`: the same lists every epoch,
-    or, with subword sampling, a segmentation drawn for that epoch. Its batches are cut
-    from those ids' lengths with an rng of (seed, epoch); both depend on (seed, epoch)
+    or, with subword sampling, a segmentation drawn for that epoch; lists, or a prepared
+    dataset's memory-mapped `Ragged` rows. Its batches are cut (`plan_batches`) from
+    those ids' lengths with an rng of (seed, epoch); both depend on (seed, epoch)
     only, so a resumed run sees the same batches. Yields (batch, place): the batch
     collated from its own epoch's ids, and the `Place` it leaves the schedule at, which
     the training loop records; the next epoch's ids and batches are made when its first
@@ -152,16 +217,14 @@ class EpochSchedule:
         self.ids = self.ids_for_epoch(self.epoch)
         src, tgt = self.ids
         rng = np.random.default_rng([self.seed, self.epoch])
-        self.batches = batch_indices(
-            [len(x) for x in src], [len(y) for y in tgt], self.batch_tokens, rng
-        )
+        self.batches = plan_batches(lengths_of(src), lengths_of(tgt), self.batch_tokens, rng)
         self.place = Place(self.epoch, self.place.position, len(self.batches), False)
 
     def __iter__(self) -> Iterator[tuple[Batch, Place]]:
         while True:
             if self.place.epoch != self.epoch:
                 self._start_epoch()
-            rows = self.batches[self.place.position]
+            rows = self.batches.rows(self.place.position)
             position = self.place.position + 1
             epoch_end = position == len(self.batches)
             epoch = self.epoch + 1 if epoch_end else self.epoch

@@ -5,18 +5,21 @@ read too; TSV; JSONL; a Hugging Face hub dataset; a `datasets` directory; the to
 
 `read_corpus(source, src_lang, tgt_lang, key)` returns a `Corpus` of stripped, non-empty
 pairs; empty pairs are skipped and counted, or with `keep_empty=True` kept in order (a
-test set is scored on every line). A file may be a pipe (a FIFO, bash's `<(...)`): it is
-opened once and read once. Every mistake a user can make with a corpus
-(missing file, a directory, misaligned line counts, bytes that are not UTF-8, a TSV line with the
-wrong number of columns, an unreachable hub dataset) raises `UserError` with one line
-naming the file and the fix. Length and ratio filters act on token counts, so they live
-here as a pure function of lengths and run after tokenization (`length_filter`).
+test set is scored on every line); `iter_pairs` gives the same pairs one at a time, empty
+ones included, for a reader that must not hold the corpus (nmt.data.dataset). A file may
+be a pipe (a FIFO, bash's `<(...)`): it is opened once and read once. Every mistake a user
+can make with a corpus (missing file, a directory, misaligned line counts, bytes that are
+not UTF-8, a TSV line with the wrong number of columns, an unreachable hub dataset)
+raises `UserError` with one line naming the file and the fix. Length and ratio filters act
+on token counts, so they live here as a pure function of lengths and run after
+tokenization (`length_filter`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import itertools
 import json
 import zlib
 from collections.abc import Iterator, Sequence
@@ -57,27 +60,62 @@ def read_corpus(
     place, so that a test set is scored on every line (a blank line of a JSONL file holds
     no row and is never a pair).
     """
+    origin, pairs = iter_pairs(source, src_lang, tgt_lang, key)
+    src: list[str] = []
+    tgt: list[str] = []
+    for s, t in pairs:
+        src.append(s)
+        tgt.append(t)
+    return _clean(src, tgt, origin, keep_empty)
+
+
+def iter_pairs(
+    source: Source, src_lang: str, tgt_lang: str, key: str = "data"
+) -> tuple[str, Iterator[tuple[str, str]]]:
+    """Where `source`'s pairs come from (for messages), and its pairs one at a time, each
+    side stripped, empty ones included: the source is read once, never held whole (what
+    nmt.data.dataset streams). A missing file is reported now; a misaligned one at its end."""
     if isinstance(source, FilesSource):
         src_path = Path(source.pattern.replace("{lang}", src_lang))
         tgt_path = Path(source.pattern.replace("{lang}", tgt_lang))
-        src, tgt = read_aligned(src_path, tgt_path, key)
-        return _clean(src, tgt, f"{src_path} + {tgt_path}", keep_empty)
+        lines = iter_lines(src_path, key), iter_lines(tgt_path, key)
+        return f"{src_path} + {tgt_path}", _aligned(*lines, src_path, tgt_path)
     if isinstance(source, TsvSource):
         path = Path(source.tsv)
-        return _clean(*_read_tsv(path, key), str(path), keep_empty)
+        return str(path), _tsv_pairs(path, _numbered_lines(path, key))
     if isinstance(source, JsonlSource):
         path = Path(source.jsonl)
         lines = _numbered_lines(path, key)
         rows = ((n, _parse_json(line, path, n)) for n, line in lines if line.strip())
-        return _clean(*_from_rows(rows, src_lang, tgt_lang, f"{path}:"), str(path), keep_empty)
+        return str(path), _from_rows(rows, src_lang, tgt_lang, f"{path}:")
     if isinstance(source, HubSource | DatasetDirSource):
         origin, rows = _dataset(source, src_lang, tgt_lang, key)
-        return _clean(*_from_rows(rows, src_lang, tgt_lang, origin), origin, keep_empty)
+        return origin, _from_rows(rows, src_lang, tgt_lang, origin)
     if isinstance(source, ToySource):
-        pairs = _toy_pairs(source, key)
-        src, tgt = [p[0] for p in pairs], [p[1] for p in pairs]
-        return _clean(src, tgt, f"toy:{source.toy}", keep_empty)
+        return f"toy:{source.toy}", iter(_toy_pairs(source, key))
     raise TypeError(f"not a corpus source: {source!r}")
+
+
+def _aligned(
+    a: Iterator[str], b: Iterator[str], first: Path, second: Path
+) -> Iterator[tuple[str, str]]:
+    """Pairs of lines of two files, or at the first file's end, if the other goes on (or
+    stops first), the UserError read_aligned gives with both files' line counts."""
+    n = 0
+    for x, y in itertools.zip_longest(a, b):
+        if x is None or y is None:
+            rest = 1 + sum(1 for _ in (a if x is not None else b))
+            counts = (n + rest, n) if x is not None else (n, n + rest)
+            raise _misaligned(first, counts[0], second, counts[1])
+        n += 1
+        yield x, y
+
+
+def _misaligned(first: Path, a: int, second: Path, b: int) -> UserError:
+    return UserError(
+        f"{first} has {a} lines but {second} has {b}: the files must be "
+        "line-aligned (line i of one answers line i of the other)"
+    )
 
 
 def _toy_pairs(source: ToySource, key: str) -> list[tuple[str, str]]:
@@ -103,10 +141,7 @@ def read_aligned(
     """
     a, b = read_lines(first, key), read_lines(second, key)
     if len(a) != len(b):
-        raise UserError(
-            f"{first} has {len(a)} lines but {second} has {len(b)}: the files must be "
-            "line-aligned (line i of one answers line i of the other)"
-        )
+        raise _misaligned(first, len(a), second, len(b))
     if purpose is not None and not a:
         raise UserError(f"{first} is empty: nothing to {purpose}")
     return a, b
@@ -201,12 +236,10 @@ def _clean(src: list[str], tgt: list[str], origin: str, keep_empty: bool = False
     return Corpus(src, tgt, origin, skipped)
 
 
-def _read_tsv(path: Path, key: str) -> tuple[list[str], list[str]]:
-    src, tgt = [], []
-    for n, line in _numbered_lines(path, key):
+def _tsv_pairs(path: Path, lines: Iterator[tuple[int, str]]) -> Iterator[tuple[str, str]]:
+    for n, line in lines:
         if not line.strip():
-            src.append("")
-            tgt.append("")
+            yield "", ""
             continue
         columns = line.split("\t")
         if len(columns) != 2:
@@ -214,9 +247,7 @@ def _read_tsv(path: Path, key: str) -> tuple[list[str], list[str]]:
                 f"{path}:{n}: expected 2 tab-separated columns (source, target), found "
                 f"{len(columns)}; remove stray tabs or give the sides as two files"
             )
-        src.append(columns[0].strip())
-        tgt.append(columns[1].strip())
-    return src, tgt
+        yield columns[0].strip(), columns[1].strip()
 
 
 def _parse_json(line: str, path: Path, n: int) -> Any:
@@ -230,12 +261,11 @@ def _parse_json(line: str, path: Path, n: int) -> Any:
 
 def _from_rows(
     rows: Iterator[tuple[int, Any]], src_lang: str, tgt_lang: str, origin: str
-) -> tuple[list[str], list[str]]:
+) -> Iterator[tuple[str, str]]:
     """Numbered rows, flat {src: .., tgt: ..} or nested {"translation": {src: .., tgt: ..}}.
 
     `origin` ends in ":" for files (rows are line numbers) or names a dataset (row indices).
     """
-    src, tgt = [], []
     where = origin if origin.endswith(":") else f"{origin}: row "
     for n, row in rows:
         pair = row.get("translation", row) if isinstance(row, dict) else None
@@ -246,9 +276,7 @@ def _from_rows(
                 f"{found}); rows look like {{{src_lang!r}: ..., {tgt_lang!r}: ...}} or "
                 f"{{'translation': {{...}}}}; check data.source_lang and data.target_lang"
             )
-        src.append(str(pair[src_lang] or "").strip())
-        tgt.append(str(pair[tgt_lang] or "").strip())
-    return src, tgt
+        yield str(pair[src_lang] or "").strip(), str(pair[tgt_lang] or "").strip()
 
 
 def _dataset_rows(dataset: Any, src_lang: str, tgt_lang: str) -> Iterator[tuple[int, dict]]:

@@ -5,7 +5,9 @@ training split unless a resumed run brings its own (nmt.data.tokenizer), encodes
 and drops what a model cannot use: pairs a side of which tokenizes to nothing, and
 training pairs beyond the length and ratio limits. It reports what it did through one
 callback of events (`Message` lines, and `Phase`s for reading, the tokenizer and
-encoding); nothing is written anywhere.
+encoding); nothing is written anywhere. `nmt train` reads most recipes through a
+prepared dataset instead (nmt.data.prepared), which gives the same `Data`; this path
+stays for subword sampling and for inputs that cannot be identified without reading them.
 
 With `tokenizer.sampling` (subword regularization), `Data.train_ids(epoch)` gives each
 epoch a fresh segmentation of the training pairs. Which pairs train is decided once, on
@@ -17,7 +19,7 @@ Valid, test, translation and evaluation always use the best segmentation.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,12 +36,14 @@ from nmt.recipe.schema import Recipe, TokenizerConfig
 
 @dataclass
 class Split:
-    """One split as text (to translate and score against) and as token ids (for the loss)."""
+    """One split as text (to translate and score against) and as token ids (for the loss).
+    A prepared dataset's training split (nmt.data.prepared) keeps no text, and its ids
+    are memory-mapped rows (nmt.data.ragged.Ragged), not lists."""
 
     sources: list[str]
     references: list[str]
-    src_ids: list[list[int]]
-    tgt_ids: list[list[int]]
+    src_ids: Sequence[Sequence[int]]
+    tgt_ids: Sequence[Sequence[int]]
 
 
 Ids = list[list[int]]
@@ -87,7 +91,7 @@ class Data:
     test: Corpus | None
     sampler: Sampler | None = None
 
-    def train_ids(self, epoch: int) -> tuple[Ids, Ids]:
+    def train_ids(self, epoch: int) -> tuple[Sequence[Sequence[int]], Sequence[Sequence[int]]]:
         """The training split's source and target ids for `epoch`: the best segmentation
         (computed once), or with tokenizer.sampling the epoch's own draw."""
         if self.sampler is None:

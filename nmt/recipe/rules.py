@@ -41,6 +41,11 @@ def check_recipe(r: Recipe, where: str) -> None:
 def _data_rules(r: Recipe) -> list[Rule]:
     return [
         (r.data.source_lang != r.data.target_lang, "data.source_lang equals data.target_lang"),
+        (
+            r.data.prepared is None or r.tokenizer.sampling is None,
+            "data.prepared holds fixed token ids, and tokenizer.sampling segments the text "
+            "afresh each epoch: remove one of them",
+        ),
     ]
 
 

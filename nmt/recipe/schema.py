@@ -54,6 +54,9 @@ class DataConfig:
     max_ratio: float = checked(3.0, lambda v: v >= 1, ">= 1")  # longer/shorter side, at most
     alternatives: dict[str, dict[str, Any]] = field(default_factory=dict)
     use: str | None = None  # name of an entry in `alternatives` that replaces train/valid/test
+    # a prepared dataset's directory (nmt prepare): made if absent, used if it matches;
+    # None: nmt train keeps one in the cache ($NMT_CACHE_DIR/prepared/<key>)
+    prepared: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,9 @@ class TokenizerConfig:
     # None: off; {alpha, nbest}: training segmentations sampled afresh each epoch (Kudo 2018;
     # BPE-dropout, Provilkov et al. 2020, for model_type bpe); never for valid/test/translate
     sampling: SamplingConfig | None = None
+    # sentences the tokenizer trains on, a seeded sample of the training split (per side;
+    # a joint one: both sides together); SentencePiece reads at most 2M in any case
+    sample_sentences: int = positive(2_000_000)
     # Bring your own (docs/design.md, "Tokenizers"): type sentencepiece, `model` an existing
     # SentencePiece model file, used as is instead of training one; type word, `vocab` a
     # vocabulary file (one token per line, anything after whitespace ignored) over

@@ -77,7 +77,7 @@ RUN_FILES = frozenset(
 # A prepared dataset (`nmt prepare`'s DATA_DIR) holds the tokenizers under the names above,
 # its manifest and, for `nmt vocab`, each side's id counts over the training split.
 DATASET_MANIFEST = "manifest.json"
-COUNTS = "counts.npz"  # int64 arrays `source` and `target`, indexed by tokenizer id
+COUNTS = "counts.npz"  # int64 arrays `source` and `target` (target: by the output layer's ids)
 
 
 STEP_FILES = "step-*.safetensors"  # in KEPT: every name step_file gives (a glob)

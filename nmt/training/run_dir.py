@@ -47,6 +47,7 @@ except ImportError:  # Windows: no flock; runs are not locked there
 # Recipe keys that may differ when a run is resumed: limits, logging, saving, decoding.
 RESUMABLE = (
     "output_dir",
+    "data.prepared",  # where the same prepared data lies (checked against the recipe)
     "train.max_epochs",
     "train.max_steps",
     "train.max_minutes",

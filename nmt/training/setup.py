@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from nmt.data.prepare import Data, prepare_data
+from nmt.data.prepared import prepared_data, trains_from_prepared
 from nmt.data.tokenizer import joint_ids, load_tokenizers, tokenizer_files
 from nmt.decode.translate import Translator
 from nmt.device import (
@@ -214,9 +215,10 @@ def _data(
     on_event: Callable[[Event], None],
     world: World,
 ) -> Data:
-    """The corpora, read and encoded with tokenizers trained now or saved before. Ranks
+    """The corpora, read and encoded with tokenizers trained now or saved before: from a
+    prepared dataset, found or made (nmt.data.prepared), where the recipe allows. Ranks
     other than 0 wait for rank 0's tokenizer files, sent over the process group (the
-    machines need not share a filesystem for that), and use them."""
+    machines need not share a filesystem for that), and read the corpora with them."""
     if not world.main:
         with tempfile.TemporaryDirectory() as local:
             for name, content in world.share().items():
@@ -225,6 +227,8 @@ def _data(
         return prepare_data(recipe, on_event, saved)
     trained = run_dir.path if resume else init_from  # a model directory with tokenizers
     saved = None if trained is None else load_tokenizers(recipe.tokenizer, trained)
+    if trains_from_prepared(recipe):  # the same ids, batches and weights, from arrays
+        return prepared_data(recipe, on_event, saved)
     return prepare_data(recipe, on_event, saved)
 
 

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from nmt.data.batching import Batch, EpochSchedule, batch_indices, collate
+from nmt.data.batching import Batch, EpochSchedule, batch_indices, collate, plan_batches
+from nmt.data.ragged import Ragged
 from nmt.vocab import BOS, EOS, PAD
 
 
@@ -316,3 +317,56 @@ def test_a_place_says_how_far_the_epochs_went():
     resumed = EpochSchedule(ids_of, 60, seed=1, epoch=0, position=2)
     assert resumed.epochs_done == round(2 / per_epoch, 2)
     assert next(iter(resumed))[1] == places[2]
+
+
+# ---------------------------------------------------------------- the numpy plan
+
+
+def list_plan(src_lengths, tgt_lengths, batch_tokens, rng=None):
+    """The batch plan as nmt cut it before plan_batches (a Python loop over every pair,
+    batches as lists): plan_batches must cut exactly these batches, in this order."""
+    src = np.asarray(src_lengths, dtype=np.int64)
+    tgt = np.zeros_like(src) if tgt_lengths is None else np.asarray(tgt_lengths) + 1
+    tiebreak = rng.random(len(src)) if rng is not None else np.arange(len(src))
+    order = np.lexsort((tiebreak, tgt, src))
+    batches, current, longest = [], [], 0
+    for i in order.tolist():
+        size = max(int(src[i]), int(tgt[i]))
+        if current and max(longest, size) * (len(current) + 1) > batch_tokens:
+            batches.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, size)
+    if current:
+        batches.append(current)
+    if rng is not None:
+        rng.shuffle(batches)
+    return batches
+
+
+@pytest.mark.parametrize(("seed", "budget"), [*CASES, (3, 7), (4, 3000)])
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("source_only", [False, True])
+def test_numpy_plan_cuts_the_list_plans_batches(seed, budget, shuffle, source_only):
+    src, tgt = lengths(seed, n=2000, high=120)
+    tgt = None if source_only else tgt
+    rngs = [np.random.default_rng([seed, 1]) if shuffle else None for _ in range(2)]
+    plan = plan_batches(np.asarray(src), None if tgt is None else np.asarray(tgt), budget, rngs[0])
+    found = [plan.rows(k).tolist() for k in range(len(plan))]
+    assert found == list_plan(src, tgt, budget, rngs[1])
+    assert (
+        batch_indices(src, tgt, budget, np.random.default_rng([seed, 1]) if shuffle else None)
+        == found
+    )
+
+
+def test_schedule_over_ragged_rows_gives_the_batches_of_lists():
+    """A memory-mapped split (Ragged) trains on exactly the batches of the same rows as lists."""
+    src, tgt = ids_of(0)
+    ragged = (Ragged.from_rows(src, np.uint16), Ragged.from_rows(tgt, np.uint16))
+    a = take(EpochSchedule(lambda e: (src, tgt), 60, seed=3, position=2), 12)
+    b = take(EpochSchedule(lambda e: ragged, 60, seed=3, position=2), 12)
+    for (x, *xp), (y, *yp) in zip(a, b, strict=True):
+        assert xp == yp and x.indices == y.indices
+        for name in ("src", "src_lengths", "tgt_in", "tgt_out"):
+            assert torch.equal(getattr(x, name), getattr(y, name)), name

@@ -26,6 +26,7 @@ from nmt.cli.main import app
 from nmt.data import toy
 from nmt.data.given import given_tokenizers, model_type
 from nmt.data.prepare import prepare_data
+from nmt.data.prepared import prepared_data, read_manifest
 from nmt.data.tokenizer import SentencePieceTokenizer, WordTokenizer
 from nmt.errors import UserError
 from nmt.recipe.schema import SamplingConfig, TokenizerConfig
@@ -206,3 +207,22 @@ def test_nmt_train_refuses_a_missing_model_before_writing(runner, quickstart, tm
     args = ["train", str(quickstart), *set_args(overrides), "--output-dir", str(out)]
     one_line_error(runner.invoke(app, args), f"tokenizer.model: {missing}: no such file")
     assert not out.exists()
+
+
+def test_a_prepared_dataset_uses_the_given_model_and_goes_stale_with_it(
+    make_recipe, own_model, tmp_path
+):
+    given = tmp_path / "given.model"
+    given.write_bytes(own_model.read_bytes())
+    data_dir = tmp_path / "data"
+    recipe = make_recipe(tmp_path / "r", f"tokenizer.model={given}", f"data.prepared={data_dir}")
+    events = []
+    data = prepared_data(recipe, events.append)
+    assert data.src_tok.vocab_size == 90
+    assert (data_dir / "spm.model").read_bytes() == own_model.read_bytes()
+    assert read_manifest(data_dir)["tokenizers"] == "given"
+    lines = [str(getattr(e, "text", "")) for e in events]
+    assert any("tokenizers as given (tokenizer.model " in line for line in lines), lines
+    spm_model(given, "unigram", **NMT_IDS)  # another model under the same name
+    with pytest.raises(UserError, match=f"its input {given} has changed since"):
+        prepared_data(recipe)

@@ -98,6 +98,7 @@ def test_full_disk_outside_the_model_directory(tmp_path, monkeypatch, train_cli)
         raise OSError(errno.ENOSPC, NO_SPACE, str(tmp_path / "cache" / "train.arrow"))
 
     monkeypatch.setattr(nmt.training.setup, "prepare_data", prepare_data)
+    monkeypatch.setattr(nmt.training.setup, "prepared_data", prepare_data)
     one_line_error(
         train_cli(tmp_path / "run"),
         f"{tmp_path / 'cache' / 'train.arrow'}: cannot be written, the disk is full",
