@@ -21,11 +21,14 @@ from nmt.training.setup import train
 
 @pytest.fixture(scope="module")
 def run_events(tmp_path_factory, quickstart, tiny_overrides):
-    """Every event of one tiny training run (two epochs and a bit, two evaluations)."""
+    """Every event of one tiny training run (two epochs and a bit, two evaluations), its
+    data prepared afresh (a session fixture may have cached the same tiny corpus)."""
     from nmt.recipe.load import load_recipe
 
     out = tmp_path_factory.mktemp("progress") / "run"
-    recipe = load_recipe(quickstart, [*tiny_overrides, "train.max_steps=40", "train.eval_every=20"])
+    data = tmp_path_factory.mktemp("progress-data") / "prepared"  # made here: every phase runs
+    limits = ["train.max_steps=40", "train.eval_every=20", f"data.prepared={data}"]
+    recipe = load_recipe(quickstart, [*tiny_overrides, *limits])
     recipe = type(recipe)(**{**recipe.__dict__, "output_dir": str(out)})
     events = []
     train(recipe, "cpu", on_event=events.append)

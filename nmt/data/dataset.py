@@ -143,8 +143,10 @@ def _prepare_into(
     _write_synced(tmp / COUNTS, buffer.getvalue())
     splits = {"train": train}
     for name, corpus in small.items():
-        if corpus is not None:
-            splits[name] = _write_small(tmp, name, corpus, src_tok, tgt_tok, dtype)
+        if corpus is not None:  # reported as the text path reports encoding valid
+            with Tracker(on_event, f"encoding data.{name}", len(corpus), "pairs") as tracker:
+                splits[name] = _write_small(tmp, name, corpus, src_tok, tgt_tok, dtype)
+                tracker.advance(len(corpus))
     for name, content in tokenizer_files(recipe.tokenizer, src_tok, tgt_tok).items():
         _write_synced(tmp / name, content)
     manifest = {
