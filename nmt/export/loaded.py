@@ -21,14 +21,7 @@ from typing import Any
 from nmt.decode.translate import Translator
 from nmt.device import Precision
 from nmt.errors import UserError
-
-MANIFEST = "manifest.json"  # nmt_runtime.manifest.MANIFEST, read without importing it
-INSTALL = "pip install 'recurrent-nmt[export]'"
-
-
-def is_exported(path: Path) -> bool:
-    """Whether `path` is a directory that nmt export wrote (it holds a manifest.json)."""
-    return (Path(path) / MANIFEST).is_file()
+from nmt.store.exported import INSTALL, exported_model
 
 
 def load_translator(
@@ -39,25 +32,14 @@ def load_translator(
 ) -> Any:
     """A Translator for `model_dirs`: nmt_runtime's for one exported directory (on the CPU,
     at the precision it was exported with), nmt's own otherwise."""
-    exported = [Path(d) for d in model_dirs if is_exported(Path(d))]
-    if not exported:
+    first = exported_model(
+        model_dirs,
+        device,
+        precision,
+        "--model {first} is an exported directory, which translates alone",
+    )
+    if first is None:
         return Translator.load(list(model_dirs), device, precision)
-    first = exported[0]
-    if len(model_dirs) > 1:
-        raise UserError(
-            f"--model {first} is an exported directory, which translates alone; export an "
-            "ensemble as one: nmt export RUN_A RUN_B --output-dir DIR"
-        )
-    if device not in ("auto", "cpu"):
-        raise UserError(
-            f"--device {device}: an exported directory ({first}) runs on the CPU with "
-            "onnxruntime; leave --device out"
-        )
-    if precision != "fp32":
-        raise UserError(
-            f"--precision {precision}: an exported directory ({first}) keeps the precision "
-            "it was exported with (nmt export --precision); leave --precision out"
-        )
     try:
         from nmt_runtime.translator import Translator as RuntimeTranslator
     except ImportError as e:

@@ -33,12 +33,12 @@ from nmt.model.seq2seq import Seq2Seq
 from nmt.recipe.load import load_recipe
 from nmt.recipe.schema import Recipe
 from nmt.store import checkpoint, files
+from nmt.store.exported import INSTALL
 
 ExportPrecision = Literal["fp32", "int8"]
 MIN_OPSET, MAX_OPSET = 14, 20  # the TorchScript exporter writes up to 20
 DEFAULT_OPSET = 17
 MAX_GRAPH_BYTES = 2**31 - 2**20  # protobuf's 2 GB limit on one .onnx file, with room
-INSTALL = "pip install 'recurrent-nmt[export]'"
 
 
 def export_model(

@@ -33,13 +33,11 @@ from nmt.decode.unk import check_settings, replace_unks
 from nmt.device import Precision
 from nmt.errors import UserError
 from nmt.recipe.schema import MAX_BEAM
+from nmt.store.exported import INSTALL, exported_model
 from nmt.store.layout import RESULTS
 from nmt_runtime.errors import UserError as RuntimeUserError
-from nmt_runtime.manifest import is_exported
 from nmt_runtime.serve.engine import Engine, Plan, translation_result
 from nmt_runtime.serve.schema import ModelInfo, TranslationResult
-
-INSTALL = "pip install 'recurrent-nmt[export]'"
 
 
 class Sourced(NamedTuple):
@@ -217,25 +215,14 @@ def load_engine(
     """The engine serving `dirs` under `name`: nmt_runtime's for an exported directory (on
     the CPU, at the precision it was exported with, `threads` per operator), a TorchEngine
     for model directories (several: an ensemble)."""
-    exported = [Path(d) for d in dirs if is_exported(Path(d))]
-    if not exported:
+    first = exported_model(
+        dirs,
+        device,
+        precision,
+        "--ensemble: --model {first} is an exported directory, which is served alone",
+    )
+    if first is None:
         return TorchEngine.load(dirs, name, device, precision)
-    first = exported[0]
-    if len(dirs) > 1:
-        raise UserError(
-            f"--ensemble: --model {first} is an exported directory, which is served alone; "
-            "export the ensemble as one: nmt export RUN_A RUN_B --output-dir DIR"
-        )
-    if device not in ("auto", "cpu"):
-        raise UserError(
-            f"--device {device}: an exported directory ({first}) runs on the CPU with "
-            "onnxruntime; leave --device out"
-        )
-    if precision != "fp32":
-        raise UserError(
-            f"--precision {precision}: an exported directory ({first}) keeps the precision "
-            "it was exported with (nmt export --precision); leave --precision out"
-        )
     try:
         import onnxruntime  # noqa: F401
     except ImportError as e:
