@@ -233,16 +233,10 @@ def constrained_beam_search(
     of sentence b holds each phrase of constraints[b] (B lists of phrases of target ids,
     possibly empty). Sentence b may write C_b more tokens than `max_lengths[b]`, C_b being
     its constraint tokens."""
-    if not 1 <= nbest <= beam_size:
-        raise ValueError(f"nbest ({nbest}) must be between 1 and beam_size ({beam_size})")
     k, batch, device = beam_size, max_lengths.size(0), max_lengths.device
     book = Book(constraints, k)
     max_lengths = max_lengths + torch.tensor(book.needed, device=device)
-    beams = start_beams(state, max_lengths, k, nbest)
-    if coverage_beta > 0:
-        if src_lengths is None:
-            raise ValueError("a coverage penalty needs the source lengths (src_lengths)")
-        beams.src_lengths = src_lengths.to(device)
+    beams = start_beams(state, max_lengths, k, nbest, coverage_beta, src_lengths)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
 
     def rank(score: torch.Tensor, length: torch.Tensor | float) -> torch.Tensor:

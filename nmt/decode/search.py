@@ -301,14 +301,8 @@ def beam_search(
     beam_size of them can end in </s>, so beam_size always continue); those ending in </s>
     among the top beam_size are finished (`finish`), the best beam_size others carry on.
     """
-    if not 1 <= nbest <= beam_size:
-        raise ValueError(f"nbest ({nbest}) must be between 1 and beam_size ({beam_size})")
     k, batch = beam_size, max_lengths.size(0)
-    beams = start_beams(state, max_lengths, k, nbest)
-    if coverage_beta > 0:
-        if src_lengths is None:
-            raise ValueError("a coverage penalty needs the source lengths (src_lengths)")
-        beams.src_lengths = src_lengths.to(max_lengths.device)
+    beams = start_beams(state, max_lengths, k, nbest, coverage_beta, src_lengths)
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
 
     def rank(score: torch.Tensor, length: torch.Tensor | float) -> torch.Tensor:
@@ -340,9 +334,21 @@ def beam_search(
     return [sorted(hyps, key=lambda h: -h.score)[:nbest] for hyps in finished]
 
 
-def start_beams(state: StateT, max_lengths: torch.Tensor, k: int, nbest: int) -> Beams[StateT]:
+def start_beams(
+    state: StateT,
+    max_lengths: torch.Tensor,
+    k: int,
+    nbest: int,
+    coverage_beta: float = 0.0,
+    src_lengths: torch.Tensor | None = None,
+) -> Beams[StateT]:
     """Every sentence's k beams before the first step: all hold the empty prefix, and only
-    the first counts (the others score -inf), so the first step extends it alone."""
+    the first counts (the others score -inf), so the first step extends it alone. The
+    arguments checked as `beam_search` takes them (a coverage penalty needs src_lengths)."""
+    if not 1 <= nbest <= k:
+        raise ValueError(f"nbest ({nbest}) must be between 1 and beam_size ({k})")
+    if coverage_beta > 0 and src_lengths is None:
+        raise ValueError("a coverage penalty needs the source lengths (src_lengths)")
     batch, device = max_lengths.size(0), max_lengths.device
     scores = torch.zeros(batch, k, device=device)
     scores[:, 1:] = float("-inf")
@@ -354,4 +360,5 @@ def start_beams(state: StateT, max_lengths: torch.Tensor, k: int, nbest: int) ->
         max_len=max_lengths.clone(),
         best_done=torch.full((batch, nbest), float("-inf"), device=device),
         sentence=list(range(batch)),
+        src_lengths=None if coverage_beta <= 0 else src_lengths.to(device),
     )
