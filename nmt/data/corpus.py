@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 from nmt.data import toy
+from nmt.data.globbed import expand_pairs, expand_paths
 from nmt.errors import UserError, one_line
 from nmt.recipe.sources import (
     DatasetDirSource,
@@ -76,24 +77,31 @@ def iter_pairs(
     side stripped, empty ones included: the source is read once, never held whole (what
     nmt.data.dataset streams). A missing file is reported now; a misaligned one at its end."""
     if isinstance(source, FilesSource):
-        src_path = Path(source.pattern.replace("{lang}", src_lang))
-        tgt_path = Path(source.pattern.replace("{lang}", tgt_lang))
-        lines = iter_lines(src_path, key), iter_lines(tgt_path, key)
-        return f"{src_path} + {tgt_path}", _aligned(*lines, src_path, tgt_path)
-    if isinstance(source, TsvSource):
-        path = Path(source.tsv)
-        return str(path), _tsv_pairs(path, _numbered_lines(path, key))
-    if isinstance(source, JsonlSource):
-        path = Path(source.jsonl)
-        lines = _numbered_lines(path, key)
-        rows = ((n, _parse_json(line, path, n)) for n, line in lines if line.strip())
-        return str(path), _from_rows(rows, src_lang, tgt_lang, f"{path}:")
+        files = expand_pairs(source.pattern, src_lang, tgt_lang, key)
+        lines = [(iter_lines(a, key), iter_lines(b, key), a, b) for a, b in files]
+        origin = " ; ".join(f"{a} + {b}" for a, b in files)
+        return origin, itertools.chain.from_iterable(_aligned(*each) for each in lines)
+    if isinstance(source, TsvSource | JsonlSource):
+        paths = expand_paths(source.tsv if isinstance(source, TsvSource) else source.jsonl, key)
+        parts = [_file_pairs(source, path, src_lang, tgt_lang, key) for path in paths]
+        return " ; ".join(map(str, paths)), itertools.chain.from_iterable(parts)
     if isinstance(source, HubSource | DatasetDirSource):
         origin, rows = _dataset(source, src_lang, tgt_lang, key)
         return origin, _from_rows(rows, src_lang, tgt_lang, origin)
     if isinstance(source, ToySource):
         return f"toy:{source.toy}", iter(_toy_pairs(source, key))
     raise TypeError(f"not a corpus source: {source!r}")
+
+
+def _file_pairs(
+    source: TsvSource | JsonlSource, path: Path, src_lang: str, tgt_lang: str, key: str
+) -> Iterator[tuple[str, str]]:
+    """One TSV or JSONL file's pairs (checked for existence now, read later)."""
+    lines = _numbered_lines(path, key)
+    if isinstance(source, TsvSource):
+        return _tsv_pairs(path, lines)
+    rows = ((n, _parse_json(line, path, n)) for n, line in lines if line.strip())
+    return _from_rows(rows, src_lang, tgt_lang, f"{path}:")
 
 
 def _aligned(

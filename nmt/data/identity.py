@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from nmt.data.given import given_files
+from nmt.data.globbed import expand_pairs, expand_paths
 from nmt.recipe.load import recipe_to_dict
 from nmt.recipe.schema import Recipe
 from nmt.recipe.sources import (
@@ -77,14 +78,18 @@ def file_identity(path: Path) -> dict[str, Any]:
     return {"path": where, "kind": "pipe" if path.exists() else "missing"}
 
 
-def source_files(source: Source | None, src_lang: str, tgt_lang: str) -> list[Path]:
-    """The files (or directory) a source reads; none for the toy corpus or the hub."""
-    if isinstance(source, FilesSource):
-        return [Path(source.pattern.replace("{lang}", lang)) for lang in (src_lang, tgt_lang)]
+def source_files(
+    source: Source | None, src_lang: str, tgt_lang: str, key: str = "data"
+) -> list[Path]:
+    """The files (or directory) a source reads, a glob's each; none for toy or hub
+    sources. `key` (data.train) names the source in a glob's refusals."""
+    if isinstance(source, FilesSource):  # a glob: each pair of files, in their order
+        pairs = expand_pairs(source.pattern, src_lang, tgt_lang, key)
+        return [path for pair in pairs for path in pair]
     if isinstance(source, TsvSource):
-        return [Path(source.tsv)]
+        return expand_paths(source.tsv, key)
     if isinstance(source, JsonlSource):
-        return [Path(source.jsonl)]
+        return expand_paths(source.jsonl, key)
     if isinstance(source, DatasetDirSource):
         return [Path(source.dataset_dir)]
     return []
@@ -119,7 +124,9 @@ class Identity:
         inputs = [
             {"split": split, **file_identity(path)}
             for split in SPLITS
-            for path in source_files(getattr(d, split), d.source_lang, d.target_lang)
+            for path in source_files(
+                getattr(d, split), d.source_lang, d.target_lang, f"data.{split}"
+            )
         ]
         given_by_recipe = given_files(recipe.tokenizer)  # tokenizer.model, ...: their content
         inputs += [{"split": key, **file_identity(Path(path))} for key, path in given_by_recipe]
