@@ -288,8 +288,9 @@ def _from_rows(
 
 
 def _dataset_rows(dataset: Any, src_lang: str, tgt_lang: str) -> Iterator[tuple[int, dict]]:
-    """Numbered rows of a `datasets.Dataset`, reading only the columns that matter."""
-    columns = dataset.column_names
+    """Numbered rows of a `datasets.Dataset` (or a streamed `IterableDataset`, whose
+    columns may be unknown before its first row), reading only the columns that matter."""
+    columns = dataset.column_names or []
     if src_lang in columns and tgt_lang in columns:
         dataset = dataset.select_columns([src_lang, tgt_lang])
     elif "translation" in columns:
@@ -313,7 +314,9 @@ def _load_hub(source: HubSource, key: str) -> tuple[str, Any]:
 
     name = source.hub + (f" ({source.config})" if source.config else "")
     try:
-        dataset = datasets.load_dataset(source.hub, source.config, split=source.split)
+        dataset = datasets.load_dataset(
+            source.hub, source.config, split=source.split, streaming=bool(source.streaming)
+        )
     except Exception as e:  # network, auth, missing dataset or split: all end the same way
         reason = one_line(e)[:200] or type(e).__name__
         raise UserError(

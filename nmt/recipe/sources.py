@@ -4,7 +4,8 @@ dataclass per kind::
     corpus/train.{lang}.gz                    # FilesSource: parallel plain-text files
     {tsv: corpus/train.tsv}                   # TsvSource: source<TAB>target per line
     {jsonl: corpus/train.jsonl}               # JsonlSource: {"de": "...", "en": "..."}
-    {hub: bentrevett/multi30k, split: train}  # HubSource: Hugging Face hub; config: NAME
+    {hub: bentrevett/multi30k, split: train}  # HubSource: Hugging Face hub; config: NAME;
+                                              # streaming: true reads it as it downloads
     {dataset_dir: saved/ds, split: train}     # DatasetDirSource: a save_to_disk directory
     {toy: numbers, split: train}              # ToySource: nmt's synthetic corpus
 
@@ -47,6 +48,9 @@ class HubSource:
     hub: str
     split: str
     config: str | None = None
+    # true: read through a `datasets.IterableDataset`, row by row as it downloads, never
+    # the whole split in the local cache first; None (not written) and false: load it whole
+    streaming: bool | None = None
 
 
 @dataclass(frozen=True)
