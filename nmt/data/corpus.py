@@ -79,12 +79,15 @@ def iter_pairs(
     if isinstance(source, FilesSource):
         files = expand_pairs(source.pattern, src_lang, tgt_lang, key)
         lines = [(iter_lines(a, key), iter_lines(b, key), a, b) for a, b in files]
-        origin = " ; ".join(f"{a} + {b}" for a, b in files)
+        (first, second), many = files[0], f"{source.pattern} ({len(files)} pairs of files)"
+        origin = f"{first} + {second}" if len(files) == 1 else many  # one short log line
         return origin, itertools.chain.from_iterable(_aligned(*each) for each in lines)
     if isinstance(source, TsvSource | JsonlSource):
-        paths = expand_paths(source.tsv if isinstance(source, TsvSource) else source.jsonl, key)
+        named = source.tsv if isinstance(source, TsvSource) else source.jsonl
+        paths = expand_paths(named, key)
         parts = [_file_pairs(source, path, src_lang, tgt_lang, key) for path in paths]
-        return " ; ".join(map(str, paths)), itertools.chain.from_iterable(parts)
+        origin = str(paths[0]) if len(paths) == 1 else f"{named} ({len(paths)} files)"
+        return origin, itertools.chain.from_iterable(parts)
     if isinstance(source, HubSource | DatasetDirSource):
         origin, rows = _dataset(source, src_lang, tgt_lang, key)
         return origin, _from_rows(rows, src_lang, tgt_lang, origin)
