@@ -125,13 +125,19 @@ def greedy_search(
 
 
 def _top(values: np.ndarray, count: int) -> np.ndarray:
-    """Column indices of each row's `count` largest values, largest first."""
-    if count < values.shape[1]:
-        part = np.argpartition(-values, count - 1, axis=1)[:, :count]
-    else:
-        part = np.broadcast_to(np.arange(values.shape[1]), values.shape)
-    order = np.argsort(-np.take_along_axis(values, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+    """Column indices of each row's `count` largest values (N, count), in no set order.
+
+    argpartition on the values themselves, kth counted from the end: no negated copy."""
+    width = values.shape[1]
+    if count >= width:
+        return np.broadcast_to(np.arange(width), values.shape)
+    return np.argpartition(values, width - count, axis=1)[:, width - count :]
+
+
+def _ranked(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """The order (N, C) that sorts each row of values (N, C) largest first, equal values by
+    ascending key (a candidate's index among the sentence's k·V), so ties are deterministic."""
+    return np.lexsort((keys, -values), axis=1)
 
 
 def _append_column(history: np.ndarray | None, column: np.ndarray) -> np.ndarray:
@@ -144,14 +150,32 @@ def _extensions(
     scores: np.ndarray, log_probs: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The best 2k extensions of each sentence's k live rows, best first: their summed
-    scores (n, 2k), the rows they extend (n, 2k; row b·k + j), the tokens they add."""
+    scores (n, 2k), the rows they extend (n, 2k; row b·k + j), the tokens they add.
+
+    In two stages: each row's best 2k tokens (n·k, 2k), then the sentence's best 2k of its
+    k·2k. A row adds one score to all its tokens, so its order is its log-probs' order and
+    a sentence's best 2k are among its rows' best 2k; the sums are the same float32 adds.
+    """
     n, k = scores.shape
     vocab = log_probs.shape[1]
-    candidates = (scores.reshape(-1, 1) + log_probs).reshape(n, k * vocab)
-    top_index = _top(candidates, min(2 * k, k * vocab))
-    top_scores = np.take_along_axis(candidates, top_index, axis=1)
-    rows = top_index // vocab + np.arange(n)[:, None] * k
-    return top_scores, rows, top_index % vocab
+    width = min(2 * k, vocab)
+    row_tokens = _top(log_probs, width)  # (n·k, width)
+    row_scores = scores.reshape(-1, 1) + np.take_along_axis(log_probs, row_tokens, axis=1)
+    candidates = row_scores.reshape(n, k * width)
+    local_row = np.arange(k * width) // width  # the row, within the sentence, of a candidate
+    flat = (local_row * vocab + row_tokens.reshape(n, k * width)).astype(np.int64)
+    pick = _top(candidates, min(2 * k, k * width))
+    pick = np.take_along_axis(
+        pick,
+        _ranked(
+            np.take_along_axis(candidates, pick, axis=1), np.take_along_axis(flat, pick, axis=1)
+        ),
+        axis=1,
+    )
+    top_scores = np.take_along_axis(candidates, pick, axis=1)
+    top_flat = np.take_along_axis(flat, pick, axis=1)
+    rows = top_flat // vocab + np.arange(n)[:, None] * k
+    return top_scores, rows, top_flat % vocab
 
 
 def _finish(

@@ -103,3 +103,44 @@ def test_numpy_search_finds_what_torch_search_finds(settings, seed):
         assert np.allclose([h.score for h in w], [h.score for h in g], rtol=0, atol=1e-5)
         lengths.update(len(h.tokens) for h in w)
     assert len(lengths) > 2  # hypotheses of several lengths: </s> was taken early too
+
+
+def full_sort_extensions(scores: np.ndarray, log_probs: np.ndarray):
+    """The reference: every one of a sentence's k·V sums, sorted (ties: lower index first)."""
+    n, k = scores.shape
+    vocab = log_probs.shape[1]
+    candidates = (scores.reshape(-1, 1) + log_probs).reshape(n, k * vocab)
+    index = np.broadcast_to(np.arange(k * vocab), candidates.shape)
+    order = np.lexsort((index, -candidates), axis=1)[:, : min(2 * k, k * vocab)]
+    top = np.take_along_axis(candidates, order, axis=1)
+    return top, order // vocab + np.arange(n)[:, None] * k, order % vocab
+
+
+@pytest.mark.parametrize("vocab", [3, 7, 500])  # below, near and far above 2·beam
+@pytest.mark.parametrize("beam", [1, 2, 5])
+def test_two_stage_top_k_is_the_full_sort(vocab, beam):
+    rng = np.random.default_rng(vocab * 10 + beam)
+    n = 7
+    log_probs = (rng.standard_normal((n * beam, vocab)) * 3).astype(np.float32)
+    log_probs[rng.random(log_probs.shape) < 0.2] = -np.inf  # masked tokens
+    scores = (rng.standard_normal((n, beam)) * 5).astype(np.float32)
+    scores[::2, 1:] = -np.inf  # first-step sentences: one live row
+    want = full_sort_extensions(scores, log_probs)
+    got = numpy_search._extensions(scores, log_probs)
+    assert np.array_equal(want[0], got[0])
+    finite = np.isfinite(want[0])  # -inf extensions are never used, so any will do
+    assert np.array_equal(want[1][finite], got[1][finite])
+    assert np.array_equal(want[2][finite], got[2][finite])
+
+
+def test_two_stage_top_k_gives_the_same_scores_when_values_tie():
+    rng = np.random.default_rng(3)
+    n, beam, vocab = 5, 4, 50
+    log_probs = -rng.integers(0, 4, (n * beam, vocab)).astype(np.float32)  # many ties
+    scores = -rng.integers(0, 3, (n, beam)).astype(np.float32)
+    want = full_sort_extensions(scores, log_probs)
+    top, rows, tokens = numpy_search._extensions(scores, log_probs)
+    assert np.array_equal(want[0], top)
+    assert np.array_equal(scores.reshape(-1)[rows] + log_probs[rows, tokens], top)
+    picked = (rows * vocab + tokens).tolist()  # no extension twice
+    assert all(len(set(p)) == 2 * beam for p in picked)
