@@ -14,6 +14,10 @@ Search drives a `Stepper`, which holds the model's state between steps:
     log_probs, attention = stepper.step(prev_tokens)   # (N,) → (N, V) float32, (N, S)
     stepper.reorder(rows, shrunk)                       # hypothesis b ← row rows[b]
 
+A stepper whose `top_k` is true also has `step_top(prev_tokens, count)` → each row's best
+`count` log-probs and their ids (N, count), the </s> log-probs (N,), the attention: its
+graph ranks (nmt.export.onnx_files.add_top_k), and beam search asks for 2k + 1 per row.
+
 `shrunk` says that sentences left the batch. Beam search only ever reorders rows within
 a sentence's own block of `beam` rows, whose source tensors (encoder states, keys,
 mask) are the same, so a stepper may leave those alone unless `shrunk` is true.
