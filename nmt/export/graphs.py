@@ -10,7 +10,13 @@ the next step by name and never asks which architecture it runs:
                 → memory (B, S, D), keys (B, S, K), mask (B, S) bool,
                   hidden (L, B, H), cell (L, B, H), input_feed (B, H)
     decoder_step:  prev_tokens (N,) int64, hidden, cell, input_feed, memory, keys, mask
-                → log_probs (N, V), hidden_out, cell_out, input_feed_out, attention (N, S)
+                → log_probs (N, V), hidden_out, cell_out, input_feed_out, attention (N, S),
+                  top_log_probs (N, top_k), top_ids (N, top_k), eos_log_probs (N, 1)
+
+The last three, and the optional input top_k (1,) int64, are added to the traced step by
+nmt.export.onnx_files.add_top_k: each row's best top_k log-probs, best first, and the
+</s> column, so that beam search ranks inside onnxruntime. Exports from before have none
+of them, and the runtime ranks their log_probs itself.
 
 Only the names a model has are present: `cell` for an LSTM, `input_feed` for Luong
 attention with input feeding, `mask` and `attention` with attention at all (`memory`

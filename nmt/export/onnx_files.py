@@ -28,7 +28,9 @@ import torch
 
 from nmt.export.graphs import EncoderGraph, Names, StepGraph, dynamic_axes, example_inputs
 from nmt.model.seq2seq import Seq2Seq
+from nmt.vocab import EOS
 
+TOP_K = 11  # the step graph's default top_k: 2·beam + 1 for beam 5
 TOLERANCE = 1e-4  # largest difference from PyTorch on the tracing batch (fp32)
 ENCODER, STEP = "encoder.onnx", "decoder_step.onnx"
 _DTYPES = {1: "float32", 7: "int64", 9: "bool"}  # onnx.TensorProto element types
@@ -81,7 +83,46 @@ def trace(model: Seq2Seq, directory: Path, opset: int) -> Names:
     check(directory / ENCODER)
     check(directory / STEP)
     compare(model, directory)
+    add_top_k(directory / STEP)
+    check(directory / STEP)
     return names
+
+
+def add_top_k(path: Path) -> None:
+    """Give the step graph each row's best `top_k` log-probs and their ids, and the </s>
+    column, so that beam search need not copy out and rank all (N, V) log-probs:
+
+        top_k (1,) int64, optional (default TOP_K) → top_log_probs (N, top_k) float32,
+        top_ids (N, top_k) int64 (best first), eos_log_probs (N, 1) float32
+
+    `top_k` is an input with a default (an initializer of the same name), so a runtime
+    that does not know it runs the graph as before; log_probs stays an output."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph_model = onnx.load(str(path))
+    graph = graph_model.graph
+    graph.initializer.extend(
+        [
+            helper.make_tensor("top_k", TensorProto.INT64, [1], [TOP_K]),
+            helper.make_tensor("eos_id", TensorProto.INT64, [1], [EOS]),
+        ]
+    )
+    graph.input.append(helper.make_tensor_value_info("top_k", TensorProto.INT64, [1]))
+    graph.node.extend(
+        [
+            helper.make_node("TopK", ["log_probs", "top_k"], ["top_log_probs", "top_ids"], axis=1),
+            helper.make_node("Gather", ["log_probs", "eos_id"], ["eos_log_probs"], axis=1),
+        ]
+    )
+    graph.output.extend(
+        [
+            helper.make_tensor_value_info("top_log_probs", TensorProto.FLOAT, ["N", "K"]),
+            helper.make_tensor_value_info("top_ids", TensorProto.INT64, ["N", "K"]),
+            helper.make_tensor_value_info("eos_log_probs", TensorProto.FLOAT, ["N", 1]),
+        ]
+    )
+    onnx.save(graph_model, str(path))
 
 
 def check(path: Path) -> None:

@@ -40,6 +40,7 @@ class Graphs:
     axes: dict[str, int]  # step input → the axis that counts hypotheses (rows)
     source: tuple[str, ...]  # step inputs fixed per sentence (memory, keys, mask)
     attention: bool  # the step gives attention weights over the source
+    top_k: bool = False  # the step gives top_log_probs, top_ids, eos_log_probs (top_k input)
 
 
 @dataclass(frozen=True)
@@ -119,4 +120,5 @@ def _graphs(directory: Path, model: dict[str, Any]) -> Graphs:
         axes=dict(model["axes"]),
         source=tuple(model["source"]),
         attention=any(o["name"] == "attention" for o in step["outputs"]),
+        top_k=any(o["name"] == "top_ids" for o in step["outputs"]),
     )

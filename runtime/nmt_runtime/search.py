@@ -14,6 +14,10 @@ Search drives a `Stepper`, which holds the model's state between steps:
     log_probs, attention = stepper.step(prev_tokens)   # (N,) → (N, V) float32, (N, S)
     stepper.reorder(rows, shrunk)                       # hypothesis b ← row rows[b]
 
+A stepper whose `top_k` is true also has `step_top(prev_tokens, count)` → each row's best
+`count` log-probs and their ids (N, count), the </s> log-probs (N,), the attention: its
+graph ranks (nmt.export.onnx_files.add_top_k), and beam search asks for 2k + 1 per row.
+
 `shrunk` says that sentences left the batch. Beam search only ever reorders rows within
 a sentence's own block of `beam` rows, whose source tensors (encoder states, keys,
 mask) are the same, so a stepper may leave those alone unless `shrunk` is true.
@@ -125,13 +129,19 @@ def greedy_search(
 
 
 def _top(values: np.ndarray, count: int) -> np.ndarray:
-    """Column indices of each row's `count` largest values, largest first."""
-    if count < values.shape[1]:
-        part = np.argpartition(-values, count - 1, axis=1)[:, :count]
-    else:
-        part = np.broadcast_to(np.arange(values.shape[1]), values.shape)
-    order = np.argsort(-np.take_along_axis(values, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+    """Column indices of each row's `count` largest values (N, count), in no set order.
+
+    argpartition on the values themselves, kth counted from the end: no negated copy."""
+    width = values.shape[1]
+    if count >= width:
+        return np.broadcast_to(np.arange(width), values.shape)
+    return np.argpartition(values, width - count, axis=1)[:, width - count :]
+
+
+def _ranked(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """The order (N, C) that sorts each row of values (N, C) largest first, equal values by
+    ascending key (a candidate's index among the sentence's k·V), so ties are deterministic."""
+    return np.lexsort((keys, -values), axis=1)
 
 
 def _append_column(history: np.ndarray | None, column: np.ndarray) -> np.ndarray:
@@ -140,18 +150,76 @@ def _append_column(history: np.ndarray | None, column: np.ndarray) -> np.ndarray
     return column if history is None else np.concatenate([history, column], axis=1)
 
 
+def _row_best(log_probs: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's best `count` log-probs (N, count) and their token ids, in no set order."""
+    ids = _top(log_probs, min(count, log_probs.shape[1]))
+    return np.take_along_axis(log_probs, ids, axis=1), ids
+
+
+def mask_top(
+    values: np.ndarray, ids: np.ndarray, eos: np.ndarray, t: int, min_length: int,
+    at_max: np.ndarray,
+) -> np.ndarray:  # fmt: skip
+    """mask_step on each row's best tokens (values, ids: (N, C); eos: (N,) the </s>
+    log-probs): </s> forbidden before `min_length`; rows at their maximum length keep only
+    </s> (in column 0; its id written into `ids`). With C ≥ 2k + 1 a row still has its
+    best 2k allowed tokens, so the sentence's best 2k extensions are the same."""
+    forced = bool(at_max.any())
+    if t >= min_length and not forced:
+        return values
+    values = values.copy()
+    if t < min_length:
+        values[ids == EOS] = NEG_INF
+    if forced:
+        values[at_max] = NEG_INF
+        kept = eos[at_max]
+        values[at_max, 0] = np.where(np.isfinite(kept), kept, np.float32(0.0))
+        ids[at_max, 0] = EOS
+    return values
+
+
 def _extensions(
-    scores: np.ndarray, log_probs: np.ndarray
+    scores: np.ndarray, row_values: np.ndarray, row_ids: np.ndarray, vocab: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The best 2k extensions of each sentence's k live rows, best first: their summed
-    scores (n, 2k), the rows they extend (n, 2k; row b·k + j), the tokens they add."""
+    scores (n, 2k), the rows they extend (n, 2k; row b·k + j), the tokens they add.
+
+    In two stages: each row's best C ≥ 2k tokens (row_values, row_ids: (n·k, C), or all
+    V when V < 2k), from `_row_best` or the step graph, then the sentence's best 2k of
+    its k·C. A row adds one score to all its tokens, so a sentence's best 2k are among
+    its rows' best 2k; the sums are the same float32 adds as over all k·V.
+    """
     n, k = scores.shape
-    vocab = log_probs.shape[1]
-    candidates = (scores.reshape(-1, 1) + log_probs).reshape(n, k * vocab)
-    top_index = _top(candidates, min(2 * k, k * vocab))
-    top_scores = np.take_along_axis(candidates, top_index, axis=1)
-    rows = top_index // vocab + np.arange(n)[:, None] * k
-    return top_scores, rows, top_index % vocab
+    width = row_values.shape[1]
+    candidates = (scores.reshape(-1, 1) + row_values).reshape(n, k * width)
+    local_row = np.arange(k * width) // width  # the row, within the sentence, of a candidate
+    flat = local_row * vocab + row_ids.reshape(n, k * width).astype(np.int64)
+    pick = _top(candidates, min(2 * k, k * width))
+    picked = np.take_along_axis(candidates, pick, axis=1)
+    picked_flat = np.take_along_axis(flat, pick, axis=1)
+    order = _ranked(picked, picked_flat)
+    top_scores = np.take_along_axis(picked, order, axis=1)
+    top_flat = np.take_along_axis(picked_flat, order, axis=1)
+    rows = top_flat // vocab + np.arange(n)[:, None] * k
+    return top_scores, rows, top_flat % vocab
+
+
+def _beam_step(
+    stepper: Stepper, prev: np.ndarray, t: int, k: int, min_length: int, sentence_at_max: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
+    """One step of k rows per sentence: each row's best allowed tokens (values, ids), the
+    vocabulary size, the attention. A stepper with `top_k` ranks in its graph (2k + 1 per
+    row: one spare for a forbidden </s>); others give all log-probs, ranked here."""
+    at_max = np.repeat(sentence_at_max, k)  # (n·k,)
+    if getattr(stepper, "top_k", False):
+        values, ids, eos, attention = stepper.step_top(prev, 2 * k + 1)  # type: ignore[attr-defined]
+        ids = ids.copy()
+        values = mask_top(values, ids, eos, t, min_length, at_max)
+        return values, ids, stepper.models[0].vocab, attention  # type: ignore[attr-defined]
+    log_probs, attention = stepper.step(prev)
+    log_probs = mask_step(log_probs, t, min_length, at_max)
+    values, ids = _row_best(log_probs, 2 * k)
+    return values, ids, log_probs.shape[1], attention
 
 
 def _finish(
@@ -209,11 +277,11 @@ def beam_search(
 
     for t in range(int(max_len.max()) + 1):
         n = scores.shape[0]
-        log_probs, attention = stepper.step(history[:, -1])
-        log_probs = mask_step(log_probs, t, min_length, np.repeat(t >= max_len, k))
+        prev = history[:, -1]
+        *found, attention = _beam_step(stepper, prev, t, k, min_length, t >= max_len)
         if return_attention and attention is not None:  # (n·k, t + 1, S)
             attn_history = _append_column(attn_history, attention.astype(np.float32))
-        top_scores, rows, tokens = _extensions(scores, log_probs)
+        top_scores, rows, tokens = _extensions(scores, *found)
         is_eos = tokens == EOS
 
         # Finish the hypotheses that end in </s> within the top k.

@@ -41,6 +41,7 @@ class Model:
         self.step_inputs = [i.name for i in self.step.get_inputs()]
         self.step_outputs = [o.name for o in self.step.get_outputs()]
         self.attention = graphs.attention
+        self.vocab = self.step.get_outputs()[self.step_outputs.index("log_probs")].shape[1]
 
     def encode(self, src: np.ndarray, src_lengths: np.ndarray) -> dict[str, np.ndarray]:
         """src (B, S) int64, src_lengths (B,) → the step's inputs but prev_tokens, by name."""
@@ -97,6 +98,33 @@ class Stepper:
         if attentions:
             attention = attentions[0] if len(attentions) == 1 else np.mean(attentions, axis=0)
         return mixed, attention
+
+    @property
+    def top_k(self) -> bool:
+        """Whether `step_top` works: one model (an ensemble mixes whole distributions)
+        whose step graph ranks its own log-probs (exported with top_k)."""
+        return len(self.models) == 1 and self.models[0].graphs.top_k
+
+    def step_top(
+        self, prev_tokens: np.ndarray, count: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+        """As `step`, but the graph ranks: prev_tokens (N,) → each row's best `count`
+        log-probs (N, count) and their token ids (N, count), best first, the </s>
+        log-probs (N,), the attention (N, S) or None. Only when `top_k` is true."""
+        model, state = self.models[0], self.states[0]
+        carried = list(model.graphs.state)
+        wanted = [*carried, "top_log_probs", "top_ids", "eos_log_probs"]
+        wanted += ["attention"] if model.attention else []
+        feeds = dict(
+            state,
+            prev_tokens=prev_tokens.astype(np.int64, copy=False),
+            top_k=np.array([min(count, model.vocab)], dtype=np.int64),
+        )
+        found = dict(zip(wanted, model.step.run(wanted, feeds), strict=True))
+        for out_name, in_name in model.graphs.state.items():
+            state[in_name] = found[out_name]
+        attention = found["attention"] if model.attention else None
+        return found["top_log_probs"], found["top_ids"], found["eos_log_probs"][:, 0], attention
 
     def reorder(self, rows: np.ndarray, shrunk: bool) -> None:
         """Hypothesis b ← row rows[b]; the source tensors too only if sentences left."""

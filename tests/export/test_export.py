@@ -53,6 +53,37 @@ def test_every_architecture_exports_checked_graphs_and_a_manifest(name):
         log_probs["name"] == "log_probs"
         and log_probs["shape"][1] == (manifest["vocabulary"]["target"])
     )
+    outputs = [o["name"] for o in model["decoder_step"]["outputs"]]
+    assert outputs[-3:] == ["top_log_probs", "top_ids", "eos_log_probs"]
+
+
+def test_the_step_graph_ranks_its_log_probs_and_top_k_may_be_left_out():
+    """top_log_probs, top_ids: each row's best top_k log_probs, best first; eos_log_probs:
+    the </s> column. A runtime that feeds no top_k (older ones) gets the default."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from nmt.export.onnx_files import TOP_K
+
+    _, out = exported("gru_bahdanau")
+    session = ort.InferenceSession(str(out / "decoder_step.onnx"))
+    translator = RuntimeTranslator.load(out)
+    stepper_feeds = translator.models[0].encode(
+        np.array([[4, 5, 6], [7, 8, 0]], dtype=np.int64), np.array([3, 2], dtype=np.int64)
+    )
+    feeds = dict(stepper_feeds, prev_tokens=np.array([2, 2], dtype=np.int64))
+    names = [o.name for o in session.get_outputs()]
+    found = dict(zip(names, session.run(None, feeds), strict=True))
+    log_probs = found["log_probs"]
+    assert found["top_ids"].shape == (2, TOP_K)
+    best = np.argsort(-log_probs, axis=1, kind="stable")[:, :TOP_K]
+    assert np.array_equal(np.take_along_axis(log_probs, best, axis=1), found["top_log_probs"])
+    assert np.array_equal(
+        np.take_along_axis(log_probs, found["top_ids"], axis=1), found["top_log_probs"]
+    )
+    assert np.array_equal(found["eos_log_probs"][:, 0], log_probs[:, 3])
+    three = session.run(["top_ids"], dict(feeds, top_k=np.array([3], dtype=np.int64)))[0]
+    assert three.shape == (2, 3)
 
 
 def test_an_ensemble_exports_as_its_members(tmp_path):

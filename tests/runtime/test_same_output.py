@@ -99,3 +99,22 @@ def test_a_trained_model_translates_the_same(model_dir, tmp_path):
     for beam in (1, 5):
         want = torch_side.search(lines, nbest=beam, beam_size=beam)
         assert_same(want, runtime.search(lines, nbest=beam, beam_size=beam))
+
+
+def test_a_step_graph_without_top_k_translates_the_same():
+    """Exports from before top_k (log_probs only) still work, ranked in numpy, and both
+    paths write the same; the top_k path is the one a new export takes."""
+    import dataclasses
+
+    _, out = exported("lstm_luong_general")
+    lines = sources()
+    ranked = RuntimeTranslator.load(out, threads=1)
+    assert all(m.graphs.top_k for m in ranked.models)
+    old = RuntimeTranslator.load(out, threads=1)
+    for model in old.models:
+        model.graphs = dataclasses.replace(model.graphs, top_k=False)
+    for options in ({"beam_size": 5, "nbest": 3}, {"beam_size": 4, "min_length": 4}):
+        want = old.search(lines, **options)
+        got = ranked.search(lines, **options)
+        assert [[h.text for h in hs] for hs in want] == [[h.text for h in hs] for hs in got]
+        assert [[h.score for h in hs] for hs in want] == [[h.score for h in hs] for hs in got]
