@@ -37,7 +37,9 @@ from nmt.recipe.sources import (
     JsonlSource,
     Source,
     ToySource,
+    TrainSource,
     TsvSource,
+    WeightedSources,
 )
 
 
@@ -47,27 +49,59 @@ class Corpus:
     target: list[str]
     origin: str  # where the pairs came from, for log lines
     skipped_empty: int = 0  # pairs dropped because one side was empty (0 with keep_empty)
+    # weighted data.train: each corpus's pairs, in order (they are concatenated); else None
+    sizes: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.source)
 
 
 def read_corpus(
-    source: Source, src_lang: str, tgt_lang: str, key: str = "data", keep_empty: bool = False
+    source: TrainSource, src_lang: str, tgt_lang: str, key: str = "data", keep_empty: bool = False
 ) -> Corpus:
-    """Read all pairs of `source`; `key` (e.g. "data.train") names it in messages.
+    """Read all pairs of `source`; `key` (e.g. "data.train") names it in messages. A
+    weighted data.train's corpora are read in order, one after the other (`sizes`).
 
     Pairs with an empty side are skipped and counted, or with `keep_empty` kept in their
     place, so that a test set is scored on every line (a blank line of a JSONL file holds
     no row and is never a pair).
     """
-    origin, pairs = iter_pairs(source, src_lang, tgt_lang, key)
+    parts = [
+        _clean(*_columns(pairs), origin, keep_empty)
+        for origin, pairs in iter_corpora(source, src_lang, tgt_lang, key)
+    ]
+    if not isinstance(source, WeightedSources):
+        return parts[0]
+    return Corpus(
+        [s for part in parts for s in part.source],
+        [t for part in parts for t in part.target],
+        "; ".join(part.origin for part in parts),
+        sum(part.skipped_empty for part in parts),
+        [len(part) for part in parts],
+    )
+
+
+def _columns(pairs: Iterator[tuple[str, str]]) -> tuple[list[str], list[str]]:
     src: list[str] = []
     tgt: list[str] = []
     for s, t in pairs:
         src.append(s)
         tgt.append(t)
-    return _clean(src, tgt, origin, keep_empty)
+    return src, tgt
+
+
+def iter_corpora(
+    source: TrainSource, src_lang: str, tgt_lang: str, key: str = "data.train"
+) -> list[tuple[str, Iterator[tuple[str, str]]]]:
+    """`iter_pairs` of each corpus of `source`: a plain source is one; a weighted list's
+    corpora in order, each named `key[i].corpus` in messages. Every corpus's files are
+    checked now, before any is read."""
+    if isinstance(source, WeightedSources):
+        return [
+            iter_pairs(entry.corpus, src_lang, tgt_lang, f"{key}[{i}].corpus")
+            for i, entry in enumerate(source.corpora)
+        ]
+    return [iter_pairs(source, src_lang, tgt_lang, key)]
 
 
 def iter_pairs(
