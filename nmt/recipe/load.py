@@ -103,7 +103,11 @@ def _blame_override(
         return error  # the file is at fault as it stands
     message = str(error).removeprefix(f"{where}: ")
     keys = [(item, item.partition("=")[0].strip()) for item in overrides]
-    named = [item for item, key in keys if f"'{key}'" in message or message.startswith(key)]
+    named = [
+        item
+        for item, key in keys
+        if f"'{key}'" in message or f"'{key}[" in message or message.startswith(key)
+    ]
     label = f"--set {shown(named[-1])}" if named else "--set"
     return UserError(f"{label}: {message}")
 
