@@ -100,3 +100,14 @@ def weighted_ids(
         return Selected(src, index), Selected(tgt, index)
 
     return drawn
+
+
+def weights_line(sizes: Sequence[int], weights: Sequence[float]) -> str:
+    """The log line of a weighted data.train: what each epoch draws from each corpus."""
+    draws = " + ".join(str(n) for n in shares(sizes, weights).tolist())
+    held = " + ".join(str(n) for n in sizes)
+    ratio = " : ".join(f"{w:g}" for w in weights)
+    return (
+        f"data.train: each epoch draws {draws} pairs from its {len(sizes)} corpora "
+        f"({held} pairs, weights {ratio})"
+    )

@@ -32,7 +32,7 @@ import torch
 
 from nmt.data.batching import Batch, EpochSchedule, IdsForEpoch, Place
 from nmt.data.prepare import Data
-from nmt.data.weighted import weighted_ids
+from nmt.data.weighted import weighted_ids, weights_line
 from nmt.errors import UserError
 from nmt.events import Message, Progress
 from nmt.model.loss import token_nll
@@ -62,6 +62,9 @@ def run_loop(run: Run) -> TrainResults:
     """Train until a limit is reached, evaluate the last weights, score the test split.
     Every rank of a distributed run goes through the same steps (nmt.training.distributed)."""
     cfg, state, world = run.cfg, run.state, run.world
+    if run.data.corpus_sizes is not None and len(run.data.corpus_sizes) > 1:
+        weights = [entry.weight for entry in train_corpora(run.recipe.data.train)]
+        run.on_event(Message(weights_line(run.data.corpus_sizes, weights)))
     schedule = EpochSchedule(
         epoch_ids(run.data, run.recipe),
         cfg.batch_tokens,

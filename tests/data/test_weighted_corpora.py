@@ -81,6 +81,8 @@ def test_nmt_train_draws_each_epoch_by_weight(
         app, ["train", str(quickstart), *set_args(overrides), "--output-dir", str(tmp_path / "m")]
     )
     assert result.exit_code == 0, result.output
+    line = "data.train: each epoch draws 300 + 100 pairs from its 2 corpora (200 + 200 pairs, "
+    assert line + "weights 3 : 1)" in result.stdout
     (made,) = (nmt_cache / "prepared").iterdir()
     corpora = read_manifest(made)["splits"]["train"]["corpora"]
     assert [(c["origin"], c["read"], c["pairs"]) for c in corpora] == [
