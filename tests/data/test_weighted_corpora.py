@@ -2,13 +2,14 @@
 (nmt.data.prepare, nmt.data.dataset, nmt.data.prepared) and training's epochs
 (nmt.training.loop.epoch_ids over nmt.data.weighted).
 
-Checked here: `nmt train` on two corpora weighted 3:1 trains, its prepared dataset counts
-each corpus, and an epoch draws from the corpora in that proportion; the text path and the
-prepared path count the same corpora and draw the same batches; a run resumed mid-epoch
-ends with the weights of an uninterrupted one; a single corpus of weight 1 trains exactly
-as the plain source does; other weights re-use the prepared dataset; with subword
-sampling the weighted draw works on each epoch's segmentation; a corpus the filters or
-empty text leave without pairs is refused in one line naming it, on both paths.
+Checked here: `nmt train` on two corpora weighted 3:1 trains, its prepared dataset
+counts each corpus (and `nmt prepare` says so), and an epoch draws from the corpora in
+that proportion; the text path and the prepared path count the same corpora and draw
+the same batches; a run resumed mid-epoch ends with the weights of an uninterrupted one;
+a single corpus of weight 1 trains exactly as the plain source does; other weights
+re-use the prepared dataset; with subword sampling the weighted draw works on each
+epoch's segmentation; a corpus the filters or empty text leave without pairs is refused
+in one line naming it, on both paths.
 """
 
 from __future__ import annotations
@@ -101,6 +102,16 @@ def test_nmt_train_draws_each_epoch_by_weight(
     # the weight-3 corpus shows each of its 200 pairs once before any repeats
     assert np.bincount(np.bincount(pairs[pairs < 200], minlength=200)).tolist() == [0, 100, 100]
     assert len(set(pairs[pairs >= 200].tolist())) == 100  # the other: half of it, no repeat
+
+
+def test_nmt_prepare_counts_each_corpus(runner, tmp_path, quickstart, tiny_overrides):
+    overrides = [*tiny_overrides, weighted(other_corpus(tmp_path, 50))]
+    out = tmp_path / "data"
+    result = runner.invoke(
+        app, ["prepare", str(quickstart), *set_args(overrides), "--output-dir", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"prepared {out}: train 250 pairs (200 + 50 from 2 corpora; " in result.stdout
 
 
 def test_text_and_prepared_paths_draw_the_same_batches(tmp_path, make_recipe):
