@@ -6,7 +6,9 @@ read too; TSV; JSONL; a Hugging Face hub dataset; a `datasets` directory; the to
 `read_corpus(source, src_lang, tgt_lang, key)` returns a `Corpus` of stripped, non-empty
 pairs; empty pairs are skipped and counted, or with `keep_empty=True` kept in order (a
 test set is scored on every line); `iter_pairs` gives the same pairs one at a time, empty
-ones included, for a reader that must not hold the corpus (nmt.data.dataset). A file may
+ones included, for a reader that must not hold the corpus (nmt.data.dataset), and
+`iter_corpora` each corpus of a weighted data.train so (read_corpus concatenates them
+and keeps their sizes). A file may
 be a pipe (a FIFO, bash's `<(...)`): it is opened once and read once. Every mistake a user
 can make with a corpus (missing file, a directory, misaligned line counts, bytes that are
 not UTF-8, a TSV line with the wrong number of columns, an unreachable hub dataset)

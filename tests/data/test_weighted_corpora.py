@@ -5,7 +5,8 @@
 Checked here: `nmt train` on two corpora weighted 3:1 trains, its prepared dataset
 counts each corpus (and `nmt prepare` says so), and an epoch draws from the corpora in
 that proportion; the text path and the prepared path count the same corpora and draw
-the same batches; a run resumed mid-epoch ends with the weights of an uninterrupted one;
+the same batches; a run resumed mid-epoch ends with the weights of an uninterrupted one
+(and may not change the weights);
 a single corpus of weight 1 trains exactly as the plain source does; other weights
 re-use the prepared dataset; with subword sampling the weighted draw works on each
 epoch's segmentation; a corpus the filters or empty text leave without pairs is refused
@@ -126,20 +127,20 @@ def test_text_and_prepared_paths_draw_the_same_batches(tmp_path, make_recipe):
 
 
 def test_resume_mid_epoch_gives_the_weights_of_an_uninterrupted_run(tmp_path, make_recipe):
-    data = tmp_path / "data"
-    options = [
-        weighted(other_corpus(tmp_path, 100)),
-        "train.eval_every=10",
-        f"data.prepared={data}",
-    ]
+    second, data = other_corpus(tmp_path, 100), tmp_path / "data"
+    options = ["train.eval_every=10", f"data.prepared={data}"]
     straight, split = tmp_path / "straight", tmp_path / "split"
-    train(make_recipe(straight, "train.max_steps=40", *options), device="cpu")
-    train(make_recipe(split, "train.max_steps=20", *options), device="cpu")
+    train(make_recipe(straight, weighted(second), "train.max_steps=40", *options), device="cpu")
+    train(make_recipe(split, weighted(second), "train.max_steps=20", *options), device="cpu")
     trainer = json.loads((split / "checkpoints" / "last" / "trainer.json").read_text())
     assert trainer["epoch"] >= 1 and trainer["position"] > 0  # mid-epoch, not the first
-    train(make_recipe(split, "train.max_steps=40", *options), "cpu", True)
+    train(make_recipe(split, weighted(second), "train.max_steps=40", *options), "cpu", True)
     last = Path("checkpoints") / "last" / "model.safetensors"
     assert (straight / last).read_bytes() == (split / last).read_bytes()
+    # other weights would draw other epochs: a resume may not change them
+    other = make_recipe(split, weighted(second, 1, 1), "train.max_steps=50", *options)
+    with pytest.raises(UserError, match=rf"\A{split} was trained with other values of data.train;"):
+        train(other, "cpu", True)
 
 
 def test_a_single_corpus_of_weight_one_trains_as_the_plain_source(tmp_path, make_recipe):
