@@ -4,13 +4,12 @@
 
 Checked here: `nmt train` on two corpora weighted 3:1 trains, its prepared dataset
 counts each corpus (and `nmt prepare` says so), and an epoch draws from the corpora in
-that proportion; the text path and the prepared path count the same corpora and draw
-the same batches; a run resumed mid-epoch ends with the weights of an uninterrupted one
-(and may not change the weights);
-a single corpus of weight 1 trains exactly as the plain source does; other weights
-re-use the prepared dataset; with subword sampling the weighted draw works on each
-epoch's segmentation; a corpus the filters or empty text leave without pairs is refused
-in one line naming it, on both paths.
+that proportion; the text path and the prepared path count the same corpora and draw the
+same batches; a run resumed mid-epoch ends with the weights of an uninterrupted one (and
+may not change the weights); a single corpus of weight 1 trains exactly as the plain
+source does; other weights re-use the prepared dataset; with subword sampling the
+weighted draw works on each epoch's segmentation; a corpus the filters or empty text
+leave without pairs is refused in one line naming it, on both paths.
 """
 
 from __future__ import annotations
