@@ -81,7 +81,10 @@ def _summary(out: Path, manifest: dict[str, Any], named: bool) -> str:
         f", {name} {splits[name]['pairs']}" for name in ("valid", "test") if name in splits
     )
     use = f"; train with --set data.prepared={out}" if named else "; nmt train finds it there"
+    corpora = train.get("corpora", [])  # a weighted data.train's, each one's pairs
+    each = " + ".join(str(corpus["pairs"]) for corpus in corpora)
+    each = f"{each} from {len(corpora)} corpora; " if len(corpora) > 1 else ""
     return (
-        f"prepared {out}: train {train['pairs']} pairs ({tokens['source']} + "
+        f"prepared {out}: train {train['pairs']} pairs ({each}{tokens['source']} + "
         f"{tokens['target']} tokens, {manifest['dtype']}){others}{use}"
     )

@@ -6,7 +6,9 @@ read too; TSV; JSONL; a Hugging Face hub dataset; a `datasets` directory; the to
 `read_corpus(source, src_lang, tgt_lang, key)` returns a `Corpus` of stripped, non-empty
 pairs; empty pairs are skipped and counted, or with `keep_empty=True` kept in order (a
 test set is scored on every line); `iter_pairs` gives the same pairs one at a time, empty
-ones included, for a reader that must not hold the corpus (nmt.data.dataset). A file may
+ones included, for a reader that must not hold the corpus (nmt.data.dataset), and
+`iter_corpora` each corpus of a weighted data.train so (read_corpus concatenates them
+and keeps their sizes). A file may
 be a pipe (a FIFO, bash's `<(...)`): it is opened once and read once. Every mistake a user
 can make with a corpus (missing file, a directory, misaligned line counts, bytes that are
 not UTF-8, a TSV line with the wrong number of columns, an unreachable hub dataset)
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 from nmt.data import toy
+from nmt.data.globbed import expand_pairs, expand_paths
 from nmt.errors import UserError, one_line
 from nmt.recipe.sources import (
     DatasetDirSource,
@@ -36,7 +39,9 @@ from nmt.recipe.sources import (
     JsonlSource,
     Source,
     ToySource,
+    TrainSource,
     TsvSource,
+    WeightedSources,
 )
 
 
@@ -46,27 +51,59 @@ class Corpus:
     target: list[str]
     origin: str  # where the pairs came from, for log lines
     skipped_empty: int = 0  # pairs dropped because one side was empty (0 with keep_empty)
+    # weighted data.train: each corpus's pairs, in order (they are concatenated); else None
+    sizes: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.source)
 
 
 def read_corpus(
-    source: Source, src_lang: str, tgt_lang: str, key: str = "data", keep_empty: bool = False
+    source: TrainSource, src_lang: str, tgt_lang: str, key: str = "data", keep_empty: bool = False
 ) -> Corpus:
-    """Read all pairs of `source`; `key` (e.g. "data.train") names it in messages.
+    """Read all pairs of `source`; `key` (e.g. "data.train") names it in messages. A
+    weighted data.train's corpora are read in order, one after the other (`sizes`).
 
     Pairs with an empty side are skipped and counted, or with `keep_empty` kept in their
     place, so that a test set is scored on every line (a blank line of a JSONL file holds
     no row and is never a pair).
     """
-    origin, pairs = iter_pairs(source, src_lang, tgt_lang, key)
+    parts = [
+        _clean(*_columns(pairs), origin, keep_empty)
+        for origin, pairs in iter_corpora(source, src_lang, tgt_lang, key)
+    ]
+    if not isinstance(source, WeightedSources):
+        return parts[0]
+    return Corpus(
+        [s for part in parts for s in part.source],
+        [t for part in parts for t in part.target],
+        "; ".join(part.origin for part in parts),
+        sum(part.skipped_empty for part in parts),
+        [len(part) for part in parts],
+    )
+
+
+def _columns(pairs: Iterator[tuple[str, str]]) -> tuple[list[str], list[str]]:
     src: list[str] = []
     tgt: list[str] = []
     for s, t in pairs:
         src.append(s)
         tgt.append(t)
-    return _clean(src, tgt, origin, keep_empty)
+    return src, tgt
+
+
+def iter_corpora(
+    source: TrainSource, src_lang: str, tgt_lang: str, key: str = "data.train"
+) -> list[tuple[str, Iterator[tuple[str, str]]]]:
+    """`iter_pairs` of each corpus of `source`: a plain source is one; a weighted list's
+    corpora in order, each named `key[i].corpus` in messages. Every corpus's files are
+    checked now, before any is read."""
+    if isinstance(source, WeightedSources):
+        return [
+            iter_pairs(entry.corpus, src_lang, tgt_lang, f"{key}[{i}].corpus")
+            for i, entry in enumerate(source.corpora)
+        ]
+    return [iter_pairs(source, src_lang, tgt_lang, key)]
 
 
 def iter_pairs(
@@ -76,24 +113,34 @@ def iter_pairs(
     side stripped, empty ones included: the source is read once, never held whole (what
     nmt.data.dataset streams). A missing file is reported now; a misaligned one at its end."""
     if isinstance(source, FilesSource):
-        src_path = Path(source.pattern.replace("{lang}", src_lang))
-        tgt_path = Path(source.pattern.replace("{lang}", tgt_lang))
-        lines = iter_lines(src_path, key), iter_lines(tgt_path, key)
-        return f"{src_path} + {tgt_path}", _aligned(*lines, src_path, tgt_path)
-    if isinstance(source, TsvSource):
-        path = Path(source.tsv)
-        return str(path), _tsv_pairs(path, _numbered_lines(path, key))
-    if isinstance(source, JsonlSource):
-        path = Path(source.jsonl)
-        lines = _numbered_lines(path, key)
-        rows = ((n, _parse_json(line, path, n)) for n, line in lines if line.strip())
-        return str(path), _from_rows(rows, src_lang, tgt_lang, f"{path}:")
+        files = expand_pairs(source.pattern, src_lang, tgt_lang, key)
+        lines = [(iter_lines(a, key), iter_lines(b, key), a, b) for a, b in files]
+        (first, second), many = files[0], f"{source.pattern} ({len(files)} pairs of files)"
+        origin = f"{first} + {second}" if len(files) == 1 else many  # one short log line
+        return origin, itertools.chain.from_iterable(_aligned(*each) for each in lines)
+    if isinstance(source, TsvSource | JsonlSource):
+        named = source.tsv if isinstance(source, TsvSource) else source.jsonl
+        paths = expand_paths(named, key)
+        parts = [_file_pairs(source, path, src_lang, tgt_lang, key) for path in paths]
+        origin = str(paths[0]) if len(paths) == 1 else f"{named} ({len(paths)} files)"
+        return origin, itertools.chain.from_iterable(parts)
     if isinstance(source, HubSource | DatasetDirSource):
         origin, rows = _dataset(source, src_lang, tgt_lang, key)
         return origin, _from_rows(rows, src_lang, tgt_lang, origin)
     if isinstance(source, ToySource):
         return f"toy:{source.toy}", iter(_toy_pairs(source, key))
     raise TypeError(f"not a corpus source: {source!r}")
+
+
+def _file_pairs(
+    source: TsvSource | JsonlSource, path: Path, src_lang: str, tgt_lang: str, key: str
+) -> Iterator[tuple[str, str]]:
+    """One TSV or JSONL file's pairs (checked for existence now, read later)."""
+    lines = _numbered_lines(path, key)
+    if isinstance(source, TsvSource):
+        return _tsv_pairs(path, lines)
+    rows = ((n, _parse_json(line, path, n)) for n, line in lines if line.strip())
+    return _from_rows(rows, src_lang, tgt_lang, f"{path}:")
 
 
 def _aligned(
@@ -280,8 +327,9 @@ def _from_rows(
 
 
 def _dataset_rows(dataset: Any, src_lang: str, tgt_lang: str) -> Iterator[tuple[int, dict]]:
-    """Numbered rows of a `datasets.Dataset`, reading only the columns that matter."""
-    columns = dataset.column_names
+    """Numbered rows of a `datasets.Dataset` (or a streamed `IterableDataset`, whose
+    columns may be unknown before its first row), reading only the columns that matter."""
+    columns = dataset.column_names or []
     if src_lang in columns and tgt_lang in columns:
         dataset = dataset.select_columns([src_lang, tgt_lang])
     elif "translation" in columns:
@@ -305,7 +353,9 @@ def _load_hub(source: HubSource, key: str) -> tuple[str, Any]:
 
     name = source.hub + (f" ({source.config})" if source.config else "")
     try:
-        dataset = datasets.load_dataset(source.hub, source.config, split=source.split)
+        dataset = datasets.load_dataset(
+            source.hub, source.config, split=source.split, streaming=bool(source.streaming)
+        )
     except Exception as e:  # network, auth, missing dataset or split: all end the same way
         reason = one_line(e)[:200] or type(e).__name__
         raise UserError(

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from nmt.data.corpus import iter_pairs, length_filter, read_corpus
+from nmt.data.corpus import iter_corpora, length_filter, read_corpus
 from nmt.data.encoding import CHUNK, Chunk, encode_chunks
 from nmt.data.given import given_files, given_tokenizers
 from nmt.data.identity import FAST_HASH, FORMAT, Identity
@@ -120,10 +120,10 @@ def _prepare_into(
     on_event: Callable[[Event], None],
 ) -> dict[str, Any]:
     d = recipe.data  # every split's files checked before the long pass over data.train
-    stream = iter_pairs(d.train, d.source_lang, d.target_lang, "data.train")
+    streams = iter_corpora(d.train, d.source_lang, d.target_lang, "data.train")
     small = {name: _read_small(recipe, name, on_event) for name in ("valid", "test")}
     own = None if tokenizers is not None else given_tokenizers(recipe.tokenizer)
-    train, sample = _spill_train(recipe, stream, tmp, on_event)
+    train, sample = _spill_train(recipe, streams, tmp, on_event)
     if own is not None:
         named = ", ".join(f"{key} {path}" for key, path in given_files(recipe.tokenizer))
         on_event(Message(f"tokenizers as given ({named}); tokenizer.vocab_size is not used"))
@@ -188,35 +188,52 @@ def _read_small(recipe: Recipe, name: str, on_event: Callable[[Event], None]) ->
 
 def _spill_train(
     recipe: Recipe,
-    stream: tuple[str, Iterator[tuple[str, str]]],
+    streams: list[tuple[str, Iterator[tuple[str, str]]]],
     tmp: Path,
     on_event: Callable[[Event], None],
 ) -> tuple[dict[str, Any], Reservoir]:
-    """One pass over data.train's (origin, pairs): the pairs with text on both sides
-    spilled to tmp, the tokenizer's sample drawn; the split's counts so far."""
+    """One pass over data.train's corpora, each (origin, pairs), one after the other: the
+    pairs with text on both sides spilled to tmp, the tokenizer's sample drawn; the
+    split's counts so far, and each corpus's (`corpora`)."""
     cfg = recipe.tokenizer
-    origin, pairs = stream
     capacity = max(1, cfg.sample_sentences // 2) if cfg.joint else cfg.sample_sentences
     sample = Reservoir(capacity, np.random.default_rng([recipe.seed, 0x5A4D]))
     read = kept = 0
+    corpora = []
     with (
         Tracker(on_event, "reading data.train", None, "pairs") as tracker,
         (tmp / "spill.src").open("wb") as src_out,
         (tmp / "spill.tgt").open("wb") as tgt_out,
     ):
-        for src, tgt in pairs:
-            read += 1
-            if src and tgt:
-                kept += 1
-                sample.offer((src, tgt))
-                src_out.write(_spilled(src))
-                tgt_out.write(_spilled(tgt))
-                if kept % CHUNK == 0:
-                    tracker.advance(CHUNK)
+        for i, (origin, pairs) in enumerate(streams):
+            before = (read, kept)
+            for src, tgt in pairs:
+                read += 1
+                if src and tgt:
+                    kept += 1
+                    sample.offer((src, tgt))
+                    src_out.write(_spilled(src))
+                    tgt_out.write(_spilled(tgt))
+                    if kept % CHUNK == 0:
+                        tracker.advance(CHUNK)
+            if kept == before[1] and len(streams) > 1:
+                raise UserError(
+                    f"data.train[{i}].corpus: {origin} holds no sentence pairs with text on "
+                    "both sides; give pairs or remove the entry"
+                )
+            corpus_read = read - before[0]
+            corpora.append(
+                {
+                    "origin": origin,
+                    "read": corpus_read,
+                    "empty_text": corpus_read - kept + before[1],
+                }
+            )
         tracker.done = kept
+    origin = "; ".join(corpus["origin"] for corpus in corpora)
     if kept == 0:
         raise UserError(f"data.train: {origin} holds no sentence pairs with text on both sides")
-    return {"origin": origin, "read": read, "empty_text": read - kept}, sample
+    return {"origin": origin, "read": read, "empty_text": read - kept, "corpora": corpora}, sample
 
 
 def _spilled(text: str) -> bytes:
@@ -274,11 +291,16 @@ def _encode_train(
     used = np.zeros(sizes[1], np.int64)
     dropped = dict.fromkeys(("empty_tokens", "too_long", "bad_ratio"), 0)
     total = train["read"] - train["empty_text"]
+    ends = np.cumsum([c["read"] - c["empty_text"] for c in train["corpora"]])
+    per_corpus, at = np.zeros(len(ends), np.int64), 0  # pairs kept of each corpus
     with Tracker(on_event, "encoding data.train", total, "pairs") as tracker:
         for src, tgt in encode_chunks(_spill_chunks(tmp), *tokenizers, dtype, workers):
             used += np.bincount(tgt.ids, minlength=sizes[1])
             keep = _filter(src.lengths, tgt.lengths, d.max_length, d.max_ratio, dropped)
             writer.add(src, tgt, keep)
+            corpus = np.searchsorted(ends, at + np.flatnonzero(keep), side="right")
+            per_corpus += np.bincount(corpus, minlength=len(ends))
+            at += len(src)
             counts["source"] += np.bincount(
                 src.ids[np.repeat(keep, src.lengths)], minlength=sizes[0]
             )
@@ -289,12 +311,20 @@ def _encode_train(
     for name in ("spill.src", "spill.tgt"):
         (tmp / name).unlink()
     train.update(dropped, **writer.close())
-    if train["pairs"] == 0:
+    for corpus, pairs in zip(train["corpora"], per_corpus.tolist(), strict=True):
+        corpus["pairs"] = pairs
+    empty = [i for i, c in enumerate(train["corpora"]) if c["pairs"] == 0]
+    if train["pairs"] == 0 or empty:
         raise UserError(
-            f"data.train: no pairs left after the length filters; raise data.max_length "
-            f"({d.max_length}) or data.max_ratio ({d.max_ratio})"
+            f"{_named_train(empty, len(ends))}: no pairs left after the length filters; raise "
+            f"data.max_length ({d.max_length}) or data.max_ratio ({d.max_ratio})"
         )
     return counts, used
+
+
+def _named_train(empty: list[int], corpora: int) -> str:
+    """data.train, or of a weighted one the first corpus that `empty` names."""
+    return "data.train" if corpora == 1 or not empty else f"data.train[{empty[0]}].corpus"
 
 
 def _filter(

@@ -5,7 +5,9 @@ the resolved data and tokenizer sections and seed (the seed draws the tokenizer'
 sample), of tokenizers given instead of trained (a resumed run's, --init-from's), and of
 each input file's identity: its absolute path, size, modification time and a fast hash,
 sha256 of the size and the first and last MiB (FAST_HASH). Anything else about a recipe
-(model, training, decoding, data.prepared itself) leaves the dataset as it is.
+(model, training, decoding, data.prepared itself) leaves the dataset as it is; so do the
+weights of a weighted data.train: the arrays hold every pair of every corpus, whatever
+the weights, which only decide what each epoch draws (training's plan, not the data).
 
 A pipe, or a Hugging Face hub dataset, cannot be identified without reading it all:
 such an input is recorded by name only (`checkable` is False), and `nmt train` reads
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from nmt.data.given import given_files
+from nmt.data.globbed import expand_pairs, expand_paths
 from nmt.recipe.load import recipe_to_dict
 from nmt.recipe.schema import Recipe
 from nmt.recipe.sources import (
@@ -30,8 +33,10 @@ from nmt.recipe.sources import (
     FilesSource,
     HubSource,
     JsonlSource,
-    Source,
+    TrainSource,
     TsvSource,
+    WeightedSources,
+    train_corpora,
 )
 
 FORMAT = 1  # of a prepared dataset's files; another is refused, as made by another nmt
@@ -77,14 +82,25 @@ def file_identity(path: Path) -> dict[str, Any]:
     return {"path": where, "kind": "pipe" if path.exists() else "missing"}
 
 
-def source_files(source: Source | None, src_lang: str, tgt_lang: str) -> list[Path]:
-    """The files (or directory) a source reads; none for the toy corpus or the hub."""
-    if isinstance(source, FilesSource):
-        return [Path(source.pattern.replace("{lang}", lang)) for lang in (src_lang, tgt_lang)]
+def source_files(
+    source: TrainSource | None, src_lang: str, tgt_lang: str, key: str = "data"
+) -> list[Path]:
+    """The files (or directory) a source reads, a glob's each, a weighted data.train's
+    corpus after corpus; none for toy or hub sources. `key` (data.train) names the
+    source in a glob's refusals."""
+    if isinstance(source, WeightedSources):
+        return [
+            path
+            for i, entry in enumerate(source.corpora)
+            for path in source_files(entry.corpus, src_lang, tgt_lang, f"{key}[{i}].corpus")
+        ]
+    if isinstance(source, FilesSource):  # a glob: each pair of files, in their order
+        pairs = expand_pairs(source.pattern, src_lang, tgt_lang, key)
+        return [path for pair in pairs for path in pair]
     if isinstance(source, TsvSource):
-        return [Path(source.tsv)]
+        return expand_paths(source.tsv, key)
     if isinstance(source, JsonlSource):
-        return [Path(source.jsonl)]
+        return expand_paths(source.jsonl, key)
     if isinstance(source, DatasetDirSource):
         return [Path(source.dataset_dir)]
     return []
@@ -105,6 +121,8 @@ class Identity:
         """`given`: tokenizer files (by name) used instead of training tokenizers."""
         resolved = recipe_to_dict(recipe)
         data = {k: v for k, v in resolved["data"].items() if k not in NOT_DATA}
+        if isinstance(recipe.data.train, WeightedSources):  # weights: how epochs sample
+            data["train"] = [{"corpus": entry["corpus"]} for entry in data["train"]]
         tokens = None
         if given is not None:
             joined = b"".join(name.encode() + b"\0" + given[name] for name in sorted(given))
@@ -119,11 +137,14 @@ class Identity:
         inputs = [
             {"split": split, **file_identity(path)}
             for split in SPLITS
-            for path in source_files(getattr(d, split), d.source_lang, d.target_lang)
+            for path in source_files(
+                getattr(d, split), d.source_lang, d.target_lang, f"data.{split}"
+            )
         ]
         given_by_recipe = given_files(recipe.tokenizer)  # tokenizer.model, ...: their content
         inputs += [{"split": key, **file_identity(Path(path))} for key, path in given_by_recipe]
-        hub = any(isinstance(getattr(d, s), HubSource) for s in SPLITS)
+        sources = [entry.corpus for entry in train_corpora(d.train)] + [d.valid, d.test]
+        hub = any(isinstance(source, HubSource) for source in sources)
         checkable = not hub and all("kind" not in i for i in inputs)
         blob = json.dumps(
             {"format": FORMAT, "settings": settings, "inputs": inputs}, sort_keys=True

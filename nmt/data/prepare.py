@@ -90,6 +90,9 @@ class Data:
     valid: Split | None
     test: Corpus | None
     sampler: Sampler | None = None
+    # the training pairs of each corpus of a weighted data.train, in order (they are
+    # concatenated in `train`); None: one corpus. What weighted epochs draw from.
+    corpus_sizes: list[int] | None = None
 
     def train_ids(self, epoch: int) -> tuple[Sequence[Sequence[int]], Sequence[Sequence[int]]]:
         """The training split's source and target ids for `epoch`: the best segmentation
@@ -127,10 +130,10 @@ def prepare_data(
     else:
         src_tok, tgt_tok = tokenizers
     on_event(Message(f"vocabulary: {src_tok.vocab_size} source, {tgt_tok.vocab_size} target"))
-    train_split = _encode_train(recipe, train_text, src_tok, tgt_tok, on_event)
+    train_split, sizes = _encode_train(recipe, train_text, src_tok, tgt_tok, on_event)
     valid = _encode(corpora["valid"], src_tok, tgt_tok, on_event, "data.valid")
     sampler = None if cfg.sampling is None else Sampler(src_tok, tgt_tok, cfg, recipe.seed)
-    return Data(src_tok, tgt_tok, train_split, valid, corpora["test"], sampler)
+    return Data(src_tok, tgt_tok, train_split, valid, corpora["test"], sampler, sizes)
 
 
 def _read(recipe: Recipe, name: str, on_event: Callable[[Event], None]) -> Corpus | None:
@@ -148,6 +151,12 @@ def _read(recipe: Recipe, name: str, on_event: Callable[[Event], None]) -> Corpu
         tracker.done = len(corpus)
     if len(corpus) == 0:
         raise UserError(f"{key}: {corpus.origin} holds no sentence pairs with text on both sides")
+    if corpus.sizes is not None and 0 in corpus.sizes:
+        i = corpus.sizes.index(0)
+        raise UserError(
+            f"{key}[{i}].corpus: {corpus.origin.split('; ')[i]} holds no sentence pairs with "
+            "text on both sides; give pairs or remove the entry"
+        )
     skipped = f", {corpus.skipped_empty} empty pairs skipped" if corpus.skipped_empty else ""
     on_event(Message(f"{key}: {len(corpus)} pairs from {corpus.origin}{skipped}"))
     return corpus
@@ -166,6 +175,17 @@ def _encode(
     """Token ids for a split, without the pairs a side of which tokenizes to nothing."""
     if corpus is None:
         return None
+    return _encode_kept(corpus, src_tok, tgt_tok, on_event, key)[0]
+
+
+def _encode_kept(
+    corpus: Corpus,
+    src_tok: Tokenizer,
+    tgt_tok: Tokenizer,
+    on_event: Callable[[Event], None],
+    key: str,
+) -> tuple[Split, list[int]]:
+    """`_encode`'s split, and which of the corpus's pairs it kept."""
     src_ids: Ids = []
     tgt_ids: Ids = []
     with Tracker(on_event, f"encoding {key}", len(corpus), "pairs") as tracker:
@@ -176,7 +196,7 @@ def _encode(
             tracker.advance(end - start)
     keep = length_filter([len(x) for x in src_ids], [len(y) for y in tgt_ids]).keep
     columns = (corpus.source, corpus.target, src_ids, tgt_ids)
-    return Split(*([column[i] for i in keep] for column in columns))
+    return Split(*([column[i] for i in keep] for column in columns)), keep
 
 
 def _encode_train(
@@ -185,9 +205,10 @@ def _encode_train(
     src_tok: Tokenizer,
     tgt_tok: Tokenizer,
     on_event: Callable[[Event], None],
-) -> Split:
-    split = _encode(corpus, src_tok, tgt_tok, on_event, "data.train")
-    assert split is not None
+) -> tuple[Split, list[int] | None]:
+    """The training split encoded and filtered; with weighted corpora, each one's pairs
+    left (what nmt.data.dataset counts while it streams)."""
+    split, kept = _encode_kept(corpus, src_tok, tgt_tok, on_event, "data.train")
     data = recipe.data
     found = length_filter(
         [len(x) for x in split.src_ids],
@@ -204,10 +225,16 @@ def _encode_train(
                 f"{found.bad_ratio} with a length ratio above data.max_ratio={data.max_ratio}"
             )
         )
-    if not found.keep:
+    sizes = None
+    if corpus.sizes is not None:
+        ends = np.cumsum(corpus.sizes)
+        which = np.searchsorted(ends, np.asarray(kept)[found.keep], side="right")
+        sizes = np.bincount(which, minlength=len(ends)).tolist()
+    if not found.keep or (sizes is not None and 0 in sizes):
+        named = "data.train" if not found.keep else f"data.train[{sizes.index(0)}].corpus"
         raise UserError(
-            f"data.train: no pairs left after the length filters; raise data.max_length "
+            f"{named}: no pairs left after the length filters; raise data.max_length "
             f"({data.max_length}) or data.max_ratio ({data.max_ratio})"
         )
     columns = (split.sources, split.references, split.src_ids, split.tgt_ids)
-    return Split(*([column[i] for i in found.keep] for column in columns))
+    return Split(*([column[i] for i in found.keep] for column in columns)), sizes

@@ -30,6 +30,7 @@ from nmt.data.tokenizer import Tokenizer, load_tokenizers, tokenizer_files
 from nmt.errors import UserError
 from nmt.events import Event, Message
 from nmt.recipe.schema import Recipe
+from nmt.recipe.sources import WeightedSources
 from nmt.store.layout import DATASET_MANIFEST as MANIFEST
 
 
@@ -181,7 +182,10 @@ def load_dataset(
     test = None
     if "test" in splits:
         test = Corpus(*read_text(path, "test"), splits["test"]["origin"])
-    return Data(src_tok, tgt_tok, Split([], [], src_ids, tgt_ids), valid, test)
+    sizes = None  # a weighted data.train's corpora, as the text path counts them
+    if isinstance(recipe.data.train, WeightedSources):
+        sizes = [corpus["pairs"] for corpus in train["corpora"]]
+    return Data(src_tok, tgt_tok, Split([], [], src_ids, tgt_ids), valid, test, None, sizes)
 
 
 def _read_line(name: str, split: dict[str, Any]) -> str:

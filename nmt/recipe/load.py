@@ -44,7 +44,14 @@ from nmt.recipe.reading import (
 )
 from nmt.recipe.rules import check_recipe
 from nmt.recipe.schema import DecodeConfig, Recipe
-from nmt.recipe.sources import SOURCE_KINDS, FilesSource, Source
+from nmt.recipe.sources import (
+    SOURCE_KINDS,
+    FilesSource,
+    Source,
+    TrainSource,
+    WeightedCorpus,
+    WeightedSources,
+)
 
 # ---------------------------------------------------------------------------- loading
 
@@ -96,7 +103,11 @@ def _blame_override(
         return error  # the file is at fault as it stands
     message = str(error).removeprefix(f"{where}: ")
     keys = [(item, item.partition("=")[0].strip()) for item in overrides]
-    named = [item for item, key in keys if f"'{key}'" in message or message.startswith(key)]
+    named = [
+        item
+        for item, key in keys
+        if f"'{key}'" in message or f"'{key}[" in message or message.startswith(key)
+    ]
     label = f"--set {shown(named[-1])}" if named else "--set"
     return UserError(f"{label}: {message}")
 
@@ -107,6 +118,8 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
     def convert(value: Any) -> Any:
         if isinstance(value, FilesSource):
             return value.pattern
+        if isinstance(value, WeightedSources):
+            return [convert(corpus) for corpus in value.corpora]
         if dataclasses.is_dataclass(value):
             out = {f.name: convert(getattr(value, f.name)) for f in fields(value)}
             if type(value) in SOURCE_KINDS.values():
@@ -119,6 +132,33 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
 
 def recipe_to_yaml(recipe: Recipe) -> str:
     return yaml.safe_dump(recipe_to_dict(recipe), sort_keys=False, allow_unicode=True)
+
+
+def parse_train(value: Any, where: str, key: str) -> TrainSource:
+    """`data.train` (`key`): one source, or a list of weighted corpora, each
+    {corpus: SOURCE, weight: W} (weight 1 if not written)."""
+    if not isinstance(value, list):
+        return parse_source(value, where, key)
+    if not value:
+        raise UserError(
+            f"{where}: {key} is an empty list; name at least one corpus, e.g. "
+            "- {corpus: corpus/train.{lang}.gz, weight: 1}"
+        )
+    corpora = []
+    for i, entry in enumerate(value):
+        if isinstance(entry, dict) and "corpus" not in entry:
+            raise UserError(
+                f"{where}: {key}[{i}] names no corpus (found: {shown_keys(entry) or 'nothing'}); "
+                "write {corpus: SOURCE, weight: W}, e.g. "
+                "{corpus: corpus/train.{lang}.gz, weight: 1}"
+            )
+        if not isinstance(entry, dict):
+            raise UserError(
+                f"{where}: {key}[{i}] must be a mapping {{corpus: SOURCE, weight: W}}, got "
+                f"{shown(entry)}; e.g. - {{corpus: corpus/train.{{lang}}.gz, weight: 1}}"
+            )
+        corpora.append(_build(WeightedCorpus, entry, where, f"{key}[{i}]."))
+    return WeightedSources(tuple(corpora))
 
 
 def parse_source(value: Any, where: str, key: str) -> Source:
@@ -139,6 +179,11 @@ def parse_source(value: Any, where: str, key: str) -> Source:
                 f"{', '.join(SOURCE_KINDS)} (found {shown_keys(value) or 'nothing'})"
             )
         return _build(SOURCE_KINDS[kinds[0]], value, where, f"{key}.")
+    if isinstance(value, list):
+        raise UserError(
+            f"{where}: {key}: only data.train may be a list of weighted corpora; give one "
+            "source here, e.g. corpus/valid.{lang}"
+        )
     raise UserError(
         f"{where}: {key}: a corpus source is a file pattern with {{lang}} or a mapping such as "
         "{tsv: FILE}, {jsonl: FILE}, {hub: NAME, split: S}, {dataset_dir: DIR, split: S}"
@@ -178,6 +223,8 @@ def _check(tp: Any, value: Any, where: str, key: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        if WeightedSources in args:  # data.train
+            return parse_train(value, where, key)
         if FilesSource in args:  # Source or Source | None
             return parse_source(value, where, key)
         (inner,) = [a for a in args if a is not type(None)]
@@ -262,7 +309,9 @@ def _use_alternative(recipe: Recipe, where: str) -> Recipe:
                 f"{where}: unknown key 'data.alternatives.{shown_key(data.use)}.{shown_key(key)}'; "
                 "valid keys: train, valid, test"
             )
-        splits[key] = parse_source(value, where, f"data.alternatives.{shown_key(data.use)}.{key}")
+        named = f"data.alternatives.{shown_key(data.use)}.{key}"
+        parse = parse_train if key == "train" else parse_source
+        splits[key] = parse(value, where, named)
     return dataclasses.replace(recipe, data=dataclasses.replace(data, **splits))
 
 

@@ -23,7 +23,7 @@ from nmt.recipe.fields import (
     rate,
     size,
 )
-from nmt.recipe.sources import Source
+from nmt.recipe.sources import Source, TrainSource
 
 Cell = Literal["lstm", "gru", "rnn"]
 Attention = Literal["none", "bahdanau", "luong_dot", "luong_general", "luong_concat"]
@@ -47,7 +47,7 @@ MAX_LENGTH_PENALTY = 10.0
 class DataConfig:
     source_lang: str
     target_lang: str
-    train: Source
+    train: TrainSource  # a source, or a list of weighted corpora (WeightedSources)
     valid: Source | None = None
     test: Source | None = None
     max_length: int = positive(100)  # tokens per side; longer training pairs are dropped

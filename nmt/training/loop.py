@@ -1,7 +1,8 @@
 """The training loop, one update at a time, top to bottom (nmt.training.setup prepares
 the run and calls `run_loop`):
 
-    batch       EpochSchedule yields batches and the place each leaves it at; next_group
+    batch       EpochSchedule yields batches (of each epoch's pairs: `epoch_ids`, drawn
+                by weight from a weighted data.train) and the place each leaves; next_group
                 takes one update's worth (train.accumulate × ranks), and the loop
                 records where it stands (TrainerState.epoch and position)
     update      each rank `update`s from its share with `train_step`, at the learning
@@ -29,12 +30,15 @@ from dataclasses import dataclass
 
 import torch
 
-from nmt.data.batching import Batch, EpochSchedule, Place
+from nmt.data.batching import Batch, EpochSchedule, IdsForEpoch, Place
+from nmt.data.prepare import Data
+from nmt.data.weighted import weighted_ids, weights_line
 from nmt.errors import UserError
 from nmt.events import Message, Progress
 from nmt.model.loss import token_nll
 from nmt.model.seq2seq import Seq2Seq
-from nmt.recipe.schema import TrainConfig
+from nmt.recipe.schema import Recipe, TrainConfig
+from nmt.recipe.sources import train_corpora
 from nmt.store.checkpoint import rng_state
 from nmt.training.clock import EpochBars, RunClock
 from nmt.training.distributed import ALONE, World
@@ -58,8 +62,15 @@ def run_loop(run: Run) -> TrainResults:
     """Train until a limit is reached, evaluate the last weights, score the test split.
     Every rank of a distributed run goes through the same steps (nmt.training.distributed)."""
     cfg, state, world = run.cfg, run.state, run.world
+    if run.data.corpus_sizes is not None and len(run.data.corpus_sizes) > 1:
+        weights = [entry.weight for entry in train_corpora(run.recipe.data.train)]
+        run.on_event(Message(weights_line(run.data.corpus_sizes, weights)))
     schedule = EpochSchedule(
-        run.data.train_ids, cfg.batch_tokens, run.recipe.seed, state.epoch, state.position
+        epoch_ids(run.data, run.recipe),
+        cfg.batch_tokens,
+        run.recipe.seed,
+        state.epoch,
+        state.position,
     )
     meter, window = Meter(run.device), LossWindow()
     bars = EpochBars(run.on_event, RunClock(cfg, state.step, schedule.epochs_done))
@@ -87,6 +98,17 @@ def run_loop(run: Run) -> TrainResults:
         stop = world.share(limit_reached(cfg, state, started))
     bars.close()
     return finish(run, meter, window, schedule.epochs_done, stop)
+
+
+def epoch_ids(data: Data, recipe: Recipe) -> IdsForEpoch:
+    """Each epoch's training ids: `Data.train_ids`, or with a weighted data.train of
+    several corpora each epoch's draw from them by weight (nmt.data.weighted), a function
+    of (seed, epoch) as the batches are, so a resumed run trains on the same pairs."""
+    sizes = data.corpus_sizes
+    if sizes is None:
+        return data.train_ids
+    weights = [entry.weight for entry in train_corpora(recipe.data.train)]
+    return weighted_ids(data.train_ids, sizes, weights, recipe.seed)
 
 
 @dataclass(frozen=True)
