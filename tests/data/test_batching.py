@@ -16,7 +16,14 @@ import numpy as np
 import pytest
 import torch
 
-from nmt.data.batching import Batch, EpochSchedule, batch_indices, collate, plan_batches
+from nmt.data.batching import (
+    Batch,
+    EpochSchedule,
+    batch_indices,
+    collate,
+    lengths_of,
+    plan_batches,
+)
 from nmt.data.ragged import Ragged
 from nmt.vocab import BOS, EOS, PAD
 
@@ -370,3 +377,18 @@ def test_schedule_over_ragged_rows_gives_the_batches_of_lists():
         assert xp == yp and x.indices == y.indices
         for name in ("src", "src_lengths", "tgt_in", "tgt_out"):
             assert torch.equal(getattr(x, name), getattr(y, name)), name
+
+
+def test_an_epochs_plan_keeps_four_bytes_a_pair():
+    """Lengths are read from a Ragged's offsets into int32 without an int64 copy, and the
+    plan keeps an int32 order: the same plan as from int64 lengths, at half the memory."""
+    src, tgt = ids_of(1)
+    ragged = Ragged.from_rows(src, np.uint16)
+    found = lengths_of(ragged)
+    assert found.dtype == np.int32 and found.tolist() == [len(row) for row in src]
+    wide = [np.array([len(r) for r in rows], dtype=np.int64) for rows in (src, tgt)]
+    plan = plan_batches(*wide, 60, np.random.default_rng(5))
+    narrow = plan_batches(lengths_of(ragged), lengths_of(tgt), 60, np.random.default_rng(5))
+    assert plan.order.dtype == np.int32
+    assert np.array_equal(plan.order, narrow.order)
+    assert np.array_equal(plan.sequence, narrow.sequence)
