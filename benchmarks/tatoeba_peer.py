@@ -136,7 +136,12 @@ def train_both(args, prepared: Path, pieces: Path) -> dict:
     with open(logs / "nmt.log", "w") as nmt_log, open(logs / "onmt.log", "w") as onmt_log:
         nmt = subprocess.Popen(nmt_cmd, cwd=ROOT, stdout=nmt_log, stderr=subprocess.STDOUT)
         onmt = subprocess.Popen(
-            onmt_cmd, env=onmt_env(), stdout=subprocess.PIPE, text=True, stderr=subprocess.STDOUT
+            onmt_cmd,
+            env=onmt_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         first = last_step = None
         speeds: list[int] = []  # target tokens/s of each report (since the last)
@@ -150,7 +155,7 @@ def train_both(args, prepared: Path, pieces: Path) -> dict:
             if "Start training loop" in line or match:
                 first = first or time.time()
             if first and time.time() - first >= 60 * args.minutes:
-                onmt.send_signal(signal.SIGTERM)
+                os.killpg(onmt.pid, signal.SIGTERM)  # with its data-loading worker
                 break
         onmt.wait()
         nmt.wait()
