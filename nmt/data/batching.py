@@ -91,9 +91,7 @@ def plan_batches(
     # sorting equal values in another width orders them alike)
     src = np.asarray(src_lengths, dtype=np.int32)
     tgt = np.zeros_like(src) if tgt_lengths is None else np.asarray(tgt_lengths, np.int32) + 1
-    tiebreak = rng.random(len(src)) if rng is not None else np.arange(len(src))
-    order = np.lexsort((tiebreak, tgt, src))  # by source length, then target length
-    del tiebreak
+    order = _length_order(src, tgt, rng)  # by source length, then target length
     if len(order) < np.iinfo(np.int32).max:
         order = order.astype(np.int32)
     bounds = _cut(np.maximum(src, tgt)[order], batch_tokens)
@@ -101,6 +99,26 @@ def plan_batches(
     if rng is not None:
         rng.shuffle(sequence)
     return BatchPlan(order, bounds, sequence)
+
+
+def _length_order(src: np.ndarray, tgt: np.ndarray, rng: np.random.Generator | None) -> np.ndarray:
+    """(n,) int64: the pairs by source length, then target length, then a uniform draw per
+    pair (with `rng`) or their index: np.lexsort((draws, tgt, src)), in two sorts where
+    the lengths fit one 16-bit key (always with data.max_length up to 254): a stable sort
+    of the draws, then a stable radix sort of the key in that order, which keeps the
+    draws' order among equal keys. Twice as fast as lexsort's three passes (which is most
+    of the time to a big corpus's first step), and the same order."""
+    n = len(src)
+    draws = rng.random(n) if rng is not None else None
+    width = int(tgt.max()) + 1 if n else 1
+    if n and (int(src.max()) + 1) * width <= 1 << 16:
+        key = (src * width + tgt).astype(np.uint16)
+        if draws is None:
+            return np.argsort(key, kind="stable")
+        by_draw = np.argsort(draws, kind="stable")
+        del draws
+        return by_draw[np.argsort(key[by_draw], kind="stable")]
+    return np.lexsort((np.arange(n) if draws is None else draws, tgt, src))
 
 
 def _cut(sizes: np.ndarray, budget: int) -> np.ndarray:

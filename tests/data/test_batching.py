@@ -392,3 +392,15 @@ def test_an_epochs_plan_keeps_four_bytes_a_pair():
     assert plan.order.dtype == np.int32
     assert np.array_equal(plan.order, narrow.order)
     assert np.array_equal(plan.sequence, narrow.sequence)
+
+
+@pytest.mark.parametrize("high", [120, 254, 255, 1000])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_the_length_order_is_lexsorts_whether_or_not_lengths_fit_one_key(high, shuffle):
+    """Lengths up to 254 sort as one 16-bit key (two sorts), longer ones by lexsort: both
+    give the list plan's batches, equal lengths in the order of the rng's draws."""
+    src, tgt = lengths(7, n=3000, high=high)
+    rngs = [np.random.default_rng([7, 2]) if shuffle else None for _ in range(2)]
+    plan = plan_batches(np.asarray(src), np.asarray(tgt), 4 * high, rngs[0])
+    found = [plan.rows(k).tolist() for k in range(len(plan))]
+    assert found == list_plan(src, tgt, 4 * high, rngs[1])
