@@ -2,7 +2,8 @@
 memory and speed, at WMT-like sizes, as JSON (issue 23, item 5).
 
     python benchmarks/data_scale.py --pairs 160000 --pairs 4500000 --steps 50 \
-        [--no-prepare] [--peer-onmt /tmp/peer-cpu/V] [--workdir /tmp/data-scale] [--output r.json]
+        [--no-prepare | --reuse-prepared] [--peer-onmt /tmp/peer-cpu/V] \
+        [--workdir /tmp/data-scale] [--output r.json]
 
 For each size it builds a synthetic corpus of WMT-length pairs from the Tatoeba German–English
 pairs (--tatoeba, default ../shared/data/tatoeba-deu-eng beside the checkout): the base
@@ -259,8 +260,11 @@ def nmt_size(args, corpus: Path, folder: Path) -> dict:
     recipe = nmt_recipe(corpus, args.steps, folder)
     sets = [arg for item in args.overrides for arg in ("--set", item)]
     result: dict = {}
-    if not args.no_prepare:
-        data = folder / "prepared"
+    data = folder / "prepared"
+    if args.reuse_prepared and (data / "manifest.json").is_file():
+        result["prepare"] = {"reused": str(data)}
+        sets += ["--set", f"data.prepared={data}"]
+    elif not args.no_prepare:
         command = [*nmt, "prepare", str(recipe), *sets, "--output-dir", str(data)]
         prepare = run_measured([*command, "--workers", str(args.workers)], folder / "prepare.log")
         if prepare["exit"] == 0:
@@ -378,6 +382,11 @@ def main() -> None:
         "--no-prepare",
         action="store_true",
         help="train from the text as nmt does without nmt prepare",
+    )
+    parser.add_argument(
+        "--reuse-prepared",
+        action="store_true",
+        help="train from the prepared dataset an earlier run left in --workdir (not timed again)",
     )
     parser.add_argument("--peer-onmt", default=None, metavar="VENV")
     parser.add_argument("--set", action="append", default=[], dest="overrides")

@@ -12,8 +12,9 @@ Run from the project root with ../shared beside it, on an otherwise idle 2-core 
      SentencePiece model into piece files, its vocabulary built from them (build_vocab).
   2. Both train at once, each pinned to one core (`taskset -c 0` / `-c 1`) with one thread,
      so neither steals the other's core and both see the same machine: nmt with
-     train.max_minutes = --minutes (counted from its first step; it evaluates greedy valid
-     BLEU at each epoch's end and at the stop and keeps the best weights), OpenNMT-py 3.5.1
+     train.max_minutes = --minutes instead of the recipe's max_steps (counted from its first
+     step; it evaluates greedy valid BLEU at each epoch's end and at the stop and keeps the
+     best weights), OpenNMT-py 3.5.1
      (../shared/peers' venv: emb 256, 2×bi-LSTM 256 per direction, 2-layer LSTM decoder 512,
      Luong general attention with input feeding, dropout 0.3, Adam 1e-3, clip 5, 4096-token
      batches, seed 42; fp32: it has no bf16 on the CPU) stopped --minutes after it starts
@@ -127,7 +128,16 @@ def train_both(args, prepared: Path, pieces: Path) -> dict:
     nmt_dir, logs = args.workdir / "nmt-run", args.workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     nmt_cmd = pinned(0) + [NMT, "train", str(RECIPE), "--set", f"data.prepared={prepared}"]
-    nmt_cmd += ["--set", f"train.max_minutes={args.minutes}", "--threads", "1", "--device", "cpu"]
+    nmt_cmd += [
+        "--set",
+        "train.max_steps=null",
+        "--set",
+        f"train.max_minutes={args.minutes}",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+    ]
     nmt_cmd += ["--output-dir", str(nmt_dir), "--overwrite"]
     nmt_cmd += [x for item in DATA for x in ("--set", item)]
     onmt_cmd = pinned(1) + [f"{args.peer_onmt}/bin/python", "-m", "onmt.bin.train"]
