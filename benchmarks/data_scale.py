@@ -288,6 +288,21 @@ def nmt_size(args, corpus: Path, folder: Path) -> dict:
 # ---------------------------------------------------------------------------- OpenNMT-py
 
 
+# OpenNMT-py's options for nmt's CPU model (../shared/peers' onmt_general): emb 256,
+# 2×bi-LSTM 256 per direction, 2-layer LSTM decoder 512, Luong general attention with input
+# feeding, dropout 0.3, Adam 1e-3, clip 5, uniform ±0.1, 4096-token batches, fp32, seed 42
+ONMT_MODEL = {
+    "seed": 42,
+    "model_task": "seq2seq",
+    **{"encoder_type": "brnn", "decoder_type": "rnn", "rnn_type": "LSTM"},
+    **{"enc_layers": 2, "dec_layers": 2, "hidden_size": 512, "word_vec_size": 256},
+    **{"global_attention": "general", "input_feed": 1, "bridge": False, "dropout": [0.3]},
+    **{"optim": "adam", "learning_rate": 0.001, "max_grad_norm": 5.0, "param_init": 0.1},
+    **{"batch_type": "tokens", "batch_size": 4096},
+    **{"normalization": "sents", "model_dtype": "fp32"},
+}
+
+
 def onmt_config(corpus: Path, spm_model: Path, steps: int, folder: Path) -> Path:
     """OpenNMT-py's configuration of the same model (run_cpu.sh's onmt_general), pieces made
     by its sentencepiece transform with `spm_model`."""
@@ -307,14 +322,8 @@ def onmt_config(corpus: Path, spm_model: Path, steps: int, folder: Path) -> Path
         "train_steps": steps,
         "valid_steps": 10**9,
         "report_every": 1,
-        "seed": 42,
-        "model_task": "seq2seq",
-        **{"encoder_type": "brnn", "decoder_type": "rnn", "rnn_type": "LSTM"},
-        **{"enc_layers": 2, "dec_layers": 2, "hidden_size": 512, "word_vec_size": 256},
-        **{"global_attention": "general", "input_feed": 1, "bridge": False, "dropout": [0.3]},
-        **{"optim": "adam", "learning_rate": 0.001, "max_grad_norm": 5.0, "param_init": 0.1},
-        **{"batch_type": "tokens", "batch_size": 4096, "bucket_size": 16384},
-        **{"normalization": "sents", "model_dtype": "fp32", "num_workers": 2},
+        **ONMT_MODEL,
+        **{"bucket_size": 16384, "num_workers": 2},
     }
     path = folder / "onmt.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")

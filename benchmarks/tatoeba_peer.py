@@ -41,6 +41,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 import yaml
+from data_scale import ONMT_MODEL  # the same model as the data-scale benchmark's
 from sacrebleu.metrics import BLEU, CHRF
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,14 +106,8 @@ def onmt_config(args, pieces: Path) -> str:
         "train_steps": 10**7,  # stopped by the clock
         "valid_steps": 10**9,
         "report_every": 10,
-        "seed": 42,
-        "model_task": "seq2seq",
-        **{"encoder_type": "brnn", "decoder_type": "rnn", "rnn_type": "LSTM"},
-        **{"enc_layers": 2, "dec_layers": 2, "hidden_size": 512, "word_vec_size": 256},
-        **{"global_attention": "general", "input_feed": 1, "bridge": False, "dropout": [0.3]},
-        **{"optim": "adam", "learning_rate": 0.001, "max_grad_norm": 5.0, "param_init": 0.1},
-        **{"batch_type": "tokens", "batch_size": 4096, "bucket_size": 131072},
-        **{"normalization": "sents", "model_dtype": "fp32", "num_workers": 1},
+        **ONMT_MODEL,
+        **{"bucket_size": 131072, "num_workers": 1},
     }
     path = pieces / "onmt.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
