@@ -132,7 +132,7 @@ def data_scale(run, tmp_path, *args: str) -> dict:
     from nmt.data.toy import numbers
 
     base = tmp_path / "base"
-    base.mkdir()
+    base.mkdir(exist_ok=True)
     pairs = numbers("train", 2000)
     (base / "train.en").write_text("".join(f"{en}\n" for en, _ in pairs), encoding="utf-8")
     (base / "train.de").write_text("".join(f"{de}\n" for _, de in pairs), encoding="utf-8")
@@ -161,6 +161,9 @@ def test_data_scale_with_nmt_prepare(tmp_path, run):
     assert prepare["pairs_per_second"] > 0 and prepare["disk_bytes"] > 0
     assert 0 < prepare["peak_rss_anon_gb"] <= prepare["peak_rss_gb"]
     assert train["exit"] == 0 and train["seconds_to_first_step"] > 0, train
+    again = data_scale(run, tmp_path, "--reuse-prepared")["nmt"]  # the same workdir
+    assert again["prepare"] == {"reused": str(tmp_path / "work" / "runs-300" / "prepared")}
+    assert again["train"]["exit"] == 0 and again["train"]["steps"] == 2, again
 
 
 @pytest.mark.slow
