@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from nmt.data.batching import IdsForEpoch
+from nmt.data.batching import IdsForEpoch, lengths_of
 
 
 def shares(sizes: Sequence[int], weights: Sequence[float]) -> np.ndarray:
@@ -71,13 +71,7 @@ class Selected(Sequence):
 
     def __init__(self, rows: Sequence, index: np.ndarray):
         self.rows, self.index = rows, index
-        found = getattr(rows, "lengths", None)
-        base = (
-            found
-            if found is not None
-            else np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-        )
-        self.lengths = np.asarray(base)[index]
+        self.lengths = lengths_of(rows)[index]
 
     def __len__(self) -> int:
         return len(self.index)

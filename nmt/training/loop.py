@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -34,7 +34,7 @@ from nmt.data.batching import Batch, EpochSchedule, IdsForEpoch, Place
 from nmt.data.prepare import Data
 from nmt.data.weighted import weighted_ids, weights_line
 from nmt.errors import UserError
-from nmt.events import Message, Progress
+from nmt.events import Event, Message, Progress
 from nmt.model.loss import token_nll
 from nmt.model.seq2seq import Seq2Seq
 from nmt.recipe.schema import Recipe, TrainConfig
@@ -62,11 +62,8 @@ def run_loop(run: Run) -> TrainResults:
     """Train until a limit is reached, evaluate the last weights, score the test split.
     Every rank of a distributed run goes through the same steps (nmt.training.distributed)."""
     cfg, state, world = run.cfg, run.state, run.world
-    if run.data.corpus_sizes is not None and len(run.data.corpus_sizes) > 1:
-        weights = [entry.weight for entry in train_corpora(run.recipe.data.train)]
-        run.on_event(Message(weights_line(run.data.corpus_sizes, weights)))
     schedule = EpochSchedule(
-        epoch_ids(run.data, run.recipe),
+        epoch_ids(run.data, run.recipe, run.on_event),
         cfg.batch_tokens,
         run.recipe.seed,
         state.epoch,
@@ -100,14 +97,18 @@ def run_loop(run: Run) -> TrainResults:
     return finish(run, meter, window, schedule.epochs_done, stop)
 
 
-def epoch_ids(data: Data, recipe: Recipe) -> IdsForEpoch:
+def epoch_ids(
+    data: Data, recipe: Recipe, on_event: Callable[[Event], None] = lambda event: None
+) -> IdsForEpoch:
     """Each epoch's training ids: `Data.train_ids`, or with a weighted data.train of
-    several corpora each epoch's draw from them by weight (nmt.data.weighted), a function
-    of (seed, epoch) as the batches are, so a resumed run trains on the same pairs."""
+    several corpora each epoch's draw from them by weight (nmt.data.weighted, which
+    `on_event` hears of), a function of (seed, epoch) as the batches are, so a resumed
+    run trains on the same pairs."""
     sizes = data.corpus_sizes
-    if sizes is None:
+    if sizes is None or len(sizes) == 1:  # one corpus: nothing to draw
         return data.train_ids
     weights = [entry.weight for entry in train_corpora(recipe.data.train)]
+    on_event(Message(weights_line(sizes, weights)))
     return weighted_ids(data.train_ids, sizes, weights, recipe.seed)
 
 
