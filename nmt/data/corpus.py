@@ -74,6 +74,12 @@ def read_corpus(
     ]
     if not isinstance(source, WeightedSources):
         return parts[0]
+    for i, part in enumerate(parts):  # named here, where each corpus's origin is known
+        if len(part) == 0:
+            raise UserError(
+                f"{key}[{i}].corpus: {part.origin} holds no sentence pairs with text on "
+                "both sides; give pairs or remove the entry"
+            )
     return Corpus(
         [s for part in parts for s in part.source],
         [t for part in parts for t in part.target],

@@ -151,12 +151,6 @@ def _read(recipe: Recipe, name: str, on_event: Callable[[Event], None]) -> Corpu
         tracker.done = len(corpus)
     if len(corpus) == 0:
         raise UserError(f"{key}: {corpus.origin} holds no sentence pairs with text on both sides")
-    if corpus.sizes is not None and 0 in corpus.sizes:
-        i = corpus.sizes.index(0)
-        raise UserError(
-            f"{key}[{i}].corpus: {corpus.origin.split('; ')[i]} holds no sentence pairs with "
-            "text on both sides; give pairs or remove the entry"
-        )
     skipped = f", {corpus.skipped_empty} empty pairs skipped" if corpus.skipped_empty else ""
     on_event(Message(f"{key}: {len(corpus)} pairs from {corpus.origin}{skipped}"))
     return corpus
