@@ -40,18 +40,13 @@ def expand_pairs(pattern: str, src_lang: str, tgt_lang: str, key: str) -> list[t
         return [(Path(src_pattern), Path(tgt_pattern))]
     sources = _by_wildcards(pattern, src_lang, key)
     targets = _by_wildcards(pattern, tgt_lang, key)
-    for parts, path in sources.items():
-        if parts not in targets:
-            raise UserError(
-                f"{path} has no {tgt_lang} file (named by {key} {pattern}); give each "
-                "file its partner in the other language, or remove it"
-            )
-    for parts, path in targets.items():
-        if parts not in sources:
-            raise UserError(
-                f"{path} has no {src_lang} file (named by {key} {pattern}); give each "
-                "file its partner in the other language, or remove it"
-            )
+    for mine, theirs, other in ((sources, targets, tgt_lang), (targets, sources, src_lang)):
+        for parts, path in mine.items():
+            if parts not in theirs:
+                raise UserError(
+                    f"{path} has no {other} file (named by {key} {pattern}); give each "
+                    "file its partner in the other language, or remove it"
+                )
     return [(sources[parts], targets[parts]) for parts in sorted(sources, key=sources.get)]
 
 
