@@ -213,14 +213,17 @@ def evaluate(args, pieces: Path) -> dict:
     if not checkpoints:
         sys.exit(f"error: OpenNMT-py saved no checkpoint in {args.workdir / 'onmt-run'}")
     chosen = [p for p in checkpoints if int(p.stem.rsplit("_", 1)[1]) % args.onmt_choose == 0]
-    candidates = {}
+    candidates = {}  # checkpoint -> its greedy valid BLEU
     for checkpoint in chosen + ([checkpoints[-1]] if checkpoints[-1] not in chosen else []):
         hyps = onmt_decode(args, checkpoint, pieces, 1, out / f"{checkpoint.stem}.greedy")
-        candidates[checkpoint.name] = score(hyps, refs)["bleu"]
-    best = checkpoints[[p.name for p in checkpoints].index(max(candidates, key=candidates.get))]
+        candidates[checkpoint] = score(hyps, refs)["bleu"]
+    best = max(candidates, key=candidates.get)
     metrics = [json.loads(x) for x in (args.workdir / "nmt-run" / "metrics.jsonl").open()]
     report = {
-        "onmt": {"greedy_valid_bleu_by_checkpoint": candidates, "chosen": best.name},
+        "onmt": {
+            "greedy_valid_bleu_by_checkpoint": {p.name: b for p, b in candidates.items()},
+            "chosen": best.name,
+        },
         "nmt": {"evaluations": metrics},
     }
     for beam in (5, 1):
